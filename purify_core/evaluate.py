@@ -1,0 +1,60 @@
+"""ACC and ASR: what every page and benchmark reports.
+
+ASR counts only test images whose true class is not the target: an image of the target class
+that is classified as the target says nothing about the backdoor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ._utils import eval_mode, model_device
+from .attacks import Attack
+from .data import ImageSet
+
+__all__ = ["Metrics", "predict", "accuracy", "attack_success_rate", "evaluate"]
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """Clean accuracy and attack success rate, as fractions in [0, 1] (ASR None without an attack)."""
+
+    acc: float
+    asr: float | None
+    n_clean: int
+    n_triggered: int
+
+    def as_percent(self) -> dict[str, float | None]:
+        return {"acc": round(100 * self.acc, 2), "asr": None if self.asr is None else round(100 * self.asr, 2)}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """Predicted classes (on the CPU) for images `x`, in batches, in eval mode, mode restored after."""
+    device = model_device(model)
+    with eval_mode(model):
+        out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, data: ImageSet) -> float:
+    return float((predict(model, data.x) == data.y).float().mean())
+
+
+def attack_success_rate(model: nn.Module, data: ImageSet, attack: Attack) -> float:
+    """Share of non-target-class images classified as the target once the trigger is applied."""
+    keep = data.y != attack.target
+    if not keep.any():
+        return float("nan")
+    triggered = attack.apply(data.x[keep])
+    return float((predict(model, triggered) == attack.target).float().mean())
+
+
+def evaluate(model: nn.Module, test: ImageSet, attack: Attack | None = None) -> Metrics:
+    """ACC on the clean test set and, given an attack, ASR on its triggered non-target images."""
+    asr = attack_success_rate(model, test, attack) if attack is not None else None
+    n_triggered = int((test.y != attack.target).sum()) if attack is not None else 0
+    return Metrics(acc=accuracy(model, test), asr=asr, n_clean=len(test), n_triggered=n_triggered)
