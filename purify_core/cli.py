@@ -122,7 +122,7 @@ def _zoo_verify(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from .config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig
-    from .zoo import build
+    from .zoo import build, check_scenario
 
     params = {k: _parse_scalar(v) for k, v in args.attack_param}
     scenario = Scenario(
@@ -132,6 +132,7 @@ def _train(args: argparse.Namespace) -> int:
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
         seed=args.seed,
     )
+    check_scenario(scenario)
     print(f"training {scenario.name} ...", file=sys.stderr)
     card = build(scenario, Path(args.out), with_clean_reference=not args.no_clean_reference, on_progress=_Progress()).card
     row = {**_card_row(card), "weights": str(Path(args.out) / f"{card.name}.safetensors"), "card": str(Path(args.out) / f"{card.name}.json")}

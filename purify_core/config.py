@@ -168,19 +168,20 @@ class Scenario:
             raise UserInputError(f"not a valid scenario description: {exc}") from exc
 
 
-# Trigger parameters tuned per preset, so every shipped scenario reaches ASR >= 95%
-# (see `python -m purify_core zoo build` and README "The zoo").
+# Trigger parameters tuned per preset, so every shipped scenario reaches ASR >= 95% with ACC
+# within 1.5 points of a clean model (README, "The zoo"). SIG needs a strong signal on MNIST:
+# with delta 0.25 its ASR was 7%, with 0.6 95%, with 0.8 100% (poison rate 0.08, 8 epochs).
 _DEMO_ATTACKS: dict[str, dict[str, ParamValue]] = {
     "badnets": {"size": 4, "position": "bottom-right", "pattern": "checkerboard"},
     "blended": {"pattern": "noise", "alpha": 0.2, "pattern_seed": 0},
     "wanet": {"grid_size": 4, "strength": 1.0, "pattern_seed": 0},
-    "sig": {"delta": 0.25, "frequency": 6},
+    "sig": {"delta": 0.8, "frequency": 6},
 }
 _TINY_ATTACKS: dict[str, dict[str, ParamValue]] = {
     "badnets": {"size": 2, "position": "bottom-right", "pattern": "checkerboard"},
     "blended": {"pattern": "noise", "alpha": 0.2, "pattern_seed": 0},
     "wanet": {"grid_size": 2, "strength": 1.0, "pattern_seed": 0},
-    "sig": {"delta": 0.25, "frequency": 2},
+    "sig": {"delta": 0.8, "frequency": 2},
 }
 
 PRESETS = ("tiny", "demo")

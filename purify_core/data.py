@@ -11,6 +11,7 @@ clean set the defender owns.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -63,12 +64,22 @@ class Splits:
 
 
 def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (rest, held) with `held` a stratified `fraction` of `labels`; same seed, same split."""
+    """Indices (rest, held) with `held` a stratified `fraction` of `labels`; same seed, same split.
+
+    Falls back to a plain seeded split when some class is too small to stratify.
+    """
     index = np.arange(len(labels))
     y = labels.numpy()
     counts = np.bincount(y)
-    stratify = y if counts[counts > 0].min() >= 2 and round(fraction * len(y)) >= len(counts[counts > 0]) else None
-    rest, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=stratify)
+    classes = int((counts > 0).sum())
+    held_size = math.ceil(fraction * len(y))
+    can_stratify = counts[counts > 0].min() >= 2 and classes <= held_size <= len(y) - classes
+    try:
+        rest, held = train_test_split(index, test_size=fraction, random_state=seed, stratify=y if can_stratify else None)
+    except ValueError as exc:
+        raise UserInputError(f"cannot hold out {fraction:.0%} of {len(y)} images: {exc}") from None
+    if len(rest) == 0 or len(held) == 0:
+        raise UserInputError(f"holding out {fraction:.0%} of {len(y)} images leaves an empty split: use more images")
     return np.sort(rest), np.sort(held)
 
 

@@ -15,7 +15,7 @@ from ._utils import eval_mode, model_device
 from .attacks import Attack
 from .data import ImageSet
 
-__all__ = ["Metrics", "predict", "accuracy", "attack_success_rate", "evaluate"]
+__all__ = ["Metrics", "SamplePredictions", "predict", "accuracy", "attack_success_rate", "evaluate", "sample_predictions"]
 
 
 @dataclass(frozen=True)
@@ -58,3 +58,27 @@ def evaluate(model: nn.Module, test: ImageSet, attack: Attack | None = None) -> 
     asr = attack_success_rate(model, test, attack) if attack is not None else None
     n_triggered = int((test.y != attack.target).sum()) if attack is not None else 0
     return Metrics(acc=accuracy(model, test), asr=asr, n_clean=len(test), n_triggered=n_triggered)
+
+
+@dataclass(frozen=True, eq=False)
+class SamplePredictions:
+    """A few test images, clean and triggered, with the model's predictions: the model card's picture."""
+
+    clean: torch.Tensor
+    triggered: torch.Tensor
+    labels: torch.Tensor
+    clean_pred: torch.Tensor
+    triggered_pred: torch.Tensor
+
+
+def sample_predictions(model: nn.Module, test: ImageSet, attack: Attack, n: int = 8, seed: int = 0) -> SamplePredictions:
+    """`n` seeded non-target test images, one per class where possible, clean and with the trigger."""
+    keep = torch.nonzero(test.y != attack.target).flatten()
+    order = keep[torch.randperm(len(keep), generator=torch.Generator().manual_seed(seed))]
+    seen: set[int] = set()
+    first_per_class = [int(i) for i in order if not (int(test.y[i]) in seen or seen.add(int(test.y[i])))]
+    rest = [int(i) for i in order if int(i) not in first_per_class]
+    index = torch.tensor((first_per_class + rest)[:n], dtype=torch.long)
+    clean = test.x[index]
+    triggered = attack.apply(clean)
+    return SamplePredictions(clean, triggered, test.y[index], predict(model, clean), predict(model, triggered))

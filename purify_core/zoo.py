@@ -35,6 +35,7 @@ __all__ = [
     "default_cache_dir",
     "list_zoo",
     "load_shipped",
+    "check_scenario",
     "train_scenario",
     "build",
     "load_or_train",
@@ -119,6 +120,14 @@ def _fresh_model(scenario: Scenario, splits: Splits, device: torch.device) -> Im
 
 def _percent(metrics: Metrics) -> tuple[float, float]:
     return round(100 * metrics.acc, 2), round(100 * (metrics.asr or 0.0), 2)
+
+
+def check_scenario(scenario: Scenario) -> None:
+    """Raise `UserInputError` now for anything that would stop training later (data, trigger, model)."""
+    splits = load_splits(scenario.data)
+    attack = _attack_for(scenario, splits)
+    attack.poison_indices(splits.train.y, scenario.seed)
+    build_model(scenario.model, splits.input_shape, splits.num_classes)
 
 
 def train_scenario(

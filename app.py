@@ -1,0 +1,11 @@
+"""Purify Lab: page config, navigation and the shared sidebar; nothing else."""
+
+import streamlit as st
+
+from ui.sidebar import scenario_picker
+
+st.set_page_config(page_title="Purify Lab", page_icon="🧪", layout="wide")
+page = st.navigation([st.Page("pages/home.py", title="Scenario", icon="🏠", default=True)])
+st.sidebar.title("Purify Lab")
+scenario_picker()
+page.run()

@@ -1,0 +1,86 @@
+"""The command line: JSON output, and bad input answered in one line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from purify_core.zoo import SHIPPED_ATTACKS, ZOO_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "purify_core", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+def test_zoo_list_json_names_every_shipped_scenario():
+    out = cli("zoo", "list", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert {r["name"] for r in rows} >= {f"mnist5k-smallcnn-{a}" for a in SHIPPED_ATTACKS}
+    assert all(r["asr"] >= 95 for r in rows)
+
+
+def test_zoo_verify_json_reports_every_checkpoint_matching_its_card():
+    out = cli("zoo", "verify", "--json")
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = json.loads(out.stdout)
+    assert len(rows) == len(list(ZOO_DIR.glob("*.json"))) and all(r["ok"] for r in rows)
+    assert all(abs(r["acc"] - r["card_acc"]) <= 0.5 and abs(r["asr"] - r["card_asr"]) <= 0.5 for r in rows)
+
+
+def test_train_then_evaluate_round_trip(tmp_path):
+    out = cli(
+        "train", "--dataset", "digits", "--attack", "blended", "--attack-param", "alpha=0.3", "--poison-rate", "0.1",
+        "--target", "2", "--epochs", "3", "--batch-size", "32", "--lr", "0.05", "--no-clean-reference", "--out", str(tmp_path), "--json",
+    )
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout)
+    assert Path(row["weights"]).is_file() and Path(row["card"]).is_file()
+    card = json.loads(Path(row["card"]).read_text())
+    assert card["trigger"]["params"]["alpha"] == 0.3 and card["trigger"]["target"] == 2
+    ev = cli("evaluate", "--checkpoint", row["weights"], "--card", row["card"], "--json")
+    assert ev.returncode == 0, ev.stderr
+    measured = json.loads(ev.stdout)
+    assert measured["acc"] == pytest.approx(card["acc"], abs=0.01) and measured["asr"] == pytest.approx(card["asr"], abs=0.01)
+
+
+BAD = [
+    (["train", "--out", "x", "--poison-rate", "0.7"], "poison rate must be in"),
+    (["train", "--out", "x", "--poison-rate", "0"], "poison rate must be in"),
+    (["train", "--out", "x", "--target", "12"], "target class 12 is out of range"),
+    (["train", "--out", "x", "--attack", "trojan"], "unknown attack"),
+    (["train", "--out", "x", "--attack-param", "size=40"], "does not fit"),
+    (["train", "--out", "x", "--attack-param", "nonsense"], "expected key=value"),
+    (["train", "--out", "x", "--dataset", "cifar10"], "needs a root folder"),
+    (["train", "--out", "x", "--dataset", "cifar10", "--data-root", "/no/such/dir"], "/no/such/dir"),
+    (["train", "--out", "x", "--model", "resnet9000"], "unknown architecture"),
+    (["train", "--out", "x", "--epochs", "many"], "invalid int value"),
+    (["train"], "--out"),
+    (["evaluate", "--checkpoint", "/no/such.safetensors", "--card", "/no/such.json"], "does not exist"),
+    (["zoo", "build", "--only", "nope", "--zoo-dir", str(ZOO_DIR)], "no scenario named 'nope'"),
+    (["zoo", "fly"], "invalid choice"),
+    ([], "required"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) or "nothing" for a, _ in BAD])
+def test_bad_input_exits_non_zero_with_one_clear_line(args, message):
+    out = cli(*args)
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
+
+
+def test_evaluate_refuses_a_checkpoint_whose_sha256_does_not_match(tmp_path):
+    name = "mnist5k-smallcnn-badnets"
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes((ZOO_DIR / f"{name}.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
+    out = cli("evaluate", "--checkpoint", str(weights), "--card", str(ZOO_DIR / f"{name}.json"))
+    assert out.returncode == 1 and "sha256" in out.stderr and "Traceback" not in out.stderr

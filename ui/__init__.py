@@ -1,0 +1,1 @@
+"""The only Streamlit-aware helpers: cache wrappers, session-state keys, shared widgets."""
