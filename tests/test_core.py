@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import hashlib
 import json
 from pathlib import Path
 
@@ -113,14 +114,19 @@ def test_asr_counts_only_images_whose_true_class_is_not_the_target():
     assert metrics.acc == 1.0 and metrics.asr == 1.0 and metrics.n_triggered == 4
 
 
-def test_safetensors_round_trip_and_checksum_refusal(tmp_path):
-    model = build_model(ModelConfig("smallcnn"), (1, 8, 8), 10, torch.tensor([0.2]), torch.tensor([0.3]))
-    sha = save_checkpoint(model, tmp_path / "m.safetensors")
-    card = Card(
+def tiny_card(sha: str) -> Card:
+    """A card for a smallcnn on 8x8 grey digits (10 classes), with the given weights hash."""
+    return Card(
         name="t", scenario=scenario_preset("tiny").to_dict(), input_shape=(1, 8, 8), num_classes=10, classes=tuple("0123456789"),
         trigger={}, acc=0, asr=0, clean_acc=None, clean_asr=None, train_seconds=0, clean_train_seconds=None,
         n_train=0, n_poisoned=0, sha256=sha,
     )
+
+
+def test_safetensors_round_trip_and_checksum_refusal(tmp_path):
+    model = build_model(ModelConfig("smallcnn"), (1, 8, 8), 10, torch.tensor([0.2]), torch.tensor([0.3]))
+    sha = save_checkpoint(model, tmp_path / "m.safetensors")
+    card = tiny_card(sha)
     loaded = load_checkpoint(tmp_path / "m.safetensors", card)
     for (k, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(a, b), k
@@ -134,15 +140,9 @@ def test_safetensors_round_trip_and_checksum_refusal(tmp_path):
 
 def test_weights_for_another_architecture_are_refused(tmp_path):
     other = build_model(ModelConfig("smallcnn"), (1, 8, 8), 5)
-    import hashlib
-
     sha = save_checkpoint(other, tmp_path / "m.safetensors")
-    card = Card(
-        name="t", scenario=scenario_preset("tiny").to_dict(), input_shape=(1, 8, 8), num_classes=10, classes=tuple("0123456789"),
-        trigger={}, acc=0, asr=0, clean_acc=None, clean_asr=None, train_seconds=0, clean_train_seconds=None,
-        n_train=0, n_poisoned=0, sha256=hashlib.sha256((tmp_path / "m.safetensors").read_bytes()).hexdigest(),
-    )
-    assert sha == card.sha256
+    card = tiny_card(hashlib.sha256((tmp_path / "m.safetensors").read_bytes()).hexdigest())
+    assert sha == card.sha256, "save_checkpoint returns the sha256 of the bytes it wrote"
     with pytest.raises(UserInputError, match=r"net.fc2.weight has shape \(5, 128\) in the file but \(10, 128\)"):
         load_checkpoint(tmp_path / "m.safetensors", card)
 
