@@ -75,9 +75,11 @@ def sample_predictions(model: nn.Module, test: ImageSet, attack: Attack, n: int 
     """`n` seeded non-target test images, one per class where possible, clean and with the trigger."""
     keep = torch.nonzero(test.y != attack.target).flatten()
     order = keep[torch.randperm(len(keep), generator=torch.Generator().manual_seed(seed))]
-    seen: set[int] = set()
-    first_per_class = [int(i) for i in order if not (int(test.y[i]) in seen or seen.add(int(test.y[i])))]
-    rest = [int(i) for i in order if int(i) not in first_per_class]
+    first_per_class, rest, seen = [], [], set()
+    for i in order.tolist():
+        label = int(test.y[i])
+        (rest if label in seen else first_per_class).append(i)
+        seen.add(label)
     index = torch.tensor((first_per_class + rest)[:n], dtype=torch.long)
     clean = test.x[index]
     triggered = attack.apply(clean)

@@ -1,9 +1,7 @@
 """Cached loaders. Models come from `st.cache_resource` and are shared by every session:
-never change one in place; `private_copy` gives a session its own."""
+never change one in place: `copy.deepcopy` it first."""
 
 from __future__ import annotations
-
-import copy
 
 import streamlit as st
 
@@ -19,12 +17,8 @@ def shipped_cards() -> list[Card]:
 
 @st.cache_resource(show_spinner="Loading the backdoored model…")
 def shipped_model(name: str) -> BackdooredModel:
-    """Read-only and shared: copy it (`private_copy`) before anything changes it."""
+    """Read-only and shared: deep-copy it before anything changes it."""
     return load_shipped(name, device="cpu")
-
-
-def private_copy(backdoored: BackdooredModel) -> BackdooredModel:
-    return BackdooredModel(backdoored.scenario, copy.deepcopy(backdoored.model), backdoored.card, backdoored.attack)
 
 
 @st.cache_resource(show_spinner="Loading the dataset…")
