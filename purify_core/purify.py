@@ -1,0 +1,282 @@
+"""Purification: fine-tune a private copy on the clean defense set with a penalty on marked neurons.
+
+`purify` ranks, marks and fine-tunes; `fine_tune` is the loop it shares with the baseline
+defenses. Both are generators: each item is a `StepMetrics`, the last one a `PurifyResult`.
+Closing the generator stops the run; `should_stop` ends it at the next step and still yields a
+result with what was computed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._utils import model_device
+from .data import ImageSet
+from .errors import UserInputError
+from .evaluate import Metrics
+from .marking import DIRECTIONS, SCOPES, mark, marked_count, suspicion_order
+from .neurons import NeuronMask, NeuronScores, neuron_layers, select_layers
+from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS, rank_neurons
+from .regularizers import REGULARIZERS, Regularizer, build_regularizer
+
+__all__ = ["PurifyConfig", "PURIFY_PRESETS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune"]
+
+#: ASR below this counts as "backdoor erased" for the steps-to-erase statistic.
+ERASED_ASR = 0.05
+
+Evaluator = Callable[[nn.Module], Metrics]
+
+
+class _Halt(Exception):
+    """Leaves the step loop early (stop request or divergence); never escapes `fine_tune`."""
+
+
+@dataclass(frozen=True)
+class PurifyConfig:
+    """Every setting of one purification run: ranking, marking, regularizer and optimiser."""
+
+    metric: str = "salience"
+    variant: str = "abs"
+    eta: float = 0.9
+    threshold: float = 0.05
+    scope: str = "layer"
+    direction: str = "lowest"
+    layers: str | tuple[str, ...] = "all"
+    regularizer: str = "ar"
+    strength: float = 0.01
+    kappa: float | None = None
+    epochs: int = 10
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 32
+    freeze_bn: bool = False
+    dynamic: bool = False
+    beta: float = 0.5
+    eval_every: int = 10
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.metric in DEFENDER_METRICS, f"unknown or oracle-only ranking {self.metric!r}; choose one of {', '.join(DEFENDER_METRICS)}"),
+            (self.variant in SALIENCE_VARIANTS, f"unknown salience variant {self.variant!r}; choose one of {', '.join(SALIENCE_VARIANTS)}"),
+            (0.0 <= self.threshold <= 0.5, f"the pruning threshold must be in [0, 0.5], got {self.threshold}"),
+            (self.scope in SCOPES, f"unknown scope {self.scope!r}; choose one of {', '.join(SCOPES)}"),
+            (self.direction in DIRECTIONS, f"unknown direction {self.direction!r}; choose one of {', '.join(DIRECTIONS)}"),
+            (self.regularizer in REGULARIZERS, f"unknown regularizer {self.regularizer!r}; choose one of {', '.join(REGULARIZERS)}"),
+            (0.0 <= self.strength < math.inf, f"the regularization strength must be a finite number >= 0, got {self.strength}"),
+            (self.kappa is None or 0 < self.kappa < math.inf, f"kappa must be a finite number > 0, got {self.kappa}"),
+            (isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, f"epochs must be a whole number from 1 to 1000, got {self.epochs}"),
+            (0.0 < self.lr < math.inf, f"the learning rate must be a finite number > 0, got {self.lr}"),
+            (0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"the batch size must be a whole number >= 1, got {self.batch_size}"),
+            (0.0 <= self.beta <= 1.0, f"beta must be in [0, 1], got {self.beta}"),
+            (isinstance(self.eval_every, int) and self.eval_every >= 1, f"eval_every must be a whole number >= 1, got {self.eval_every}"),
+            (0.0 <= self.eta < 1.0, f"eta must be in [0, 1), got {self.eta}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserInputError(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = d["layers"] if isinstance(d["layers"], str) else list(d["layers"])
+        return d
+
+
+PURIFY_PRESETS: dict[str, PurifyConfig] = {
+    "default": PurifyConfig(),
+    # The authors' setup: final linear layer only, ema-signed salience, dynamic schedule, kappa 1, plain SGD.
+    "reference": PurifyConfig(
+        variant="ema-signed", eta=0.9, layers="final-linear", dynamic=True, beta=0.5,
+        regularizer="ar", kappa=1.0, strength=0.01, lr=0.01, momentum=0.0, weight_decay=0.0,
+    ),
+}
+
+
+def purify_preset(name: str = "default", **overrides: Any) -> PurifyConfig:
+    """A named preset with some fields replaced (the CLI and the app build configs this way)."""
+    if name not in PURIFY_PRESETS:
+        raise UserInputError(f"unknown purification preset {name!r}; choose one of {', '.join(PURIFY_PRESETS)}")
+    try:
+        return replace(PURIFY_PRESETS[name], **overrides)
+    except TypeError as error:
+        raise UserInputError(f"unknown purification setting: {error}") from None
+
+
+@dataclass(frozen=True)
+class StepMetrics:
+    """One optimiser step; `acc`/`asr` are filled every `eval_every` steps (and at step 0)."""
+
+    step: int
+    steps: int
+    epoch: int
+    task_loss: float
+    reg_loss: float
+    seconds: float
+    marked: int
+    acc: float | None = None
+    asr: float | None = None
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.steps if self.steps else 1.0
+
+
+@dataclass(frozen=True)
+class PurifySummary:
+    """Before and after, how fast the backdoor went, and how the run ended."""
+
+    status: str  # "finished", "stopped" or "diverged"
+    reason: str
+    steps: int
+    seconds: float
+    marked: int
+    before: Metrics | None
+    after: Metrics | None
+    steps_to_erase: int | None  # first evaluated step with ASR < 5%
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["before"] = self.before.as_percent() if self.before else None
+        d["after"] = self.after.as_percent() if self.after else None
+        return d
+
+
+@dataclass(frozen=True, eq=False)
+class PurifyResult:
+    """The last item of a run: the purified model (None if the run diverged) and its summary."""
+
+    model: nn.Module | None
+    summary: PurifySummary
+    mask: NeuronMask
+    config: PurifyConfig
+    history: list[StepMetrics] = field(default_factory=list)
+
+
+def _active_mask(mask: NeuronMask, order: dict[str, torch.Tensor] | None, fraction: float) -> NeuronMask:
+    """The dynamic schedule: the most suspicious `fraction` of each layer's marked neurons."""
+    if order is None or fraction >= 1.0:
+        return mask
+    active = {}
+    for name, marked in mask.items():
+        ranked = order[name][marked[order[name]]]
+        keep = torch.zeros_like(marked)
+        keep[ranked[: math.ceil(fraction * len(ranked))]] = True
+        active[name] = keep
+    return active
+
+
+def _bn_eval(model: nn.Module) -> None:
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.eval()
+
+
+def fine_tune(
+    model: nn.Module,
+    defense: ImageSet,
+    mask: NeuronMask,
+    config: PurifyConfig,
+    evaluator: Evaluator | None = None,
+    scores: NeuronScores | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[StepMetrics | PurifyResult]:
+    """Fine-tune `model` IN PLACE (pass a private copy) with the configured penalty on `mask`."""
+    if len(defense) == 0:
+        raise UserInputError("the clean defense set is empty")
+    device = model_device(model)
+    order = {n: suspicion_order(s, config.direction) for n, s in scores.items()} if config.dynamic and scores else None
+    regularizer: Regularizer = build_regularizer(model, _active_mask(mask, order, config.beta), config.regularizer, config.strength, config.kappa)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    batches = math.ceil(len(defense) / config.batch_size)
+    steps = config.epochs * batches
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[StepMetrics] = []
+    start = time.perf_counter()
+    before = evaluator(model) if evaluator else None
+    first = StepMetrics(0, steps, 0, float("nan"), 0.0, 0.0, regularizer.marked(), before.acc if before else None, before.asr if before else None)
+    history.append(first)
+    yield first
+    status, reason, step, explode_at = "finished", f"ran all {config.epochs} epochs", 0, None
+    steps_to_erase = 0 if before and before.asr is not None and before.asr < ERASED_ASR else None
+    try:
+        for epoch in range(1, config.epochs + 1):
+            if config.dynamic and order is not None:
+                fraction = config.beta + (1 - config.beta) * (epoch - 1) / max(1, config.epochs - 1)
+                regularizer.set_mask(model, _active_mask(mask, order, fraction))
+            permutation = torch.randperm(len(defense), generator=generator)
+            for b in range(batches):
+                if should_stop is not None and should_stop():
+                    status, reason = "stopped", f"stopped on request after {step} of {steps} steps"
+                    raise _Halt
+                index = permutation[b * config.batch_size : (b + 1) * config.batch_size]
+                model.train()
+                if config.freeze_bn:
+                    _bn_eval(model)
+                task = F.cross_entropy(model(defense.x[index].to(device)), defense.y[index].to(device))
+                reg = regularizer.penalty()
+                loss = task + reg
+                task_value, reg_value = float(task.detach()), float(reg.detach())
+                explode_at = explode_at or max(50.0, 20.0 * task_value)
+                if not math.isfinite(task_value + reg_value) or task_value > explode_at:
+                    status = "diverged"
+                    reason = (f"the loss became {task_value + reg_value:.3g} at step {step + 1}: "
+                              f"lower the learning rate ({config.lr}) or the strength ({config.strength})")
+                    raise _Halt
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                regularizer.after_step()
+                step += 1
+                metrics = evaluator(model) if evaluator and (step % config.eval_every == 0 or step == steps) else None
+                if metrics and steps_to_erase is None and metrics.asr is not None and metrics.asr < ERASED_ASR:
+                    steps_to_erase = step
+                item = StepMetrics(step, steps, epoch, task_value, reg_value, time.perf_counter() - start,
+                                   regularizer.marked(),
+                                   metrics.acc if metrics else None, metrics.asr if metrics else None)
+                history.append(item)
+                yield item
+    except _Halt:
+        pass
+    finally:
+        optimizer.zero_grad(set_to_none=True)
+        model.eval()
+    diverged = status == "diverged"
+    after = None
+    if not diverged and evaluator:
+        last = history[-1]
+        after = evaluator(model) if last.acc is None else Metrics(last.acc, last.asr, before.n_clean, before.n_triggered)
+    summary = PurifySummary(status, reason, step, time.perf_counter() - start, marked_count(mask), before, after, steps_to_erase)
+    yield PurifyResult(None if diverged else model, summary, mask, config, history)
+
+
+def purify(
+    model: nn.Module,
+    defense: ImageSet,
+    config: PurifyConfig = PurifyConfig(),
+    evaluator: Evaluator | None = None,
+    scores: NeuronScores | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[StepMetrics | PurifyResult]:
+    """Rank (unless `scores` are given), mark, and fine-tune a private copy of `model`.
+
+    The caller's model is never changed. `evaluator` (the oracle: ACC and ASR on the test set)
+    only reports; nothing in the run reads it to make a choice.
+    """
+    work = copy.deepcopy(model)
+    layers = [l.name for l in select_layers(neuron_layers(work), config.layers)]
+    if scores is None:
+        options = {"variant": config.variant, "eta": config.eta} if config.metric == "salience" else {}
+        scores = rank_neurons(work, defense, config.metric, **options)
+    mask = mark(scores, config.threshold, config.scope, layers, config.direction)
+    yield from fine_tune(work, defense, mask, config, evaluator, scores, should_stop)
