@@ -59,6 +59,11 @@ def _print(args: argparse.Namespace, payload: Any, table: Callable[[], str]) -> 
     print(json.dumps(payload, indent=2) if args.json else table())
 
 
+def _shower(args: argparse.Namespace) -> Callable[[Any, list[dict[str, Any]], Sequence[str] | None], None]:
+    """What the method commands print with: JSON payload, or a table of rows."""
+    return lambda payload, rows, columns: _print(args, payload, lambda: _table(rows, columns or list(rows[0])))
+
+
 def _card_row(card: Any) -> dict[str, Any]:
     return {
         "name": card.name,
@@ -203,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev = command("evaluate", _evaluate, help="ACC and ASR of a checkpoint")
     ev.add_argument("--checkpoint", required=True, type=Path)
     ev.add_argument("--card", required=True, type=Path)
+
+    from .cli_method import add_method_commands
+
+    add_method_commands(command, _shower)
     return parser
 
 

@@ -22,7 +22,7 @@ from sklearn.model_selection import train_test_split
 from .config import DataConfig
 from .errors import UserInputError
 
-__all__ = ["ImageSet", "Splits", "load_splits", "stratified_split"]
+__all__ = ["ImageSet", "Splits", "load_splits", "redraw_defense", "stratified_split"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,3 +124,16 @@ def load_splits(cfg: DataConfig) -> Splits:
         pool, test = pool.subset(rest), pool.subset(held)
     train_index, defense_index = stratified_split(pool.y, cfg.defense_fraction, cfg.split_seed + 1)
     return Splits(train=pool.subset(train_index), test=test, defense=pool.subset(defense_index), classes=classes)
+
+
+def redraw_defense(splits: Splits, seed: int) -> Splits:
+    """Another clean defense set of the same size, drawn from the images the model never trained on.
+
+    Seed 0 keeps the scenario's own split; other seeds pool test and defense images and hold out
+    a new stratified defense set, so benchmarks can repeat a defense over several clean sets.
+    """
+    if seed == 0:
+        return splits
+    pool = ImageSet(torch.cat([splits.test.x, splits.defense.x]), torch.cat([splits.test.y, splits.defense.y]))
+    rest, held = stratified_split(pool.y, len(splits.defense) / len(pool), seed)
+    return Splits(train=splits.train, test=pool.subset(rest), defense=pool.subset(held), classes=splits.classes)

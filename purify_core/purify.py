@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._utils import model_device
+from .augment import random_shift
 from .data import ImageSet
 from .errors import UserInputError
 from .evaluate import Metrics
@@ -46,18 +47,20 @@ class PurifyConfig:
     metric: str = "salience"
     variant: str = "abs"
     eta: float = 0.9
-    threshold: float = 0.05
+    threshold: float = 0.1
     scope: str = "layer"
-    direction: str = "lowest"
+    direction: str = "highest"
     layers: str | tuple[str, ...] = "all"
     regularizer: str = "ar"
-    strength: float = 0.01
+    strength: float = 0.05
     kappa: float | None = None
-    epochs: int = 10
+    epochs: int = 20
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 32
+    cosine: bool = True
+    shift: int = 2
     freeze_bn: bool = False
     dynamic: bool = False
     beta: float = 0.5
@@ -79,6 +82,7 @@ class PurifyConfig:
             (0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, f"the batch size must be a whole number >= 1, got {self.batch_size}"),
+            (isinstance(self.shift, int) and 0 <= self.shift <= 8, f"shift must be a whole number of pixels from 0 to 8, got {self.shift}"),
             (0.0 <= self.beta <= 1.0, f"beta must be in [0, 1], got {self.beta}"),
             (isinstance(self.eval_every, int) and self.eval_every >= 1, f"eval_every must be a whole number >= 1, got {self.eval_every}"),
             (0.0 <= self.eta < 1.0, f"eta must be in [0, 1), got {self.eta}"),
@@ -97,8 +101,8 @@ PURIFY_PRESETS: dict[str, PurifyConfig] = {
     "default": PurifyConfig(),
     # The authors' setup: final linear layer only, ema-signed salience, dynamic schedule, kappa 1, plain SGD.
     "reference": PurifyConfig(
-        variant="ema-signed", eta=0.9, layers="final-linear", dynamic=True, beta=0.5,
-        regularizer="ar", kappa=1.0, strength=0.01, lr=0.01, momentum=0.0, weight_decay=0.0,
+        variant="ema-signed", eta=0.9, threshold=0.05, direction="lowest", layers="final-linear", dynamic=True, beta=0.5,
+        regularizer="ar", kappa=1.0, strength=0.01, lr=0.01, momentum=0.0, weight_decay=0.0, cosine=False, shift=0,
     ),
 }
 
@@ -195,15 +199,16 @@ def fine_tune(
     if len(defense) == 0:
         raise UserInputError("the clean defense set is empty")
     device = model_device(model)
+    before = evaluator(model) if evaluator else None  # before any pruning the regularizer does
     order = {n: suspicion_order(s, config.direction) for n, s in scores.items()} if config.dynamic and scores else None
     regularizer: Regularizer = build_regularizer(model, _active_mask(mask, order, config.beta), config.regularizer, config.strength, config.kappa)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     batches = math.ceil(len(defense) / config.batch_size)
     steps = config.epochs * batches
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if config.cosine else None
     generator = torch.Generator().manual_seed(config.seed)
     history: list[StepMetrics] = []
     start = time.perf_counter()
-    before = evaluator(model) if evaluator else None
     first = StepMetrics(0, steps, 0, float("nan"), 0.0, 0.0, regularizer.marked(), before.acc if before else None, before.asr if before else None)
     history.append(first)
     yield first
@@ -223,7 +228,8 @@ def fine_tune(
                 model.train()
                 if config.freeze_bn:
                     _bn_eval(model)
-                task = F.cross_entropy(model(defense.x[index].to(device)), defense.y[index].to(device))
+                x = random_shift(defense.x[index], config.shift, generator)
+                task = F.cross_entropy(model(x.to(device)), defense.y[index].to(device))
                 reg = regularizer.penalty()
                 loss = task + reg
                 task_value, reg_value = float(task.detach()), float(reg.detach())
@@ -237,6 +243,8 @@ def fine_tune(
                 loss.backward()
                 optimizer.step()
                 regularizer.after_step()
+                if schedule is not None:
+                    schedule.step()
                 step += 1
                 metrics = evaluator(model) if evaluator and (step % config.eval_every == 0 or step == steps) else None
                 if metrics and steps_to_erase is None and metrics.asr is not None and metrics.asr < ERASED_ASR:

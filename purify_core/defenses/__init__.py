@@ -58,11 +58,11 @@ def run_defense(
         scores = mean_activation(work, batches(defense))
         fractions = [k / last.width for k in range(1, last.width)]  # one channel more each time
         mask, fraction = largest_safe_mask(work, scores, defense, margin, fractions, [last.name])
-        config = replace(config, regularizer="prune", threshold=min(fraction, 0.5), metric="activation", layers=(last.name,))
+        config = replace(config, regularizer="prune", threshold=min(fraction, 0.5), metric="activation", direction="lowest", layers=(last.name,))
     else:
         scores = magnitude(work)
         fractions = [f / 100 for f in range(5, 51, 5)]
         mask, fraction = largest_safe_mask(work, scores, defense, margin, fractions)
-        config = replace(config, regularizer="prune", threshold=fraction, metric="magnitude")
+        config = replace(config, regularizer="prune", threshold=fraction, metric="magnitude", direction="lowest")
     yield from fine_tune(work, defense, mask, config, evaluator, None, should_stop)
 

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m purify_core.bench claims|perf|defaults`."""

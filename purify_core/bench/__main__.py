@@ -1,0 +1,52 @@
+"""`python -m purify_core.bench claims|perf|defaults`: results as JSON and a markdown table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import UserInputError
+from ..purify import purify_preset
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m purify_core.bench", description=__doc__)
+    parser.add_argument("which", choices=("claims", "perf", "defaults"))
+    parser.add_argument("--scenarios", nargs="*", help="substrings of shipped scenario names (default: all)")
+    parser.add_argument("--seeds", type=int, default=3, help="draws of the clean defense set (claims)")
+    parser.add_argument("--preset", default="default", help="purification preset the runs start from")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks"))
+    args = parser.parse_args(argv)
+    log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        config = purify_preset(args.preset)
+        if args.which == "claims":
+            from .claims import claims_markdown, run_claims
+
+            raw = run_claims(args.scenarios, list(range(args.seeds)), config, log)
+            markdown = claims_markdown(raw)
+        elif args.which == "perf":
+            from .perf import perf_markdown, run_perf
+
+            raw = run_perf(args.scenarios, config)
+            markdown = perf_markdown(raw)
+        else:
+            from .defaults import defaults_markdown, run_defaults
+
+            raw = run_defaults(args.scenarios, config, log)
+            markdown = defaults_markdown(raw)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    from .report import write_report
+
+    paths = write_report(args.out, args.which, raw, markdown)
+    print(markdown)
+    print(f"\nwrote {paths[0]} and {paths[1]}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

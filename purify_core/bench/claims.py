@@ -1,0 +1,123 @@
+"""The paper's three claims, measured on every shipped scenario over several clean defense sets.
+
+1. Benign salience finds infected neurons (TAC top 5%) better than activation and magnitude.
+2. AR erases the backdoor faster and more stably (smaller std over seeds) than L2, L1, prune, none.
+3. Our purification erases the backdoor at little ACC cost, better than the baseline defenses.
+Numbers go in as measured, whichever way they point.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections import defaultdict
+from dataclasses import replace
+from typing import Any, Callable
+
+from ..defenses import DEFENSES, run_defense
+from ..purify import PurifyConfig, PurifyResult, purify
+from ..rankings import DEFENDER_METRICS, METRICS, rank_neurons
+from ..rankings.quality import ranking_quality
+from .common import cases, finish
+from .report import machine, markdown_table
+
+__all__ = ["run_claims", "claims_markdown", "STRENGTHS"]
+
+STRENGTHS = (0.01, 0.05, 0.2)
+PENALTIES = ("ar", "l2", "l1")
+
+
+def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    got = [v for v in values if v is not None]
+    if not got:
+        return None, None
+    return statistics.fmean(got), statistics.stdev(got) if len(got) > 1 else 0.0
+
+
+def _outcome(result: PurifyResult) -> dict[str, Any]:
+    s = result.summary
+    return {
+        "acc": 100 * s.after.acc if s.after else None,
+        "asr": 100 * s.after.asr if s.after and s.after.asr is not None else None,
+        "acc_before": 100 * s.before.acc if s.before else None,
+        "steps_to_erase": s.steps_to_erase,
+        "status": s.status,
+    }
+
+
+def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Raw per-seed results for the three claims; `summarise` turns them into tables."""
+    rankings, penalties, defenses = [], [], []
+    start = time.perf_counter()
+    for case in cases(names, seeds):
+        name, model, defense = case.backdoored.name, case.backdoored.model, case.splits.defense
+        scores = {m: rank_neurons(model, defense, m, attack=case.backdoored.attack) for m in METRICS}
+        for metric in DEFENDER_METRICS:
+            low = ranking_quality(scores[metric], scores["tac"], direction="lowest")
+            high = ranking_quality(scores[metric], scores["tac"], direction="highest")
+            rankings.append({"scenario": name, "seed": case.seed, "metric": metric, "auc_low": low.auc,
+                             "precision_low": low.precision_at_k, "auc_high": high.auc, "spearman": low.spearman})
+        runs: dict[tuple[str, float], dict[str, Any]] = {}
+        for regularizer in PENALTIES + ("prune", "none"):
+            for strength in STRENGTHS if regularizer in PENALTIES else (config.strength,):
+                cfg = replace(config, regularizer=regularizer, strength=strength, seed=case.seed)
+                if regularizer == "none":
+                    cfg = replace(cfg, threshold=0.0)
+                out = _outcome(finish(purify(model, defense, cfg, case.evaluator())))
+                runs[(regularizer, strength)] = out
+                penalties.append({"scenario": name, "seed": case.seed, "regularizer": regularizer, "strength": strength, **out})
+        ours = runs.get((config.regularizer, config.strength)) or _outcome(finish(purify(model, defense, replace(config, seed=case.seed), case.evaluator())))
+        defenses.append({"scenario": name, "seed": case.seed, "defense": "purify (ours, defaults)", **ours})
+        for defense_name in DEFENSES:
+            out = _outcome(finish(run_defense(defense_name, model, defense, replace(config, seed=case.seed), case.evaluator())))
+            defenses.append({"scenario": name, "seed": case.seed, "defense": defense_name, **out})
+        log(f"{name} seed {case.seed}: done at {time.perf_counter() - start:.0f} s")
+    return {"rankings": rankings, "regularizers": penalties, "defenses": defenses,
+            "config": config.to_dict(), "seeds": seeds, "seconds": time.perf_counter() - start, "machine": machine()}
+
+
+def _group(rows: list[dict[str, Any]], keys: tuple[str, ...], fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row[k] for k in keys)].append(row)
+    table = []
+    for key, members in groups.items():
+        row = dict(zip(keys, key))
+        for f in fields:
+            mean, std = _mean_std([m[f] for m in members])
+            row[f"{f}_mean"], row[f"{f}_std"] = mean, std
+        if "steps_to_erase" in fields:
+            row["erased"] = f"{sum(m['steps_to_erase'] is not None for m in members)}/{len(members)}"
+        table.append(row)
+    return table
+
+
+def summarise(raw: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    per = ("acc", "asr", "steps_to_erase")
+    return {
+        "rankings": _group(raw["rankings"], ("scenario", "metric"), ("auc_low", "precision_low", "auc_high", "spearman")),
+        "regularizers": _group(raw["regularizers"], ("scenario", "regularizer", "strength"), per),
+        "defenses": _group(raw["defenses"], ("scenario", "defense"), per),
+    }
+
+
+def claims_markdown(raw: dict[str, Any]) -> str:
+    s = summarise(raw)
+    seeds = len(raw["seeds"])
+    return "\n\n".join([
+        "# Claims benchmark",
+        f"Generated by `python -m purify_core.bench claims`: every shipped scenario x {seeds} draws of the clean "
+        f"defense set (seed 0 = the scenario's own split). Mean and standard deviation over the draws; "
+        f"ACC and ASR in % on the test images; {raw['seconds']:.0f} s on {raw['machine']['cpu']} "
+        f"({raw['machine']['threads']} threads). Purification settings: `{raw['config']}`.",
+        "## Claim 1: finding infected neurons (TAC top 5% per layer, the evaluator's view)",
+        "`auc_low`: ROC AUC of \"low score means infected\" (the paper's premise; 0.5 = chance). "
+        "`auc_high`: the same for \"high score means infected\". `precision_low`: precision@k, k = number infected.",
+        markdown_table(s["rankings"], ("scenario", "metric", "auc_low_mean", "auc_low_std", "precision_low_mean", "auc_high_mean", "spearman_mean")),
+        "## Claim 2: AR against other regularizers (same marking, loop and strengths)",
+        "`steps_to_erase`: first evaluated step with ASR < 5% (mean over the draws that got there; `erased` says how many). "
+        "\"More stable\" = smaller std.",
+        markdown_table(s["regularizers"], ("scenario", "regularizer", "strength", "acc_mean", "acc_std", "asr_mean", "asr_std", "steps_to_erase_mean", "steps_to_erase_std", "erased")),
+        "## Claim 3: our purification against the baseline defenses",
+        markdown_table(s["defenses"], ("scenario", "defense", "acc_mean", "acc_std", "asr_mean", "asr_std", "erased")),
+    ])

@@ -1,0 +1,46 @@
+"""Shared pieces of the benchmarks: the shipped scenarios and running a purification to its end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from torch import nn
+
+from ..data import Splits, redraw_defense
+from ..evaluate import Metrics, evaluate
+from ..purify import PurifyResult, StepMetrics
+from ..zoo import BackdooredModel, load_shipped, shipped_scenarios
+
+__all__ = ["Case", "cases", "finish"]
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One shipped backdoored model with one draw of the clean defense set."""
+
+    backdoored: BackdooredModel
+    splits: Splits
+    seed: int
+
+    def evaluator(self) -> Callable[[nn.Module], Metrics]:
+        return lambda model: evaluate(model, self.splits.test, self.backdoored.attack)
+
+
+def cases(names: list[str] | None, seeds: list[int]) -> Iterator[Case]:
+    """Every requested shipped scenario (all by default) x every defense-set seed."""
+    for scenario in shipped_scenarios():
+        if names and not any(n in scenario.name for n in names):
+            continue
+        backdoored = load_shipped(scenario.name)
+        for seed in seeds:
+            yield Case(backdoored, redraw_defense(backdoored.splits(), seed), seed)
+
+
+def finish(run: Iterator[StepMetrics | PurifyResult]) -> PurifyResult:
+    """Drive a purification or defense generator to its result."""
+    item = None
+    for item in run:
+        pass
+    assert isinstance(item, PurifyResult)
+    return item
