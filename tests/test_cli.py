@@ -66,6 +66,18 @@ BAD = [
     (["zoo", "build", "--only", "nope", "--zoo-dir", str(ZOO_DIR)], "no scenario named 'nope'"),
     (["zoo", "fly"], "invalid choice"),
     ([], "required"),
+    (["purify", "--scenario", "nope"], "no shipped scenario matches 'nope'"),
+    (["purify", "--scenario", "mnist5k"], "more than one shipped scenario"),
+    (["purify", "--scenario", "badnets", "--threshold", "0.9"], "threshold must be in [0, 0.5]"),
+    (["purify", "--scenario", "badnets", "--strength", "-1"], "strength must be a finite number >= 0"),
+    (["purify", "--scenario", "badnets", "--regularizer", "l3"], "unknown regularizer 'l3'"),
+    (["purify", "--scenario", "badnets", "--layers", "net.nope"], "no neuron layer named net.nope"),
+    (["purify", "--scenario", "badnets", "--seed", "-1"], "--seed must be >= 0"),
+    (["rank", "--scenario", "badnets", "--metric", "vibes"], "unknown ranking 'vibes'"),
+    (["rank", "--scenario", "badnets", "--variant", "cubed"], "unknown salience variant"),
+    (["compare", "--scenario", "badnets", "--top", "2"], "--top must be a fraction"),
+    (["defend", "--scenario", "badnets", "--defense", "prayer"], "unknown defense 'prayer'"),
+    (["defend", "--scenario", "badnets", "--defense", "finetune", "--margin", "3"], "margin must be in [0, 1]"),
 ]
 
 

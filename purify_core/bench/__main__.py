@@ -17,11 +17,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--scenarios", nargs="*", help="substrings of shipped scenario names (default: all)")
     parser.add_argument("--seeds", type=int, default=3, help="draws of the clean defense set (claims)")
     parser.add_argument("--preset", default="default", help="purification preset the runs start from")
+    parser.add_argument("--epochs", type=int, help="override the preset's epochs (quick checks)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks"))
     args = parser.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        config = purify_preset(args.preset)
+        config = purify_preset(args.preset, **({"epochs": args.epochs} if args.epochs else {}))
         if args.which == "claims":
             from .claims import claims_markdown, run_claims
 

@@ -1,0 +1,160 @@
+"""Purification and baseline defenses on a tiny trained backdoored model."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+
+from purify_core.defenses import DEFENSES, run_defense
+from purify_core.errors import UserInputError
+from purify_core.evaluate import evaluate
+from purify_core.neurons import neuron_layers, owned_parameters
+from purify_core.purify import PurifyConfig, PurifyResult, StepMetrics, purify, purify_preset
+
+FAST = PurifyConfig(epochs=3, eval_every=3)
+
+
+def weights(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def run_all(gen):
+    items = list(gen)
+    assert all(isinstance(i, StepMetrics) for i in items[:-1]) and isinstance(items[-1], PurifyResult)
+    return items[:-1], items[-1]
+
+
+@pytest.fixture
+def case(tiny_backdoored):
+    splits = tiny_backdoored.splits()
+    return tiny_backdoored, splits, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)
+
+
+def test_purify_streams_steps_and_ends_with_a_purified_private_copy(case):
+    backdoored, splits, evaluator = case
+    original = weights(backdoored.model)
+    steps, result = run_all(purify(backdoored.model, splits.defense, FAST, evaluator))
+    per_epoch = -(-len(splits.defense) // FAST.batch_size)
+    assert [s.step for s in steps] == list(range(3 * per_epoch + 1))
+    assert all(s.acc is not None for s in steps if s.step % 3 == 0 or s.step == steps[-1].steps)
+    assert all(s.acc is None for s in steps if s.step % 3 and s.step != steps[-1].steps)
+    assert steps[0].acc == pytest.approx(result.summary.before.acc) and result.summary.status == "finished"
+    assert result.model is not backdoored.model
+    assert all(torch.equal(original[k], v) for k, v in backdoored.model.state_dict().items())
+    assert result.summary.after.acc == pytest.approx(evaluator(result.model).acc)
+    assert any(not torch.equal(original[k], v) for k, v in result.model.state_dict().items())
+    assert result.summary.marked == sum(int(m.sum()) for m in result.mask.values()) > 0
+
+
+def test_runs_are_reproducible(case):
+    backdoored, splits, evaluator = case
+    a = run_all(purify(backdoored.model, splits.defense, FAST, evaluator))[1]
+    b = run_all(purify(backdoored.model, splits.defense, FAST, evaluator))[1]
+    for k, v in a.model.state_dict().items():
+        assert torch.equal(v, b.model.state_dict()[k])
+    assert a.summary.after == b.summary.after
+
+
+def test_closing_the_generator_stops_cleanly_and_should_stop_keeps_what_was_done(case):
+    backdoored, splits, evaluator = case
+    gen = purify(backdoored.model, splits.defense, FAST, evaluator)
+    next(gen), next(gen)
+    gen.close()
+    calls = {"n": 0}
+
+    def stop_after_four() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 4
+
+    steps, result = run_all(purify(backdoored.model, splits.defense, FAST, evaluator, should_stop=stop_after_four))
+    assert result.summary.status == "stopped" and result.summary.steps == 4 and steps[-1].step == 4
+    assert result.model is not None and result.summary.after is not None
+
+
+def test_an_exploding_loss_stops_with_a_reason_and_no_model(case):
+    backdoored, splits, evaluator = case
+    steps, result = run_all(purify(backdoored.model, splits.defense, replace(FAST, lr=1e6, strength=0.0), evaluator))
+    assert result.summary.status == "diverged" and result.model is None
+    assert "lower the learning rate" in result.summary.reason
+    assert all(torch.isfinite(torch.tensor(s.task_loss)) for s in steps[1:])
+
+
+def test_prune_keeps_marked_neurons_at_zero_through_purification(case):
+    backdoored, splits, _ = case
+    _, result = run_all(purify(backdoored.model, splits.defense, replace(FAST, regularizer="prune", threshold=0.25)))
+    for layer in neuron_layers(result.model):
+        marked = result.mask[layer.name]
+        assert marked.sum() == round(0.25 * layer.width)
+        for p in owned_parameters(result.model, layer).values():
+            assert torch.all(p[marked] == 0)
+
+
+def test_ar_shrinks_marked_weights_more_than_plain_fine_tuning(case):
+    backdoored, splits, _ = case
+    config = replace(FAST, threshold=0.25, strength=0.5, layers="final-linear")
+    _, ar = run_all(purify(backdoored.model, splits.defense, config))
+    _, none = run_all(purify(backdoored.model, splits.defense, replace(config, regularizer="none")))
+    layer = "net.fc1"
+    marked = ar.mask[layer]
+    norm = lambda m: float(m.get_submodule(layer).weight.detach()[marked].abs().sum())  # noqa: E731
+    assert norm(ar.model) < 0.7 * norm(none.model)
+    assert all(not ar.mask[n].any() for n in ar.mask if n != layer)  # final-linear scope marks one layer
+
+
+def test_the_dynamic_schedule_grows_the_marked_set_from_beta_to_all(case):
+    backdoored, splits, _ = case
+    config = replace(FAST, threshold=0.5, dynamic=True, beta=0.5, epochs=3)
+    steps, result = run_all(purify(backdoored.model, splits.defense, config))
+    total = result.summary.marked
+    by_epoch = {s.epoch: s.marked for s in steps[1:]}
+    assert by_epoch[1] < by_epoch[2] < by_epoch[3] == total
+    assert by_epoch[1] == pytest.approx(total / 2, abs=len(result.mask))
+
+
+def test_the_reference_preset_is_the_authors_setup():
+    ref = purify_preset("reference")
+    assert (ref.variant, ref.eta, ref.layers, ref.dynamic, ref.beta, ref.regularizer, ref.kappa, ref.strength, ref.lr, ref.momentum) == (
+        "ema-signed", 0.9, "final-linear", True, 0.5, "ar", 1.0, 0.01, 0.01, 0.0)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"threshold": 0.7}, "threshold"), ({"strength": -1.0}, "strength"), ({"lr": 0.0}, "learning rate"),
+    ({"epochs": 0}, "epochs"), ({"metric": "tac"}, "oracle-only"), ({"regularizer": "l3"}, "regularizer"),
+    ({"kappa": -1.0}, "kappa"), ({"nonsense": 1}, "unknown purification setting"),
+])
+def test_bad_purification_settings_are_refused(overrides, message):
+    with pytest.raises(UserInputError, match=message):
+        purify_preset("default", **overrides)
+
+
+@pytest.mark.parametrize("name", DEFENSES)
+def test_baseline_defenses_run_on_a_private_copy(case, name):
+    backdoored, splits, evaluator = case
+    original = weights(backdoored.model)
+    steps, result = run_all(run_defense(name, backdoored.model, splits.defense, FAST, evaluator))
+    assert result.summary.status == "finished" and result.model is not None
+    assert steps[0].acc == pytest.approx(evaluator(backdoored.model).acc)  # "before" is the backdoored model
+    assert all(torch.equal(original[k], v) for k, v in backdoored.model.state_dict().items())
+    if name == "finetune":
+        assert result.summary.marked == 0
+    if name == "fine-pruning":
+        last_conv = [l.name for l in neuron_layers(result.model) if l.kind == "conv"][-1]
+        assert set(n for n, m in result.mask.items() if m.any()) <= {last_conv}
+
+
+def test_fine_pruning_chooses_its_amount_from_clean_accuracy_only(case):
+    from purify_core.defenses import largest_safe_mask
+    from purify_core.evaluate import accuracy
+    from purify_core.neurons import zero_neurons
+    from purify_core.rankings import rank_neurons
+
+    backdoored, splits, _ = case
+    scores = rank_neurons(backdoored.model, splits.defense, "activation")
+    mask, fraction = largest_safe_mask(backdoored.model, scores, splits.defense, 0.04, [0.1, 0.2, 0.3, 0.4, 0.5])
+    pruned = copy.deepcopy(backdoored.model)
+    zero_neurons(pruned, mask)
+    assert accuracy(pruned, splits.defense) >= accuracy(backdoored.model, splits.defense) - 0.04
+    assert fraction in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
