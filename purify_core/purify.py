@@ -56,6 +56,7 @@ class PurifyConfig:
     kappa: float | None = None
     epochs: int = 20
     lr: float = 0.01
+    unmarked_lr: float = 1.0
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 32
@@ -79,6 +80,7 @@ class PurifyConfig:
             (self.kappa is None or 0 < self.kappa < math.inf, f"kappa must be a finite number > 0, got {self.kappa}"),
             (isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, f"epochs must be a whole number from 1 to 1000, got {self.epochs}"),
             (0.0 < self.lr < math.inf, f"the learning rate must be a finite number > 0, got {self.lr}"),
+            (0.0 <= self.unmarked_lr <= 1.0, f"unmarked_lr is a multiplier in [0, 1], got {self.unmarked_lr}"),
             (0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, f"the batch size must be a whole number >= 1, got {self.batch_size}"),
@@ -186,6 +188,20 @@ def _bn_eval(model: nn.Module) -> None:
             module.eval()
 
 
+@torch.no_grad()
+def _slow_unmarked(model: nn.Module, regularizer: Regularizer, scale: float) -> None:
+    """Scale the gradients of everything but the marked neurons, so the clean function moves less."""
+    if scale == 1.0:
+        return
+    saved = [(t.param, t.rows, t.param.grad[t.rows].clone())
+             for targets in regularizer.targets.values() for t in targets if t.param.grad is not None and len(t.rows)]
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.mul_(scale)
+    for param, rows, grad in saved:
+        param.grad[rows] = grad
+
+
 def fine_tune(
     model: nn.Module,
     defense: ImageSet,
@@ -241,6 +257,7 @@ def fine_tune(
                     raise _Halt
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                _slow_unmarked(model, regularizer, config.unmarked_lr)
                 optimizer.step()
                 regularizer.after_step()
                 if schedule is not None:
@@ -259,6 +276,8 @@ def fine_tune(
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.eval()
+    if status != "diverged" and not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        status, reason = "diverged", f"a weight became NaN or infinite by step {step}: lower the learning rate ({config.lr})"
     diverged = status == "diverged"
     after = None
     if not diverged and evaluator:

@@ -18,7 +18,7 @@ from ..defenses import DEFENSES, run_defense
 from ..purify import PurifyConfig, PurifyResult, purify
 from ..rankings import DEFENDER_METRICS, METRICS, rank_neurons
 from ..rankings.quality import ranking_quality
-from .common import cases, finish
+from .common import Case, cases, finish
 from .report import machine, markdown_table
 
 __all__ = ["run_claims", "claims_markdown", "STRENGTHS"]
@@ -34,15 +34,27 @@ def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
     return statistics.fmean(got), statistics.stdev(got) if len(got) > 1 else 0.0
 
 
-def _outcome(result: PurifyResult) -> dict[str, Any]:
+#: During a run ACC/ASR are checked every `CHECK_EVERY` steps on the first `CHECK_IMAGES` test
+#: images (for steps-to-erase); the final numbers use the whole test set.
+CHECK_EVERY, CHECK_IMAGES = 14, 500
+
+
+def _outcome(result: PurifyResult, case: Case) -> dict[str, Any]:
     s = result.summary
+    final = case.evaluator()(result.model) if result.model is not None else None
     return {
-        "acc": 100 * s.after.acc if s.after else None,
-        "asr": 100 * s.after.asr if s.after and s.after.asr is not None else None,
-        "acc_before": 100 * s.before.acc if s.before else None,
+        "acc": 100 * final.acc if final else None,
+        "asr": 100 * final.asr if final and final.asr is not None else None,
         "steps_to_erase": s.steps_to_erase,
         "status": s.status,
     }
+
+
+def _run(case: Case, config: PurifyConfig, defense: str | None = None) -> dict[str, Any]:
+    model, data, check = case.backdoored.model, case.splits.defense, case.evaluator(CHECK_IMAGES)
+    config = replace(config, seed=case.seed, eval_every=CHECK_EVERY)
+    run = purify(model, data, config, check) if defense is None else run_defense(defense, model, data, config, check)
+    return _outcome(finish(run), case)
 
 
 def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -60,16 +72,14 @@ def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, 
         runs: dict[tuple[str, float], dict[str, Any]] = {}
         for regularizer in PENALTIES + ("prune", "none"):
             for strength in STRENGTHS if regularizer in PENALTIES else (config.strength,):
-                cfg = replace(config, regularizer=regularizer, strength=strength, seed=case.seed)
-                if regularizer == "none":
-                    cfg = replace(cfg, threshold=0.0)
-                out = _outcome(finish(purify(model, defense, cfg, case.evaluator())))
+                cfg = replace(config, regularizer=regularizer, strength=strength)
+                out = _run(case, replace(cfg, threshold=0.0) if regularizer == "none" else cfg)
                 runs[(regularizer, strength)] = out
                 penalties.append({"scenario": name, "seed": case.seed, "regularizer": regularizer, "strength": strength, **out})
-        ours = runs.get((config.regularizer, config.strength)) or _outcome(finish(purify(model, defense, replace(config, seed=case.seed), case.evaluator())))
+        ours = runs.get((config.regularizer, config.strength)) or _run(case, config)
         defenses.append({"scenario": name, "seed": case.seed, "defense": "purify (ours, defaults)", **ours})
         for defense_name in DEFENSES:
-            out = _outcome(finish(run_defense(defense_name, model, defense, replace(config, seed=case.seed), case.evaluator())))
+            out = _run(case, config, defense_name)
             defenses.append({"scenario": name, "seed": case.seed, "defense": defense_name, **out})
         log(f"{name} seed {case.seed}: done at {time.perf_counter() - start:.0f} s")
     return {"rankings": rankings, "regularizers": penalties, "defenses": defenses,
@@ -115,7 +125,8 @@ def claims_markdown(raw: dict[str, Any]) -> str:
         "`auc_high`: the same for \"high score means infected\". `precision_low`: precision@k, k = number infected.",
         markdown_table(s["rankings"], ("scenario", "metric", "auc_low_mean", "auc_low_std", "precision_low_mean", "auc_high_mean", "spearman_mean")),
         "## Claim 2: AR against other regularizers (same marking, loop and strengths)",
-        "`steps_to_erase`: first evaluated step with ASR < 5% (mean over the draws that got there; `erased` says how many). "
+        f"`steps_to_erase`: first step with ASR < 5% on the first {CHECK_IMAGES} test images, checked every {CHECK_EVERY} steps "
+        "(mean over the draws that got there; `erased` says how many). "
         "\"More stable\" = smaller std.",
         markdown_table(s["regularizers"], ("scenario", "regularizer", "strength", "acc_mean", "acc_std", "asr_mean", "asr_std", "steps_to_erase_mean", "steps_to_erase_std", "erased")),
         "## Claim 3: our purification against the baseline defenses",

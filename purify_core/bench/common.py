@@ -23,8 +23,10 @@ class Case:
     splits: Splits
     seed: int
 
-    def evaluator(self) -> Callable[[nn.Module], Metrics]:
-        return lambda model: evaluate(model, self.splits.test, self.backdoored.attack)
+    def evaluator(self, first: int | None = None) -> Callable[[nn.Module], Metrics]:
+        """ACC and ASR on the test images (only the `first` ones: cheaper checks during a run)."""
+        test = self.splits.test if first is None else self.splits.test.subset(range(min(first, len(self.splits.test))))
+        return lambda model: evaluate(model, test, self.backdoored.attack)
 
 
 def cases(names: list[str] | None, seeds: list[int]) -> Iterator[Case]:
