@@ -5,7 +5,11 @@ import streamlit as st
 from ui.sidebar import scenario_picker
 
 st.set_page_config(page_title="Purify Lab", page_icon="🧪", layout="wide")
-page = st.navigation([st.Page("pages/home.py", title="Scenario", icon="🏠", default=True)])
+page = st.navigation([
+    st.Page("pages/home.py", title="Scenario", icon="🏠", default=True),
+    st.Page("pages/compare.py", title="Compare rankings", icon="📊"),
+    st.Page("pages/purify.py", title="Purify", icon="🧹"),
+])
 st.sidebar.title("Purify Lab")
 scenario_picker()
 page.run()

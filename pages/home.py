@@ -4,9 +4,10 @@ import streamlit as st
 
 from purify_core.figures import image_figure, sample_grid_figure
 from ui import state
+from ui.sidebar import current_scenario
 from ui.cache import samples_for, shipped_model
 
-name = st.session_state[state.SCENARIO]
+name = current_scenario()
 backdoored = shipped_model(name)
 card = backdoored.card
 

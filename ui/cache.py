@@ -30,3 +30,44 @@ def splits_for(name: str) -> Splits:
 def samples_for(name: str, n: int = 8) -> SamplePredictions:
     backdoored = shipped_model(name)
     return sample_predictions(backdoored.model, splits_for(name).test, backdoored.attack, n=n)
+
+
+@st.cache_resource(show_spinner="Scoring every neuron…")
+def neuron_scores(name: str, metric: str, variant: str = "abs") -> dict:
+    """One ranking of a shipped model on its clean defense set; cached, so re-marking is instant."""
+    from purify_core.rankings import rank_neurons
+
+    backdoored = shipped_model(name)
+    options = {"variant": variant} if metric == "salience" else {}
+    return rank_neurons(backdoored.model, splits_for(name).defense, metric, attack=backdoored.attack, **options)
+
+
+@st.cache_data(show_spinner="Grading the rankings against TAC…")
+def ranking_report(name: str, top: float, direction: str) -> dict:
+    """Quality table, Spearman matrix and ROC points of every defender ranking (the evaluator's view)."""
+    from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
+    from purify_core.rankings.quality import ranking_quality, roc_points, spearman_matrix
+
+    tac = neuron_scores(name, "tac")
+    rows, roc = [], {}
+    for metric in DEFENDER_METRICS:
+        scores = neuron_scores(name, metric)
+        q = ranking_quality(scores, tac, top, direction)
+        rows.append({"ranking": METRIC_LABELS[metric], "ROC AUC": q.auc, "precision@k": q.precision_at_k, "Spearman with TAC": q.spearman})
+        fpr, tpr = roc_points(scores, tac, top, direction)
+        roc[METRIC_LABELS[metric]] = (fpr, tpr, q.auc)
+    names, matrix = spearman_matrix({METRIC_LABELS[m]: neuron_scores(name, m) for m in (*DEFENDER_METRICS, "tac")})
+    return {"rows": rows, "roc": roc, "names": names, "matrix": matrix}
+
+
+@st.cache_data(show_spinner="Zeroing neurons and re-evaluating (pruning curves)…")
+def pruning_report(name: str, direction: str) -> dict:
+    from purify_core.evaluate import evaluate
+    from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
+    from purify_core.rankings.quality import pruning_curve
+
+    backdoored, test = shipped_model(name), splits_for(name).test
+    evaluator = lambda model: evaluate(model, test, backdoored.attack)  # noqa: E731
+    fractions = (0.0, 0.05, 0.1, 0.2, 0.3)
+    return {METRIC_LABELS[m]: pruning_curve(backdoored.model, neuron_scores(name, m), evaluator, fractions, direction)
+            for m in DEFENDER_METRICS}

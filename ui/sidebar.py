@@ -10,6 +10,16 @@ from ui.cache import shipped_cards
 DEFAULT_SCENARIO = "mnist5k-smallcnn-badnets"
 
 
+def current_scenario() -> str:
+    """The scenario the pages work on (the picker's choice; the default if it has not run yet)."""
+    chosen = st.session_state.get(state.SCENARIO)
+    if chosen:
+        return chosen
+    names = [card.name for card in shipped_cards()]
+    asked = st.query_params.get(state.SCENARIO)
+    return asked if asked in names else (DEFAULT_SCENARIO if DEFAULT_SCENARIO in names else names[0])
+
+
 def scenario_picker() -> str:
     """Pick a shipped scenario; the choice lives in session state and in the URL (?scenario=)."""
     names = [card.name for card in shipped_cards()]

@@ -1,0 +1,38 @@
+"""Compare Rankings: how well each neuron ranking finds the infected neurons (the evaluator's view)."""
+
+import pandas as pd
+import streamlit as st
+
+from purify_core.method_figures import pruning_curves_figure, roc_figure, spearman_figure
+from ui import state
+from ui.sidebar import current_scenario
+from ui.cache import pruning_report, ranking_report
+
+name = current_scenario()
+st.title("Compare rankings")
+st.markdown(
+    "Benign salience, activation, magnitude and gradient x activation each score every neuron from clean data. "
+    "Here they are graded against **TAC**, the trigger-activated change of each neuron, which needs the trigger: "
+    "this is the **evaluator's view** (oracle), never available to a defender."
+)
+left, right = st.columns(2)
+top = left.select_slider("Infected = TAC top share per layer", [0.02, 0.05, 0.1, 0.2], value=0.05, key=state.COMPARE_TOP,
+                         format_func=lambda v: f"{v:.0%}")
+direction = right.radio("Read a ranking as", ["lowest", "highest"], key=state.COMPARE_DIRECTION, horizontal=True,
+                        format_func=lambda d: f"{d} score = infected", help="The paper's premise is lowest. On small nets the "
+                        "infected neurons are often the most active and salient ones: see which reading TAC supports here.")
+
+report = ranking_report(name, top, direction)
+st.dataframe(pd.DataFrame(report["rows"]).round(3), hide_index=True, key="compare_table")
+st.caption("ROC AUC 0.5 is chance, 1 finds every infected neuron first; precision@k: share of infected among the k flagged, "
+           "k = number of infected neurons.")
+a, b = st.columns(2)
+a.plotly_chart(roc_figure(report["roc"]), key="compare_roc")
+a.caption("Each curve: neurons taken in the ranking's order; up and to the left is better.")
+b.plotly_chart(spearman_figure(report["names"], report["matrix"]), key="compare_spearman")
+b.caption("Mean per-layer rank correlation: 1 = same order, -1 = opposite order, 0 = unrelated.")
+
+if st.toggle("Pruning curves (re-evaluates the model at each fraction: a few seconds)", key=state.COMPARE_CURVES):
+    st.plotly_chart(pruning_curves_figure(pruning_report(name, direction)), key="compare_pruning")
+    st.caption(f"Zero the {direction}-scored neurons of every layer, no fine-tuning: a ranking that finds the backdoor "
+               "drops ASR (dashed) before ACC (solid).")

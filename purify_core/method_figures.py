@@ -1,0 +1,97 @@
+"""Plotly figures for rankings and purification runs: data in, `go.Figure` out (no Streamlit)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+import torch
+
+from .neurons import NeuronMask, NeuronScores
+from .rankings.quality import PruningPoint
+
+__all__ = ["salience_strips_figure", "score_histogram_figure", "spearman_figure", "roc_figure",
+           "pruning_curves_figure", "run_curves_figure"]
+
+_MARKED = "#d62728"
+
+
+def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
+    return fig.update_layout(height=height, margin=dict(l=10, r=10, t=40, b=10), **kw)
+
+
+def salience_strips_figure(scores: NeuronScores, mask: NeuronMask | None = None, title: str = "") -> go.Figure:
+    """One heat strip per layer (neurons left to right, scores min-max scaled within the layer),
+    with marked neurons outlined by red dots: neurons x layers at a glance."""
+    names = list(scores)
+    width = max(len(s) for s in scores.values())
+    z = np.full((len(names), width), np.nan)
+    raw = np.full((len(names), width), np.nan)
+    for row, name in enumerate(names):
+        s = scores[name].double()
+        span = float(s.max() - s.min()) or 1.0
+        z[row, : len(s)] = ((s - s.min()) / span).numpy()
+        raw[row, : len(s)] = s.numpy()
+    fig = go.Figure(go.Heatmap(z=z, y=names, customdata=raw, colorscale="Viridis", zmin=0, zmax=1,
+                               colorbar=dict(title="scaled score"),
+                               hovertemplate="%{y} neuron %{x}<br>score %{customdata:.4g}<extra></extra>"))
+    if mask is not None:
+        xs = [int(i) for name in names for i in torch.nonzero(mask[name]).flatten()]
+        ys = [name for name in names for _ in torch.nonzero(mask[name]).flatten()]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="marked", marker=dict(color=_MARKED, size=7, symbol="x"),
+                                 hovertemplate="%{y} neuron %{x} is marked<extra></extra>"))
+    fig.update_xaxes(title="neuron")
+    return _layout(fig, 120 + 40 * len(names), title=title, showlegend=mask is not None)
+
+
+def score_histogram_figure(scores: torch.Tensor, marked: torch.Tensor | None = None, title: str = "") -> go.Figure:
+    """The distribution of one layer's scores, marked neurons in red."""
+    values = scores.double().numpy()
+    fig = go.Figure()
+    keep = np.ones(len(values), dtype=bool) if marked is None else ~marked.numpy()
+    fig.add_trace(go.Histogram(x=values[keep], name="not marked", marker_color="#1f77b4", nbinsx=30))
+    if marked is not None and marked.any():
+        fig.add_trace(go.Histogram(x=values[marked.numpy()], name="marked", marker_color=_MARKED, nbinsx=30))
+    fig.update_xaxes(title="score").update_yaxes(title="neurons")
+    return _layout(fig, 280, title=title, barmode="stack")
+
+
+def spearman_figure(names: Sequence[str], matrix: np.ndarray) -> go.Figure:
+    """Mean per-layer Spearman correlation between rankings, -1 (opposite) to 1 (same order)."""
+    fig = go.Figure(go.Heatmap(z=matrix, x=list(names), y=list(names), zmin=-1, zmax=1, colorscale="RdBu",
+                               text=np.round(matrix, 2), texttemplate="%{text}", hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>"))
+    return _layout(fig, 360, title="Rank correlation (Spearman)")
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> go.Figure:
+    """ROC curves of "this ranking flags the infected neurons"; label -> (fpr, tpr, auc)."""
+    fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dot", color="grey")))
+    for label, (fpr, tpr, auc) in curves.items():
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{label} (AUC {auc:.2f})"))
+    fig.update_xaxes(title="false positive rate", range=[0, 1]).update_yaxes(title="true positive rate", range=[0, 1])
+    return _layout(fig, 380, title="ROC against TAC (evaluator's view)")
+
+
+def pruning_curves_figure(curves: dict[str, list[PruningPoint]]) -> go.Figure:
+    """ACC (solid) and ASR (dashed) as each ranking's lowest-scored neurons are zeroed."""
+    fig = go.Figure()
+    for i, (label, points) in enumerate(curves.items()):
+        color = f"hsl({(i * 83) % 360}, 60%, 45%)"
+        x = [100 * p.fraction for p in points]
+        fig.add_trace(go.Scatter(x=x, y=[100 * p.acc for p in points], name=f"{label}: ACC", line=dict(color=color)))
+        if points and points[0].asr is not None:
+            fig.add_trace(go.Scatter(x=x, y=[100 * (p.asr or 0) for p in points], name=f"{label}: ASR", line=dict(color=color, dash="dash")))
+    fig.update_xaxes(title="neurons zeroed per layer (%)").update_yaxes(title="%", range=[0, 101])
+    return _layout(fig, 400, title="Pruning curves (no fine-tuning)")
+
+
+def run_curves_figure(runs: dict[str, list[dict]], field: str, title: str, percent: bool = False) -> go.Figure:
+    """One line per run of `field` against the step (runs: label -> list of step dicts)."""
+    fig = go.Figure()
+    for label, steps in runs.items():
+        points = [(s["step"], s[field]) for s in steps if s.get(field) is not None and s[field] == s[field]]
+        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[100 * p[1] if percent else p[1] for p in points],
+                                 mode="lines+markers" if percent else "lines", name=label))
+    fig.update_xaxes(title="step").update_yaxes(title="%" if percent else field.replace("_", " "))
+    return _layout(fig, 300, title=title)

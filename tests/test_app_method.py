@@ -1,0 +1,73 @@
+"""The Compare rankings and Purify pages, driven headless through AppTest."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page(page)
+    return at.run()
+
+
+def weights_hash(model) -> str:
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_compare_page_grades_every_ranking_and_draws_its_charts():
+    at = open_page("pages/compare.py")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["ranking"]) == ["benign salience", "activation", "magnitude", "gradient x activation"]
+    assert ((table["ROC AUC"] >= 0) & (table["ROC AUC"] <= 1)).all()
+    assert len(at.get("plotly_chart")) == 2
+    at.radio(key="compare_direction").set_value("highest").run()
+    flipped = at.dataframe[0].value
+    assert not at.exception and abs(flipped["ROC AUC"][0] + table["ROC AUC"][0] - 1) < 0.02
+    at.toggle(key="compare_curves").set_value(True).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 3
+
+
+def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
+    from ui.cache import shipped_model
+
+    at = open_page("pages/purify.py")
+    assert not at.exception
+    assert "neurons marked" in at.caption[0].value
+    model = shipped_model("mnist5k-smallcnn-badnets").model
+    before = weights_hash(model)
+    at.slider(key="purify_epochs_default").set_value(1).run()
+    at.button(key="purify_run").click().run()
+    assert not at.exception
+    runs = at.session_state["purify_runs"]
+    assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["model"] is not None
+    assert runs[0]["history"][-1]["step"] == runs[0]["history"][-1]["steps"]
+    at.selectbox(key="purify_defense").set_value("fine-pruning").run()
+    at.button(key="purify_run_defense").click().run()
+    assert not at.exception and [r["status"] for r in at.session_state["purify_runs"]] == ["finished", "finished"]
+    table = at.dataframe[0].value
+    assert list(table["run"])[1] == "#2 fine-pruning"
+    at.multiselect(key="purify_delete_choice").set_value(["#1 ar t=0.1 highest"]).run()
+    at.button(key="purify_delete").click().run()
+    assert not at.exception and [r["label"] for r in at.session_state["purify_runs"]] == ["#2 fine-pruning"]
+    assert weights_hash(model) == before, "the shared cached model must never change"
+
+
+def test_an_impossible_setting_is_a_message_not_a_traceback():
+    at = open_page("pages/purify.py")
+    at.segmented_control(key="purify_preset").set_value("reference").run()
+    assert not at.exception
+    at.selectbox(key="purify_layers_reference").set_value("final-linear").run()
+    at.number_input(key="purify_strength_reference").set_value(0.0).run()
+    assert not at.exception

@@ -1,0 +1,54 @@
+"""This session's purification runs: kept, streamed into, marked stopped, deleted.
+
+Runs live in `st.session_state`, so each user sees only their own. A run interrupted by Stop (a
+rerun) is found still "running" on the next script run and kept as "stopped" with its history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any, Iterator
+
+import streamlit as st
+
+from purify_core.purify import PurifyResult, StepMetrics
+from ui import state
+
+
+def runs() -> list[dict[str, Any]]:
+    return st.session_state.setdefault(state.RUNS, [])
+
+
+def settle_interrupted() -> None:
+    """A run still marked running belongs to a script run that Stop (or a rerun) ended."""
+    for run in runs():
+        if run["status"] == "running":
+            run["status"] = "stopped"
+            run["reason"] = f"stopped after {run['history'][-1]['step'] if run['history'] else 0} steps; what was computed is kept"
+
+
+def new_run(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A fresh run record; the oldest runs are dropped beyond `MAX_RUNS` (said in the UI)."""
+    number = st.session_state[state.RUN_COUNTER] = st.session_state.get(state.RUN_COUNTER, 0) + 1
+    run = {"label": f"#{number} {kind}", "config": config, "history": [], "summary": None, "status": "running", "reason": "", "model": None}
+    kept = runs()
+    kept.append(run)
+    while len(kept) > state.MAX_RUNS:
+        dropped = kept.pop(0)
+        st.toast(f"Dropped the oldest run {dropped['label']} (this session keeps {state.MAX_RUNS}).")
+    return run
+
+
+def stream(run: dict[str, Any], items: Iterator[StepMetrics | PurifyResult]) -> Iterator[StepMetrics]:
+    """Record every step into `run` as it arrives, then the result; yields the steps for charts."""
+    for item in items:
+        if isinstance(item, PurifyResult):
+            run["summary"] = item.summary.as_dict()
+            run["status"], run["reason"], run["model"] = item.summary.status, item.summary.reason, item.model
+            return
+        run["history"].append(asdict(item))
+        yield item
+
+
+def delete(labels: list[str]) -> None:
+    st.session_state[state.RUNS] = [r for r in runs() if r["label"] not in labels]
