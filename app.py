@@ -7,8 +7,10 @@ from ui.sidebar import scenario_picker
 st.set_page_config(page_title="Purify Lab", page_icon="🧪", layout="wide")
 page = st.navigation([
     st.Page("pages/home.py", title="Scenario", icon="🏠", default=True),
+    st.Page("pages/salience.py", title="Salience maps", icon="🔥"),
     st.Page("pages/compare.py", title="Compare rankings", icon="📊"),
     st.Page("pages/purify.py", title="Purify", icon="🧹"),
+    st.Page("pages/explain.py", title="Explain", icon="🔍"),
 ])
 st.sidebar.title("Purify Lab")
 scenario_picker()

@@ -95,3 +95,29 @@ def run_curves_figure(runs: dict[str, list[dict]], field: str, title: str, perce
                                  mode="lines+markers" if percent else "lines", name=label))
     fig.update_xaxes(title="step").update_yaxes(title="%" if percent else field.replace("_", " "))
     return _layout(fig, 300, title=title)
+
+
+def maps_figure(maps: list[torch.Tensor], titles: list[str], columns: int, colorscale: str = "Inferno",
+                height_per_row: int = 170, symmetric: bool = False) -> go.Figure:
+    """Small heatmaps in a grid (filters, activation maps, attributions), each scaled on its own."""
+    from plotly.subplots import make_subplots
+
+    rows = -(-len(maps) // columns)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.12)
+    for i, m in enumerate(maps):
+        z = m.detach().cpu().double().numpy()
+        bound = float(np.abs(z).max()) or 1.0
+        fig.add_trace(go.Heatmap(z=z, colorscale="RdBu" if symmetric else colorscale, showscale=False,
+                                 zmin=-bound if symmetric else 0, zmax=bound,
+                                 hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"), row=i // columns + 1, col=i % columns + 1)
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=None)
+    fig.update_annotations(font_size=11)
+    return _layout(fig, 40 + height_per_row * rows)
+
+
+def attribution_figure(images: torch.Tensor, rows: dict[str, torch.Tensor], columns: list[str]) -> go.Figure:
+    """Rows of attribution maps (label -> (N, H, W)) under a first row of the images themselves."""
+    grey = [img.mean(0) for img in images]
+    maps = grey + [m for label in rows for m in rows[label]]
+    titles = columns + [f"{label}" if j == 0 else "" for label in rows for j in range(len(columns))]
+    return maps_figure(maps, titles, len(columns), colorscale="Hot", height_per_row=150)

@@ -71,3 +71,27 @@ def test_an_impossible_setting_is_a_message_not_a_traceback():
     at.selectbox(key="purify_layers_reference").set_value("final-linear").run()
     at.number_input(key="purify_strength_reference").set_value(0.0).run()
     assert not at.exception
+
+
+def test_salience_page_re_marks_from_cache_and_shows_one_neuron():
+    at = open_page("pages/salience.py")
+    assert not at.exception
+    assert "neurons marked" in at.caption[0].value and at.caption[0].value.startswith("24 ")  # 10% of 16+32+64+128
+    at.slider(key="salience_threshold").set_value(0.5).run()
+    assert not at.exception and at.caption[0].value.startswith("120 ")
+    at.selectbox(key="salience_layer").set_value("net.fc1").run()
+    at.selectbox(key="salience_metric").set_value("magnitude").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 4
+
+
+def test_explain_page_shows_attributions_before_and_after_purification():
+    at = open_page("pages/explain.py")
+    assert not at.exception and any("No purified model" in i.value for i in at.info)
+    at.switch_page("pages/purify.py").run()
+    at.slider(key="purify_epochs_default").set_value(1).run()
+    at.button(key="purify_run").click().run()
+    at.switch_page("pages/explain.py").run()
+    assert not at.exception and not at.info
+    assert "purified:" in at.caption[0].value
+    at.selectbox(key="explain_method").set_value("gradcam").run()
+    assert not at.exception

@@ -1,0 +1,42 @@
+"""Explain: which pixels the backdoored and the purified model look at, on clean and triggered images."""
+
+import streamlit as st
+
+from purify_core.attribution import ATTRIBUTIONS, attribute
+from purify_core.evaluate import predict, sample_predictions
+from purify_core.method_figures import attribution_figure
+from ui import runs as session_runs
+from ui import state
+from ui.cache import shipped_model, splits_for
+from ui.sidebar import current_scenario
+
+name = current_scenario()
+backdoored, splits = shipped_model(name), splits_for(name)
+st.title("Explain")
+st.markdown("Attributions (captum) say which pixels a prediction rests on. On the backdoored model the trigger should "
+            "light up for triggered images; after purification it should fade.")
+
+finished = [r for r in session_runs.runs() if r["model"] is not None]
+c1, c2 = st.columns(2)
+method = c1.selectbox("Method", ATTRIBUTIONS, key=state.EXPLAIN_METHOD,
+                      help="Integrated Gradients and Saliency: pixel gradients; Grad-CAM: the last conv layer's view, upsampled.")
+run_label = c2.selectbox("Purified model", [r["label"] for r in finished], key=state.EXPLAIN_RUN,
+                         placeholder="run a purification on the Purify page first", index=0 if finished else None)
+if not finished:
+    st.info("No purified model in this session yet: run one on the Purify page. Showing the backdoored model only.")
+
+samples = sample_predictions(backdoored.model, splits.test, backdoored.attack, n=4)
+models = {"backdoored": backdoored.model}
+if run_label:
+    models["purified"] = next(r["model"] for r in finished if r["label"] == run_label)
+rows = {}
+with st.spinner("Attributing…"):
+    for label, model in models.items():
+        for kind, images in (("clean", samples.clean), ("triggered", samples.triggered)):
+            rows[f"{label}, {kind}"] = attribute(model, images, method)
+columns = [f"true {splits.classes[int(y)]}" for y in samples.labels]
+st.plotly_chart(attribution_figure(samples.clean, rows, columns), key="explain_maps")
+predictions = {label: predict(model, samples.triggered).tolist() for label, model in models.items()}
+st.caption("First row: the clean images. Then, per model, the attribution for its predicted class on the clean and the "
+           "triggered image (brighter = more influence). Predictions on the triggered images: "
+           + "; ".join(f"{label}: {', '.join(splits.classes[p] for p in preds)}" for label, preds in predictions.items()) + ".")

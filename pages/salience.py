@@ -1,0 +1,50 @@
+"""Salience Maps: every neuron's score, the marked ones, and one neuron up close."""
+
+import streamlit as st
+
+from purify_core.marking import mark, marked_count
+from purify_core.method_figures import maps_figure, salience_strips_figure, score_histogram_figure
+from purify_core.neuron_view import mean_activation_map, neuron_filters
+from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
+from ui import state
+from ui.cache import neuron_scores, shipped_model, splits_for
+from ui.sidebar import current_scenario
+
+name = current_scenario()
+backdoored, splits = shipped_model(name), splits_for(name)
+st.title("Salience maps")
+st.markdown("Every neuron of every layer, scored on the clean defense set. **Benign salience** is the first-order rise of "
+            "the clean loss if the neuron were removed: low means the clean task barely needs it.")
+
+c1, c2, c3 = st.columns(3)
+metric = c1.selectbox("Ranking", DEFENDER_METRICS, format_func=METRIC_LABELS.get, key=state.SALIENCE_METRIC)
+variant = c1.radio("Salience variant", ["abs", "squared", "ema-signed"], horizontal=True, key=state.SALIENCE_VARIANT,
+                   disabled=metric != "salience", help="abs: mean |t_k| over batches; squared: mean t_k^2; ema-signed: the authors' code.")
+threshold = c2.slider("Pruning threshold", 0.0, 0.5, 0.1, 0.01, key=state.SALIENCE_THRESHOLD)
+direction = c2.radio("Mark the", ["lowest", "highest"], horizontal=True, key=state.SALIENCE_DIRECTION)
+scope = c3.radio("Scope", ["layer", "global"], horizontal=True, key=state.SALIENCE_SCOPE)
+
+scores = neuron_scores(name, metric, variant if metric == "salience" else "abs")
+mask = mark(scores, threshold, scope, None, direction)
+st.plotly_chart(salience_strips_figure(scores, mask, f"{METRIC_LABELS[metric]} per layer"), key="salience_strips")
+st.caption(f"{marked_count(mask)} neurons marked (x). One row per layer, one cell per neuron, coloured by its score scaled "
+           "within the layer (yellow = highest). The threshold only re-marks: the scores are cached.")
+
+layer = st.selectbox("Layer", list(scores), key=state.SALIENCE_LAYER)
+st.plotly_chart(score_histogram_figure(scores[layer], mask[layer], f"{layer}: score distribution"), key="salience_hist")
+st.caption("How the layer's scores spread; red bars are the marked neurons.")
+
+order = scores[layer].argsort().tolist()
+neuron = st.select_slider("Neuron (ordered from lowest to highest score)", order, value=order[0], key=state.SALIENCE_NEURON,
+                          format_func=lambda i: f"#{i} ({float(scores[layer][i]):.3g})")
+filters = neuron_filters(backdoored.model, layer, neuron)
+left, right = st.columns(2)
+left.plotly_chart(maps_figure(list(filters), [f"in {i}" for i in range(len(filters))], min(8, len(filters)), symmetric=True,
+                              height_per_row=110), key="salience_filters")
+left.caption("Its incoming weights, one small map per input channel (blue negative, red positive; linear layers: one row).")
+clean = splits.defense.x
+maps = [mean_activation_map(backdoored.model, clean, layer, neuron),
+        mean_activation_map(backdoored.model, backdoored.attack.apply(clean), layer, neuron)]
+right.plotly_chart(maps_figure(maps, ["clean images", "with the trigger (evaluator's view)"], 2), key="salience_activation")
+right.caption("Where the neuron fires, averaged over the defense images: clean, and with the trigger added (oracle). "
+              "A neuron that lights up only with the trigger is infected.")
