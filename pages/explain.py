@@ -5,6 +5,7 @@ import streamlit as st
 from purify_core.attribution import ATTRIBUTIONS, attribute
 from purify_core.evaluate import predict, sample_predictions
 from purify_core.method_figures import attribution_figure
+from ui import links
 from ui import runs as session_runs
 from ui import state
 from ui.cache import shipped_model, splits_for
@@ -18,8 +19,10 @@ st.markdown("Attributions (captum) say which pixels a prediction rests on. On th
 
 finished = [r for r in session_runs.runs() if r["model"] is not None]
 c1, c2 = st.columns(2)
-method = c1.selectbox("Method", ATTRIBUTIONS, key=state.EXPLAIN_METHOD,
-                      help="Integrated Gradients and Saliency: pixel gradients; Grad-CAM: the last conv layer's view, upsampled.")
+links.seed(state.EXPLAIN_METHOD, ATTRIBUTIONS[0], choices=ATTRIBUTIONS)
+method = links.control(c1, "selectbox", "Method", state.EXPLAIN_METHOD, options=ATTRIBUTIONS,
+                       help="Integrated Gradients and Saliency: pixel gradients; Grad-CAM: the last conv layer's view, upsampled.")
+links.publish([state.EXPLAIN_METHOD])
 run_label = c2.selectbox("Purified model", [r["label"] for r in finished], key=state.EXPLAIN_RUN,
                          placeholder="run a purification on the Purify page first", index=0 if finished else None)
 if not finished:

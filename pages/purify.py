@@ -11,6 +11,7 @@ from purify_core.method_figures import run_curves_figure, salience_strips_figure
 from purify_core.neurons import neuron_layers, select_layers
 from purify_core.purify import PURIFY_PRESETS, purify, purify_preset
 from purify_core.regularizers import REGULARIZERS
+from ui import links
 from ui import runs as session_runs
 from ui import state
 from ui.sidebar import current_scenario
@@ -24,23 +25,40 @@ st.title("Purify")
 st.markdown(f"Fine-tune a private copy of **{name}** on its {len(splits.defense)} clean defense images, with a penalty "
             "on the marked neurons. ACC and ASR are the evaluator's view: the run never reads them.")
 
-preset = st.segmented_control("Preset", list(PURIFY_PRESETS), default="default", key=state.PURIFY_PRESET,
-                              help="default: chosen from clean accuracy only (see README). reference: the authors' setup.") or "default"
+CONTROLS = [state.PURIFY_THRESHOLD, state.PURIFY_DIRECTION, state.PURIFY_SCOPE, state.PURIFY_LAYERS,
+            state.PURIFY_REGULARIZER, state.PURIFY_STRENGTH, state.PURIFY_EPOCHS, state.PURIFY_LR]
+LEARNING_RATES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
+
+links.seed(state.PURIFY_PRESET, "default", choices=list(PURIFY_PRESETS))
+preset = links.control(st, "segmented_control", "Preset", state.PURIFY_PRESET, options=list(PURIFY_PRESETS),
+                       on_change=links.forget, args=(CONTROLS,),
+                       help="default: chosen from clean accuracy only (see README). reference: the authors' setup.") or "default"
 base = PURIFY_PRESETS[preset]
+links.seed(state.PURIFY_THRESHOLD, base.threshold, float, bounds=(0.0, 0.5))
+links.seed(state.PURIFY_DIRECTION, base.direction, choices=("lowest", "highest"))
+links.seed(state.PURIFY_SCOPE, base.scope, choices=("layer", "global"))
+links.seed(state.PURIFY_LAYERS, base.layers if isinstance(base.layers, str) else "all", choices=("all", "conv", "final-linear"))
+links.seed(state.PURIFY_REGULARIZER, base.regularizer, choices=REGULARIZERS)
+links.seed(state.PURIFY_STRENGTH, base.strength, float, bounds=(0.0, 10.0))
+links.seed(state.PURIFY_EPOCHS, base.epochs, int, bounds=(1, 60))
+links.seed(state.PURIFY_LR, base.lr, float, choices=LEARNING_RATES)
+
 c1, c2, c3 = st.columns(3)
-threshold = c1.slider("Pruning threshold (share of neurons marked)", 0.0, 0.5, base.threshold, 0.01, key=f"{state.PURIFY_THRESHOLD}_{preset}")
-direction = c1.radio("Mark the", ["lowest", "highest"], index=["lowest", "highest"].index(base.direction), horizontal=True,
-                     key=f"{state.PURIFY_DIRECTION}_{preset}", help="lowest benign salience is the paper's premise; on small nets "
-                     "the infected neurons are often the most salient (see Compare rankings).")
-scope = c1.radio("Scope", ["layer", "global"], horizontal=True, key=f"{state.PURIFY_SCOPE}_{preset}",
-                 help="layer: that share of each layer; global: of all layers pooled, scores scaled within each layer.")
-layers = c2.selectbox("Layers", ["all", "conv", "final-linear"], index=["all", "conv", "final-linear"].index(base.layers if isinstance(base.layers, str) else "all"),
-                      key=f"{state.PURIFY_LAYERS}_{preset}")
-regularizer = c2.selectbox("Regularizer", REGULARIZERS, index=REGULARIZERS.index(base.regularizer), key=f"{state.PURIFY_REGULARIZER}_{preset}",
-                           help="ar: Adaptive Regularization; prune: zero the marked neurons and keep them at zero; none: plain fine-tuning.")
-strength = c2.number_input("Strength (lambda)", 0.0, 10.0, base.strength, 0.01, format="%.3f", key=f"{state.PURIFY_STRENGTH}_{preset}")
-epochs = c3.slider("Epochs", 1, 60, base.epochs, key=f"{state.PURIFY_EPOCHS}_{preset}")
-lr = c3.select_slider("Learning rate", [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1], value=base.lr, key=f"{state.PURIFY_LR}_{preset}")
+threshold = links.control(c1, "slider", "Pruning threshold (share of neurons marked)", state.PURIFY_THRESHOLD,
+                          min_value=0.0, max_value=0.5, step=0.01)
+direction = links.control(c1, "radio", "Mark the", state.PURIFY_DIRECTION, options=["lowest", "highest"], horizontal=True,
+                          help="lowest benign salience is the paper's premise; on small nets the infected neurons are "
+                          "often the most salient (see Compare rankings).")
+scope = links.control(c1, "radio", "Scope", state.PURIFY_SCOPE, options=["layer", "global"], horizontal=True,
+                      help="layer: that share of each layer; global: of all layers pooled, scores scaled within each layer.")
+layers = links.control(c2, "selectbox", "Layers", state.PURIFY_LAYERS, options=["all", "conv", "final-linear"])
+regularizer = links.control(c2, "selectbox", "Regularizer", state.PURIFY_REGULARIZER, options=REGULARIZERS,
+                            help="ar: Adaptive Regularization; prune: zero the marked neurons and keep them at zero; none: plain fine-tuning.")
+strength = links.control(c2, "number_input", "Strength (lambda)", state.PURIFY_STRENGTH, min_value=0.0, max_value=10.0,
+                         step=0.01, format="%.3f")
+epochs = links.control(c3, "slider", "Epochs", state.PURIFY_EPOCHS, min_value=1, max_value=60)
+lr = links.control(c3, "select_slider", "Learning rate", state.PURIFY_LR, options=LEARNING_RATES)
+links.publish([state.PURIFY_PRESET, *CONTROLS])
 
 try:
     config = purify_preset(preset, threshold=threshold, direction=direction, scope=scope, layers=layers,

@@ -5,8 +5,8 @@ import streamlit as st
 from purify_core.marking import mark, marked_count
 from purify_core.method_figures import maps_figure, salience_strips_figure, score_histogram_figure
 from purify_core.neuron_view import mean_activation_map, neuron_filters
-from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
-from ui import state
+from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
+from ui import links, state
 from ui.cache import neuron_scores, shipped_model, splits_for
 from ui.sidebar import current_scenario
 
@@ -16,13 +16,20 @@ st.title("Salience maps")
 st.markdown("Every neuron of every layer, scored on the clean defense set. **Benign salience** is the first-order rise of "
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")
 
+CONTROLS = [state.SALIENCE_METRIC, state.SALIENCE_VARIANT, state.SALIENCE_THRESHOLD, state.SALIENCE_DIRECTION, state.SALIENCE_SCOPE]
+links.seed(state.SALIENCE_METRIC, "salience", choices=DEFENDER_METRICS)
+links.seed(state.SALIENCE_VARIANT, "abs", choices=SALIENCE_VARIANTS)
+links.seed(state.SALIENCE_THRESHOLD, 0.1, float, bounds=(0.0, 0.5))
+links.seed(state.SALIENCE_DIRECTION, "lowest", choices=("lowest", "highest"))
+links.seed(state.SALIENCE_SCOPE, "layer", choices=("layer", "global"))
 c1, c2, c3 = st.columns(3)
-metric = c1.selectbox("Ranking", DEFENDER_METRICS, format_func=METRIC_LABELS.get, key=state.SALIENCE_METRIC)
-variant = c1.radio("Salience variant", ["abs", "squared", "ema-signed"], horizontal=True, key=state.SALIENCE_VARIANT,
-                   disabled=metric != "salience", help="abs: mean |t_k| over batches; squared: mean t_k^2; ema-signed: the authors' code.")
-threshold = c2.slider("Pruning threshold", 0.0, 0.5, 0.1, 0.01, key=state.SALIENCE_THRESHOLD)
-direction = c2.radio("Mark the", ["lowest", "highest"], horizontal=True, key=state.SALIENCE_DIRECTION)
-scope = c3.radio("Scope", ["layer", "global"], horizontal=True, key=state.SALIENCE_SCOPE)
+metric = links.control(c1, "selectbox", "Ranking", state.SALIENCE_METRIC, options=DEFENDER_METRICS, format_func=METRIC_LABELS.get)
+variant = links.control(c1, "radio", "Salience variant", state.SALIENCE_VARIANT, options=SALIENCE_VARIANTS, horizontal=True,
+                        disabled=metric != "salience", help="abs: mean |t_k| over batches; squared: mean t_k^2; ema-signed: the authors' code.")
+threshold = links.control(c2, "slider", "Pruning threshold", state.SALIENCE_THRESHOLD, min_value=0.0, max_value=0.5, step=0.01)
+direction = links.control(c2, "radio", "Mark the", state.SALIENCE_DIRECTION, options=["lowest", "highest"], horizontal=True)
+scope = links.control(c3, "radio", "Scope", state.SALIENCE_SCOPE, options=["layer", "global"], horizontal=True)
+links.publish(CONTROLS)
 
 scores = neuron_scores(name, metric, variant if metric == "salience" else "abs")
 mask = mark(scores, threshold, scope, None, direction)

@@ -10,8 +10,10 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def open_page(page: str) -> AppTest:
+def open_page(page: str, **query: str) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    for key, value in query.items():
+        at.query_params[key] = value
     at.run()
     at.switch_page(page)
     return at.run()
@@ -47,7 +49,7 @@ def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
     assert "neurons marked" in at.caption[0].value
     model = shipped_model("mnist5k-smallcnn-badnets").model
     before = weights_hash(model)
-    at.slider(key="purify_epochs_default").set_value(1).run()
+    at.slider(key="purify_epochs").set_value(1).run()
     at.button(key="purify_run").click().run()
     assert not at.exception
     runs = at.session_state["purify_runs"]
@@ -64,13 +66,14 @@ def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
     assert weights_hash(model) == before, "the shared cached model must never change"
 
 
-def test_an_impossible_setting_is_a_message_not_a_traceback():
+def test_the_reference_preset_resets_the_controls_to_the_authors_setup():
     at = open_page("pages/purify.py")
+    at.slider(key="purify_threshold").set_value(0.4).run()
     at.segmented_control(key="purify_preset").set_value("reference").run()
     assert not at.exception
-    at.selectbox(key="purify_layers_reference").set_value("final-linear").run()
-    at.number_input(key="purify_strength_reference").set_value(0.0).run()
-    assert not at.exception
+    assert at.selectbox(key="purify_layers").value == "final-linear"
+    assert at.slider(key="purify_threshold").value == 0.05 and at.radio(key="purify_direction").value == "lowest"
+    assert at.caption[0].value.startswith("6 neurons marked")  # 5% of fc1's 128 hidden units
 
 
 def test_salience_page_re_marks_from_cache_and_shows_one_neuron():
@@ -88,10 +91,46 @@ def test_explain_page_shows_attributions_before_and_after_purification():
     at = open_page("pages/explain.py")
     assert not at.exception and any("No purified model" in i.value for i in at.info)
     at.switch_page("pages/purify.py").run()
-    at.slider(key="purify_epochs_default").set_value(1).run()
+    at.slider(key="purify_epochs").set_value(1).run()
     at.button(key="purify_run").click().run()
     at.switch_page("pages/explain.py").run()
     assert not at.exception and not at.info
     assert "purified:" in at.caption[0].value
     at.selectbox(key="explain_method").set_value("gradcam").run()
     assert not at.exception
+
+
+def test_a_shared_link_opens_the_same_purify_controls():
+    at = open_page("pages/purify.py", purify_threshold="0.3", purify_direction="lowest", purify_regularizer="l2",
+                   purify_epochs="5", purify_lr="0.02")
+    assert not at.exception and not at.warning
+    assert at.slider(key="purify_threshold").value == 0.3 and at.radio(key="purify_direction").value == "lowest"
+    assert at.selectbox(key="purify_regularizer").value == "l2" and at.slider(key="purify_epochs").value == 5
+    assert at.select_slider(key="purify_lr").value == 0.02
+
+
+def test_nonsense_in_a_link_is_ignored_with_a_warning():
+    at = open_page("pages/purify.py", purify_threshold="banana", purify_epochs="-3", purify_regularizer="l7")
+    assert not at.exception
+    assert len(at.warning) == 3 and all("Ignored" in w.value for w in at.warning)
+    assert at.slider(key="purify_threshold").value == 0.1 and at.selectbox(key="purify_regularizer").value == "ar"
+
+
+def test_hide_in_a_link_hides_named_controls_and_keeps_their_link_values():
+    at = open_page("pages/purify.py", hide="purify_lr,purify_regularizer", purify_regularizer="prune")
+    assert not at.exception
+    assert not [w for w in at.select_slider if w.key == "purify_lr"]
+    assert not [w for w in at.selectbox if w.key == "purify_regularizer"]
+    assert at.slider(key="purify_epochs").value == 20
+    at.slider(key="purify_epochs").set_value(1).run()
+    at.button(key="purify_run").click().run()
+    assert not at.exception and at.session_state["purify_runs"][0]["config"]["regularizer"] == "prune"
+
+
+def test_salience_and_compare_controls_come_back_from_a_link():
+    at = open_page("pages/salience.py", salience_metric="activation", salience_threshold="0.25", salience_direction="highest")
+    assert not at.exception and at.selectbox(key="salience_metric").value == "activation"
+    assert at.slider(key="salience_threshold").value == 0.25 and at.radio(key="salience_direction").value == "highest"
+    at = open_page("pages/compare.py", compare_direction="highest", compare_top="0.1")
+    assert not at.exception and at.radio(key="compare_direction").value == "highest"
+    assert at.select_slider(key="compare_top").value == 0.1

@@ -1,0 +1,71 @@
+"""Shareable links: the main controls live in the URL query string, and `hide=` hides some.
+
+`seed` gives a control its first value (from `?key=` when valid, else the default) before the
+widget is drawn; `publish` writes the current values back, so the address bar always holds a
+link to this view. Nonsense in a link is ignored with a warning. `?hide=a,b` hides the controls
+keyed `a` and `b` (a teacher's reduced view); hidden controls keep their link or default value.
+Streamlit drops the query string on a page switch, so `hide` is kept in session state.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import streamlit as st
+
+HIDE = "hide"
+
+
+def seed(key: str, default: Any, parse: Callable[[str], Any] = str, choices: Sequence[Any] | None = None,
+         bounds: tuple[float, float] | None = None) -> None:
+    """Set `st.session_state[key]` once: from the link if the value is valid, else `default`."""
+    if key in st.session_state:
+        return
+    raw, value = st.query_params.get(key), default
+    if raw is not None:
+        try:
+            parsed = parse(raw)
+            if choices is not None and parsed not in choices:
+                raise ValueError
+            if bounds is not None and not bounds[0] <= parsed <= bounds[1]:
+                raise ValueError
+            value = parsed
+        except (ValueError, TypeError):
+            st.warning(f"Ignored `{key}={raw}` in the link: not a valid value here. Using {default!r}.")
+    st.session_state[key] = value
+
+
+def publish(keys: Sequence[str]) -> None:
+    """Mirror the controls' current values (and `hide`) in the URL; only changed values are written."""
+    for key in keys:
+        value = st.session_state.get(key)
+        if value is not None and st.query_params.get(key) != str(value):
+            st.query_params[key] = str(value)
+    hidden = st.session_state.get(HIDE)
+    if hidden and st.query_params.get(HIDE) != hidden:
+        st.query_params[HIDE] = hidden
+
+
+def hidden(key: str) -> bool:
+    """True when the link asked to hide this control (`?hide=key1,key2`)."""
+    if HIDE not in st.session_state:
+        st.session_state[HIDE] = st.query_params.get(HIDE, "")
+    return key in {k.strip() for k in st.session_state[HIDE].split(",") if k.strip()}
+
+
+def forget(keys: Sequence[str]) -> None:
+    """Drop controls' values from the session and the link (e.g. when a preset resets them)."""
+    for key in keys:
+        st.session_state.pop(key, None)
+        if key in st.query_params:
+            del st.query_params[key]
+
+
+def control(where: Any, widget: str, label: str, key: str, **kwargs: Any) -> Any:
+    """Draw `where.<widget>(label, key=key, ...)` unless the link hides it; either way return its value.
+
+    Seed the key first: the widget takes its value from session state (no `value=` argument).
+    """
+    if hidden(key):
+        return st.session_state[key]
+    return getattr(where, widget)(label, key=key, **kwargs)
