@@ -1,11 +1,14 @@
 """Purify: mark neurons, fine-tune with Adaptive Regularization (or a baseline), watch it live."""
 
+import json
+
 import pandas as pd
 import streamlit as st
 
 from purify_core.defenses import DEFENSES, run_defense
 from purify_core.errors import UserInputError
 from purify_core.evaluate import evaluate
+from purify_core.export import purified_card, run_report_html, weights_bytes
 from purify_core.marking import mark, marked_count
 from purify_core.method_figures import run_curves_figure, salience_strips_figure
 from purify_core.neurons import neuron_layers, select_layers
@@ -118,6 +121,17 @@ if kept:
     draw({r["label"]: r["history"] for r in kept}, "overlay")
     st.caption("Every run of this session, overlaid: lower task loss fits the clean data; the backdoor is gone when ASR "
                "falls near 0 while ACC stays up.")
+    exportable = [r for r in kept if r["model"] is not None]
+    e1, e2, e3, e4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    chosen = e1.selectbox("Export a purified model", [r["label"] for r in exportable], key=state.PURIFY_EXPORT_CHOICE)
+    if chosen:
+        run = next(r for r in exportable if r["label"] == chosen)
+        data, sha = weights_bytes(run["model"])
+        e2.download_button("Weights (.safetensors)", data, f"{name}-purified.safetensors", key=state.PURIFY_EXPORT_WEIGHTS)
+        card = json.dumps(purified_card(backdoored.card, run, sha), indent=2, default=str)
+        e3.download_button("Card (.json)", card, f"{name}-purified.json", "application/json", key=state.PURIFY_EXPORT_CARD)
+    e4.download_button("Report (.html)", run_report_html(backdoored.card, kept), f"{name}-report.html", "text/html",
+                       key=state.PURIFY_EXPORT_REPORT, help="Every run's charts, numbers and settings in one file.")
     doomed = st.multiselect("Delete runs", [r["label"] for r in kept], key=state.PURIFY_DELETE_CHOICE)
     if st.button("Delete", key=state.PURIFY_DELETE, disabled=not doomed):
         session_runs.delete(doomed)

@@ -134,3 +134,12 @@ def test_salience_and_compare_controls_come_back_from_a_link():
     at = open_page("pages/compare.py", compare_direction="highest", compare_top="0.1")
     assert not at.exception and at.radio(key="compare_direction").value == "highest"
     assert at.select_slider(key="compare_top").value == 0.1
+
+
+def test_purify_page_offers_the_exports_after_a_run():
+    at = open_page("pages/purify.py", purify_epochs="1")
+    at.button(key="purify_run").click().run()
+    assert not at.exception
+    assert at.selectbox(key="purify_export_choice").value == "#1 ar t=0.1 highest"
+    labels = [b.label for b in at.get("download_button")]
+    assert labels == ["Weights (.safetensors)", "Card (.json)", "Report (.html)"]

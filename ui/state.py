@@ -38,3 +38,7 @@ SALIENCE_NEURON = "salience_neuron"
 
 EXPLAIN_METHOD = "explain_method"
 EXPLAIN_RUN = "explain_run"
+PURIFY_EXPORT_CHOICE = "purify_export_choice"
+PURIFY_EXPORT_WEIGHTS = "purify_export_weights"
+PURIFY_EXPORT_CARD = "purify_export_card"
+PURIFY_EXPORT_REPORT = "purify_export_report"

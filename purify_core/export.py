@@ -1,0 +1,68 @@
+"""Exports of a purification: the weights (safetensors), a card, and a self-contained HTML report."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from typing import Any
+
+import plotly.io as pio
+import torch
+from safetensors.torch import save
+
+from .checkpoints import Card, library_versions
+from .method_figures import run_curves_figure
+
+__all__ = ["weights_bytes", "purified_card", "run_report_html"]
+
+
+def weights_bytes(model: torch.nn.Module) -> tuple[bytes, str]:
+    """The model's state dict as safetensors bytes (CPU, contiguous) and their sha256."""
+    data = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, metadata={"format": "pt"})
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def purified_card(source: Card, run: dict[str, Any], sha256: str) -> dict[str, Any]:
+    """What a purified checkpoint is: its source model, the settings and numbers of the run, versions."""
+    return {
+        "name": f"{source.name}-purified",
+        "source": {"name": source.name, "sha256": source.sha256, "scenario": source.scenario},
+        "input_shape": list(source.input_shape),
+        "num_classes": source.num_classes,
+        "classes": list(source.classes),
+        "purification": {"label": run["label"], "config": run["config"], "summary": run["summary"]},
+        "sha256": sha256,
+        "versions": library_versions(),
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return ""
+    head = "".join(f"<th>{html.escape(str(k))}</th>" for k in rows[0])
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row.values()) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def run_report_html(source: Card, runs: list[dict[str, Any]]) -> str:
+    """One HTML file (plotly.js inlined once) with the runs' charts, numbers and settings."""
+    histories = {r["label"]: r["history"] for r in runs}
+    figures = [run_curves_figure(histories, "task_loss", "Task loss (clean cross-entropy)"),
+               run_curves_figure(histories, "acc", "ACC (clean test)", percent=True),
+               run_curves_figure(histories, "asr", "ASR (evaluator's view)", percent=True)]
+    charts = "".join(pio.to_html(f, full_html=False, include_plotlyjs="inline" if i == 0 else False) for i, f in enumerate(figures))
+    rows = []
+    for r in runs:
+        s = r.get("summary") or {}
+        before, after = s.get("before") or {}, s.get("after") or {}
+        rows.append({"run": r["label"], "status": r["status"], "ACC before": before.get("acc"), "ASR before": before.get("asr"),
+                     "ACC after": after.get("acc"), "ASR after": after.get("asr"), "steps to ASR<5%": s.get("steps_to_erase"),
+                     "seconds": round(s.get("seconds", 0.0), 1)})
+    settings = "".join(f"<h3>{html.escape(r['label'])}</h3><pre>{html.escape(json.dumps(r['config'], indent=2))}</pre>" for r in runs)
+    reproduce = json.dumps({"scenario": source.scenario, "source_sha256": source.sha256, "versions": library_versions()}, indent=2)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Purify Lab report: {html.escape(source.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
+</head><body><h1>Purify Lab report: {html.escape(source.name)}</h1>
+<p>Backdoored model: ACC {source.acc:.2f}%, ASR {source.asr:.2f}%. ACC and ASR in %; ASR is the evaluator's view (it needs the trigger).</p>
+{_table(rows)}{charts}<h2>Settings</h2>{settings}<h2>To reproduce</h2><pre>{html.escape(reproduce)}</pre></body></html>"""
