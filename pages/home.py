@@ -38,5 +38,21 @@ with right:
     st.caption("Top: clean test images with the model's prediction. Bottom: the same images with the trigger; "
                "⚠ in red marks the backdoor firing (predicted as the target).")
 
+st.subheader("A guided tour")
+st.markdown("Five steps, one page each. Every chart says in a line how to read it.")
+tour = [
+    ("pages/salience.py", "1. Salience maps", "score every neuron on the clean defense set: benign salience, the clean-loss "
+     "cost of removing it, and the neurons a threshold marks."),
+    ("pages/compare.py", "2. Compare rankings", "grade benign salience, activation, magnitude and gradient x activation "
+     "against the neurons the trigger really moves (the evaluator's view)."),
+    ("pages/purify.py", "3. Purify", "fine-tune a private copy with Adaptive Regularization on the marked neurons; watch ACC "
+     "and ASR live; compare with L2, L1, pruning, plain fine-tuning and baseline defenses; export."),
+    ("pages/explain.py", "4. Explain", "see the trigger light up in the backdoored model's attributions, and fade after purification."),
+]
+for page, label, text in tour:
+    left, right = st.columns([1, 4])
+    left.page_link(page, label=label)
+    right.markdown(text)
+
 with st.expander("Model card (JSON)"):
     st.json(card.to_dict())

@@ -28,6 +28,7 @@ def test_home_shows_the_default_scenario_card():
     card = next(c for c in list_zoo() if c.name == "mnist5k-smallcnn-badnets")
     assert at.metric[0].value == f"{card.acc:.1f}%" and at.metric[1].value == f"{card.asr:.1f}%"
     assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("page_link")) == 4, "the guided tour links every step's page"
 
 
 @pytest.mark.parametrize("name", [c.name for c in list_zoo()])
