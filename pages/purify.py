@@ -22,7 +22,8 @@ from ui.cache import neuron_scores, shipped_model, splits_for
 
 name = current_scenario()
 backdoored, splits = shipped_model(name), splits_for(name)
-session_runs.settle_interrupted()
+for stopped in session_runs.settle_interrupted():
+    st.info(f"Run {stopped['label']} {stopped['reason']}.")
 
 st.title("Purify")
 st.markdown(f"Fine-tune a private copy of **{name}** on its {len(splits.defense)} clean defense images, with a penalty "
@@ -81,14 +82,16 @@ st.caption(f"{marked_count(mask)} neurons marked. Each row is a layer, each cell
 def live(run, items) -> None:
     """Stream a run into a progress bar and three charts; a Stop click reruns the page and ends it."""
     bar = st.progress(0.0, text="starting…")
-    st.button("Stop", key=state.PURIFY_STOP, help="Ends the run at once; the steps so far are kept.")
+    stop = st.empty()
+    stop.button("Stop", key=state.PURIFY_STOP, help="Ends the run at once; the steps so far are kept.")
     charts = st.empty()
     for item in session_runs.stream(run, items):
         bar.progress(item.fraction, text=f"step {item.step}/{item.steps} · task loss {item.task_loss:.3f}")
         if item.acc is not None:
             with charts.container():
                 draw({run["label"]: run["history"]}, f"live{item.step}")  # keys unique per redraw
-    bar.empty()
+    for placeholder in (bar, stop, charts):  # the run is over: the overlay below shows it
+        placeholder.empty()
 
 
 def draw(histories: dict, where: str) -> None:

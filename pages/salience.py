@@ -52,6 +52,7 @@ left.caption("Its incoming weights, one small map per input channel (blue negati
 clean = splits.defense.x
 maps = [mean_activation_map(backdoored.model, clean, layer, neuron),
         mean_activation_map(backdoored.model, backdoored.attack.apply(clean), layer, neuron)]
-right.plotly_chart(maps_figure(maps, ["clean images", "with the trigger (evaluator's view)"], 2), key="salience_activation")
+right.plotly_chart(maps_figure(maps, ["clean images", "with the trigger (evaluator's view)"], 2, shared_scale=True),
+                   key="salience_activation")
 right.caption("Where the neuron fires, averaged over the defense images: clean, and with the trigger added (oracle). "
-              "A neuron that lights up only with the trigger is infected.")
+              "Both on one colour scale. A neuron that lights up only with the trigger is infected.")

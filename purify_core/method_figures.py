@@ -42,7 +42,8 @@ def salience_strips_figure(scores: NeuronScores, mask: NeuronMask | None = None,
         fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="marked", marker=dict(color=_MARKED, size=7, symbol="x"),
                                  hovertemplate="%{y} neuron %{x} is marked<extra></extra>"))
     fig.update_xaxes(title="neuron")
-    return _layout(fig, 120 + 40 * len(names), title=title, showlegend=mask is not None)
+    return _layout(fig, 120 + 40 * len(names), title=title, showlegend=mask is not None,
+                   legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
 
 
 def score_histogram_figure(scores: torch.Tensor, marked: torch.Tensor | None = None, title: str = "") -> go.Figure:
@@ -98,19 +99,25 @@ def run_curves_figure(runs: dict[str, list[dict]], field: str, title: str, perce
 
 
 def maps_figure(maps: list[torch.Tensor], titles: list[str], columns: int, colorscale: str = "Inferno",
-                height_per_row: int = 170, symmetric: bool = False) -> go.Figure:
-    """Small heatmaps in a grid (filters, activation maps, attributions), each scaled on its own."""
+                height_per_row: int = 170, symmetric: bool = False, shared_scale: bool = False) -> go.Figure:
+    """Small heatmaps in a grid (filters, activation maps, attributions): each scaled on its own, or
+    all on one scale (`shared_scale`) when their magnitudes are to be compared."""
     from plotly.subplots import make_subplots
 
     rows = -(-len(maps) // columns)
     fig = make_subplots(rows=rows, cols=columns, subplot_titles=titles, horizontal_spacing=0.02, vertical_spacing=0.12)
+    common = max((float(m.detach().abs().max()) for m in maps), default=1.0) or 1.0
     for i, m in enumerate(maps):
         z = m.detach().cpu().double().numpy()
-        bound = float(np.abs(z).max()) or 1.0
+        bound = common if shared_scale else (float(np.abs(z).max()) or 1.0)
         fig.add_trace(go.Heatmap(z=z, colorscale="RdBu" if symmetric else colorscale, showscale=False,
                                  zmin=-bound if symmetric else 0, zmax=bound,
                                  hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"), row=i // columns + 1, col=i % columns + 1)
-    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False, autorange="reversed", scaleanchor=None)
+    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False, autorange="reversed")
+    for i in range(1, len(maps) + 1):  # square pixels: each map's y axis follows its x axis
+        suffix = "" if i == 1 else str(i)
+        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain")
+        fig.layout[f"xaxis{suffix}"].update(constrain="domain")
     fig.update_annotations(font_size=11)
     return _layout(fig, 40 + height_per_row * rows)
 

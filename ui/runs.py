@@ -19,12 +19,15 @@ def runs() -> list[dict[str, Any]]:
     return st.session_state.setdefault(state.RUNS, [])
 
 
-def settle_interrupted() -> None:
-    """A run still marked running belongs to a script run that Stop (or a rerun) ended."""
+def settle_interrupted() -> list[dict[str, Any]]:
+    """A run still marked running belongs to a script run that Stop (or a rerun) ended: keep it as stopped."""
+    settled = []
     for run in runs():
         if run["status"] == "running":
             run["status"] = "stopped"
             run["reason"] = f"stopped after {run['history'][-1]['step'] if run['history'] else 0} steps; what was computed is kept"
+            settled.append(run)
+    return settled
 
 
 def new_run(kind: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,135 @@
+"""The real app in Debian's Chromium: every page, a purification, Stop, a shared link, screenshots.
+
+Starts `streamlit run app.py` on a free loopback port and drives it with Playwright. The
+screenshots land in docs/screenshots/, where the README shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = ROOT / "docs" / "screenshots"
+IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+VIEW = {"width": 1400, "height": 2000}  # Streamlit scrolls inside its own container: a tall window shows the page
+
+sync_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = free_port()
+    env = {**os.environ, "PURIFY_LAB_CACHE": str(tmp_path_factory.mktemp("cache"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not answer /_stcore/health within 120 s")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()
+
+
+def settle(page, charts: int = 0, timeout: float = 120_000) -> None:
+    """Wait until the script run is over and at least `charts` plotly charts are drawn."""
+    page.wait_for_selector(IDLE, timeout=timeout)
+    if charts:
+        page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length >= {charts}", timeout=timeout)
+    page.wait_for_timeout(500)
+    page.wait_for_selector(IDLE, timeout=timeout)
+
+
+def errors_on(page) -> list[str]:
+    return page.locator("[data-testid=stException]").all_inner_texts()
+
+
+@pytest.mark.parametrize("path, charts, shot", [("", 2, "home"), ("salience", 4, "salience"), ("compare", 2, "compare")])
+def test_every_page_renders_in_chromium(server, browser, path, charts, shot):
+    page = browser.new_page(viewport=VIEW)
+    page.goto(f"{server}/{path}")
+    settle(page, charts)
+    assert not errors_on(page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+    page.close()
+
+
+def test_purify_stop_and_explain_in_one_session(server, browser):
+    page = browser.new_page(viewport=VIEW)
+    page.goto(f"{server}/purify?purify_epochs=3")
+    settle(page, 1)
+    page.get_by_role("button", name="Run purification").click()
+    page.wait_for_selector("text=Runs in this session", timeout=180_000)
+    settle(page, 4)
+    assert not errors_on(page)
+    assert page.locator("[data-testid=stDataFrame]").count() >= 1
+    page.screenshot(path=str(SHOTS / "purify.png"), full_page=True)
+
+    # a long second run, stopped while it streams: the first run and the steps so far are kept
+    page.get_by_role("slider").nth(1).focus()  # epochs slider: jump to the maximum
+    page.keyboard.press("End")
+    settle(page)
+    page.get_by_role("button", name="Run purification").click()
+    page.wait_for_selector("text=/step \\d+\\/\\d+/", timeout=60_000)
+    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()  # ours, not the header one
+    settle(page)
+    assert not errors_on(page)
+    table = page.locator("[data-testid=stDataFrame]").first
+    table.wait_for(timeout=30_000)
+    page.wait_for_function("document.body.innerText.includes('stopped after')", timeout=30_000)
+
+    page.get_by_role("link", name="Explain").first.click()
+    settle(page, 1)
+    assert not errors_on(page)
+    assert page.get_by_text("purified:").count() >= 1
+    page.screenshot(path=str(SHOTS / "explain.png"), full_page=True)
+    page.close()
+
+
+def test_a_shared_link_brings_the_controls_back(server, browser):
+    page = browser.new_page(viewport=VIEW)
+    page.goto(f"{server}/purify?purify_threshold=0.3&purify_regularizer=l2&purify_direction=lowest")
+    settle(page, 1)
+    assert float(page.get_by_test_id("stSliderThumbValue").first.inner_text()) == 0.3
+    regularizer = page.locator("[data-testid=stSelectbox]").filter(has_text="Regularizer")
+    assert "l2" in (regularizer.locator("input").first.input_value() + regularizer.inner_text())
+    assert "purify_threshold=0.3" in page.url
+    page.goto(f"{server}/purify?hide=purify_lr,purify_epochs")
+    settle(page, 1)
+    assert page.get_by_text("Learning rate").count() == 0 and page.get_by_text("Epochs").count() == 0
+    page.close()
