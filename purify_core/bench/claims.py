@@ -57,6 +57,13 @@ def _run(case: Case, config: PurifyConfig, defense: str | None = None) -> dict[s
     return _outcome(finish(run), case)
 
 
+def backdoored_row(case: Case) -> dict[str, Any]:
+    """The model before any defense, on the same test draw: what every defense starts from."""
+    m = case.evaluator()(case.backdoored.model)
+    return {"scenario": case.backdoored.name, "seed": case.seed, "defense": "none (the backdoored model)",
+            "acc": 100 * m.acc, "asr": 100 * m.asr, "steps_to_erase": None, "status": "-"}
+
+
 def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Raw per-seed results for the three claims; `summarise` turns them into tables."""
     rankings, penalties, defenses = [], [], []
@@ -75,7 +82,9 @@ def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, 
                 cfg = replace(config, regularizer=regularizer, strength=strength)
                 out = _run(case, replace(cfg, threshold=0.0) if regularizer == "none" else cfg)
                 runs[(regularizer, strength)] = out
-                penalties.append({"scenario": name, "seed": case.seed, "regularizer": regularizer, "strength": strength, **out})
+                penalties.append({"scenario": name, "seed": case.seed, "regularizer": regularizer,
+                                  "strength": strength if regularizer in PENALTIES else None, **out})
+        defenses.append(backdoored_row(case))
         ours = runs.get((config.regularizer, config.strength)) or _run(case, config)
         defenses.append({"scenario": name, "seed": case.seed, "defense": "purify (ours, defaults)", **ours})
         for defense_name in DEFENSES:
