@@ -1,6 +1,7 @@
 """Purify: mark neurons, fine-tune with Adaptive Regularization (or a baseline), watch it live."""
 
 import json
+import time
 
 import pandas as pd
 import streamlit as st
@@ -85,11 +86,16 @@ def live(run, items) -> None:
     stop = st.empty()
     stop.button("Stop", key=state.PURIFY_STOP, help="Ends the run at once; the steps so far are kept.")
     charts = st.empty()
+    shown = {"bar": 0.0, "charts": 0.0}
     for item in session_runs.stream(run, items):
-        bar.progress(item.fraction, text=f"step {item.step}/{item.steps} · task loss {item.task_loss:.3f}")
-        if item.acc is not None:
+        now = time.monotonic()  # redraw at most a few times a second: each redraw is sent to the browser
+        if now - shown["bar"] > 0.25:
+            bar.progress(item.fraction, text=f"step {item.step}/{item.steps} · task loss {item.task_loss:.3f}")
+            shown["bar"] = now
+        if item.acc is not None and now - shown["charts"] > 1.5:
             with charts.container():
                 draw({run["label"]: run["history"]}, f"live{item.step}")  # keys unique per redraw
+            shown["charts"] = now
     for placeholder in (bar, stop, charts):  # the run is over: the overlay below shows it
         placeholder.empty()
 

@@ -4,14 +4,14 @@ import streamlit as st
 
 from purify_core.marking import mark, marked_count
 from purify_core.method_figures import maps_figure, salience_strips_figure, score_histogram_figure
-from purify_core.neuron_view import mean_activation_map, neuron_filters
+from purify_core.neuron_view import neuron_filters
 from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
 from ui import links, state
-from ui.cache import neuron_scores, shipped_model, splits_for
+from ui.cache import neuron_maps, neuron_scores, shipped_model
 from ui.sidebar import current_scenario
 
 name = current_scenario()
-backdoored, splits = shipped_model(name), splits_for(name)
+backdoored = shipped_model(name)
 st.title("Salience maps")
 st.markdown("Every neuron of every layer, scored on the clean defense set. **Benign salience** is the first-order rise of "
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")
@@ -49,9 +49,7 @@ left, right = st.columns(2)
 left.plotly_chart(maps_figure(list(filters), [f"in {i}" for i in range(len(filters))], min(8, len(filters)), symmetric=True,
                               height_per_row=110), key="salience_filters")
 left.caption("Its incoming weights, one small map per input channel (blue negative, red positive; linear layers: one row).")
-clean = splits.defense.x
-maps = [mean_activation_map(backdoored.model, clean, layer, neuron),
-        mean_activation_map(backdoored.model, backdoored.attack.apply(clean), layer, neuron)]
+maps = neuron_maps(name, layer, neuron)
 right.plotly_chart(maps_figure(maps, ["clean images", "with the trigger (evaluator's view)"], 2, shared_scale=True),
                    key="salience_activation")
 right.caption("Where the neuron fires, averaged over the defense images: clean, and with the trigger added (oracle). "

@@ -71,3 +71,13 @@ def pruning_report(name: str, direction: str) -> dict:
     fractions = (0.0, 0.05, 0.1, 0.2, 0.3)
     return {METRIC_LABELS[m]: pruning_curve(backdoored.model, neuron_scores(name, m), evaluator, fractions, direction)
             for m in DEFENDER_METRICS}
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def neuron_maps(name: str, layer: str, neuron: int) -> list:
+    """One neuron's mean activation map on the clean defense images and with the trigger (oracle)."""
+    from purify_core.neuron_view import mean_activation_map
+
+    backdoored, clean = shipped_model(name), splits_for(name).defense.x
+    return [mean_activation_map(backdoored.model, clean, layer, neuron),
+            mean_activation_map(backdoored.model, backdoored.attack.apply(clean), layer, neuron)]
