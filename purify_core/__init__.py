@@ -1,4 +1,4 @@
-"""Purify Lab's core: backdoored models, and (later) finding and purifying their bad neurons.
+"""Purify Lab's core: backdoored models, and finding and purifying their bad neurons.
 
 UI-free: nothing here imports streamlit. The public API is re-exported below.
 """
@@ -18,9 +18,32 @@ from .errors import ChecksumMismatchError, UserInputError
 from .evaluate import Metrics, evaluate
 from .models import build_model, pick_device
 from .train import TrainProgress, train_model
+from .defenses import DEFENSES, run_defense
+from .marking import mark
+from .neurons import NeuronMask, NeuronScores, neuron_layers
+from .purify import PurifyConfig, PurifyResult, StepMetrics, fine_tune, purify, purify_preset
+from .rankings import METRICS, rank_neurons
+from .regularizers import REGULARIZERS, ar_penalty, build_regularizer
 from .zoo import BackdooredModel, BuildProgress, load_or_train, load_shipped, list_zoo, train_scenario
 
 __all__ = [
+    "DEFENSES",
+    "METRICS",
+    "NeuronMask",
+    "NeuronScores",
+    "PurifyConfig",
+    "PurifyResult",
+    "REGULARIZERS",
+    "StepMetrics",
+    "ar_penalty",
+    "build_regularizer",
+    "fine_tune",
+    "mark",
+    "neuron_layers",
+    "purify",
+    "purify_preset",
+    "rank_neurons",
+    "run_defense",
     "ATTACKS",
     "Attack",
     "AttackConfig",

@@ -63,6 +63,9 @@ def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
     at.multiselect(key="purify_delete_choice").set_value(["#1 ar t=0.1 highest"]).run()
     at.button(key="purify_delete").click().run()
     assert not at.exception and [r["label"] for r in at.session_state["purify_runs"]] == ["#2 fine-pruning"]
+    at.switch_page("pages/salience.py").run()  # salience, a neuron's maps, then another ranking
+    at.selectbox(key="salience_metric").set_value("gradxact").run()
+    assert not at.exception
     assert weights_hash(model) == before, "the shared cached model must never change"
 
 

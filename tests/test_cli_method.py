@@ -49,6 +49,7 @@ def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
     raw = json.loads((tmp_path / "claims.json").read_text())
     assert {r["seed"] for r in raw["rankings"]} == {0, 1}
     assert {r["regularizer"] for r in raw["regularizers"]} == {"ar", "l2", "l1", "prune", "none"}
-    assert {r["defense"] for r in raw["defenses"]} == {"purify (ours, defaults)", "finetune", "fine-pruning", "magnitude-pruning"}
+    assert {r["defense"] for r in raw["defenses"]} == {
+        "none (the backdoored model)", "purify (ours, defaults)", "finetune", "fine-pruning", "magnitude-pruning"}
     markdown = (tmp_path / "claims.md").read_text()
     assert "Claim 1" in markdown and "Claim 3" in markdown and "| mnist5k-smallcnn-badnets | salience |" in markdown
