@@ -71,7 +71,8 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> go.Fi
     for label, (fpr, tpr, auc) in curves.items():
         fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{label} (AUC {auc:.2f})"))
     fig.update_xaxes(title="false positive rate", range=[0, 1]).update_yaxes(title="true positive rate", range=[0, 1])
-    return _layout(fig, 380, title="ROC against TAC (evaluator's view)")
+    return _layout(fig, 440, title="ROC against TAC (evaluator's view)",
+                   legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
 
 
 def pruning_curves_figure(curves: dict[str, list[PruningPoint]]) -> go.Figure:
