@@ -39,7 +39,7 @@ with right:
                "⚠ in red marks the backdoor firing (predicted as the target).")
 
 st.subheader("A guided tour")
-st.markdown("Five steps, one page each. Every chart says in a line how to read it.")
+st.markdown("Four steps from here, one page each. Every chart says in a line how to read it.")
 tour = [
     ("pages/salience.py", "1. Salience maps", "score every neuron on the clean defense set: benign salience, the clean-loss "
      "cost of removing it, and the neurons a threshold marks."),
