@@ -36,3 +36,12 @@ def test_perf_measures_salience_against_one_forward_backward_pass():
     salience = rows["ranking: salience"]
     assert salience["seconds"] > 0 and salience["ratio"] == salience["seconds"] / rows["one forward+backward pass over the defense set"]["seconds"]
     assert raw["peak_rss_mb"] > 0 and "| ranking: salience |" in perf_markdown(raw)
+
+
+def test_a_benchmark_with_no_matching_scenario_is_a_clear_error(tmp_path, capsys):
+    from purify_core.bench.__main__ import main
+
+    assert main(["perf", "--scenarios", "nope", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "no shipped scenario matches 'nope'" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir()), "nothing is written for a failed benchmark"

@@ -22,7 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     log = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
     try:
-        config = purify_preset(args.preset, **({"epochs": args.epochs} if args.epochs else {}))
+        if args.seeds < 1:
+            raise UserInputError(f"--seeds must be at least 1, got {args.seeds}")
+        config = purify_preset(args.preset, **({"epochs": args.epochs} if args.epochs is not None else {}))
         if args.which == "claims":
             from .claims import claims_markdown, run_claims
 

@@ -8,6 +8,7 @@ from typing import Callable, Iterator
 from torch import nn
 
 from ..data import Splits, redraw_defense
+from ..errors import UserInputError
 from ..evaluate import Metrics, evaluate
 from ..purify import PurifyResult, StepMetrics
 from ..zoo import BackdooredModel, load_shipped, shipped_scenarios
@@ -31,9 +32,13 @@ class Case:
 
 def cases(names: list[str] | None, seeds: list[int]) -> Iterator[Case]:
     """Every requested shipped scenario (all by default) x every defense-set seed."""
-    for scenario in shipped_scenarios():
-        if names and not any(n in scenario.name for n in names):
-            continue
+    chosen = [s for s in shipped_scenarios() if not names or any(n in s.name for n in names)]
+    if not chosen:
+        known = ", ".join(s.name for s in shipped_scenarios())
+        raise UserInputError(f"no shipped scenario matches {' '.join(names or [])!r}; shipped: {known}")
+    if any(seed < 0 for seed in seeds):
+        raise UserInputError("defense-set seeds must be >= 0")
+    for scenario in chosen:
         backdoored = load_shipped(scenario.name)
         for seed in seeds:
             yield Case(backdoored, redraw_defense(backdoored.splits(), seed), seed)
