@@ -9,14 +9,19 @@ build, where modules are registered in the order they run).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
+from typing import Iterable, Iterator
 
 import torch
 from torch import nn
 
 from .errors import UserInputError
 
-__all__ = ["NeuronLayer", "NeuronScores", "NeuronMask", "neuron_layers", "owned_parameters", "LAYER_PRESETS", "select_layers"]
+__all__ = [
+    "NeuronLayer", "NeuronScores", "NeuronMask", "neuron_layers", "owned_parameters", "LAYER_PRESETS", "select_layers",
+    "zero_neurons", "pruned_copies",
+]
 
 #: One score per neuron, keyed by layer name: the contract every ranking returns.
 NeuronScores = dict[str, torch.Tensor]
@@ -115,3 +120,17 @@ def zero_neurons(model: nn.Module, mask: NeuronMask) -> None:
             continue
         for param in owned_parameters(model, layer).values():
             param.masked_fill_(neuron_rows(param, marked.to(param.device)), 0.0)
+
+
+def pruned_copies(model: nn.Module, masks: Iterable[NeuronMask]) -> Iterator[tuple[NeuronMask, nn.Module]]:
+    """For each mask in turn (read lazily), that mask and one private copy of `model` with it zeroed.
+
+    The copy is made once and reset to `model`'s weights before each mask, so `model` is never
+    changed; use each yielded model before asking for the next.
+    """
+    work = copy.deepcopy(model)
+    original = copy.deepcopy(model.state_dict())
+    for mask in masks:
+        work.load_state_dict(original)
+        zero_neurons(work, mask)
+        yield mask, work

@@ -234,7 +234,7 @@ def fine_tune(
         for epoch in range(1, config.epochs + 1):
             if config.dynamic and order is not None:
                 fraction = config.beta + (1 - config.beta) * (epoch - 1) / max(1, config.epochs - 1)
-                regularizer.set_mask(model, _active_mask(mask, order, fraction))
+                regularizer.set_mask(_active_mask(mask, order, fraction))
             permutation = torch.randperm(len(defense), generator=generator)
             for b in range(batches):
                 if should_stop is not None and should_stop():

@@ -66,7 +66,7 @@ class Regularizer:
     strength: float
     targets: dict[str, list[_Target]]
 
-    def set_mask(self, model: nn.Module, mask: NeuronMask) -> None:
+    def set_mask(self, mask: NeuronMask) -> None:
         for layer, targets in self.targets.items():
             rows = torch.nonzero(mask[layer]).flatten() if layer in mask else torch.empty(0, dtype=torch.long)
             for t in targets:
@@ -121,5 +121,5 @@ def build_regularizer(
         for layer in neuron_layers(model)
     }
     regularizer = Regularizer(name, float(strength), targets)
-    regularizer.set_mask(model, mask)
+    regularizer.set_mask(mask)
     return regularizer

@@ -10,14 +10,15 @@ from ui.cache import shipped_cards
 DEFAULT_SCENARIO = "mnist5k-smallcnn-badnets"
 
 
-def current_scenario() -> str:
-    """The scenario the pages work on (the picker's choice; the default if it has not run yet)."""
-    chosen = st.session_state.get(state.SCENARIO)
-    if chosen:
-        return chosen
-    names = [card.name for card in shipped_cards()]
+def _linked_or_default(names: list[str]) -> str:
+    """The scenario the link asks for if it is shipped, else the default."""
     asked = st.query_params.get(state.SCENARIO)
     return asked if asked in names else (DEFAULT_SCENARIO if DEFAULT_SCENARIO in names else names[0])
+
+
+def current_scenario() -> str:
+    """The scenario the pages work on (the picker's choice; the default if it has not run yet)."""
+    return st.session_state.get(state.SCENARIO) or _linked_or_default([card.name for card in shipped_cards()])
 
 
 def scenario_picker() -> str:
@@ -30,7 +31,7 @@ def scenario_picker() -> str:
         asked = st.query_params.get(state.SCENARIO)
         if asked is not None and asked not in names:
             st.sidebar.warning(f"Unknown scenario {asked!r} in the link; showing the default.")
-        st.session_state[state.SCENARIO] = asked if asked in names else (DEFAULT_SCENARIO if DEFAULT_SCENARIO in names else names[0])
+        st.session_state[state.SCENARIO] = _linked_or_default(names)
     choice = st.sidebar.selectbox("Backdoored model", names, key=state.SCENARIO, help="A shipped scenario: dataset, model, attack, seed.")
     if st.query_params.get(state.SCENARIO) != choice:  # write only on change: each write is a round trip
         st.query_params[state.SCENARIO] = choice

@@ -6,7 +6,6 @@ within `margin` of the unpruned model's; the trigger and ASR are never looked at
 
 from __future__ import annotations
 
-import copy
 from typing import Sequence
 
 from torch import nn
@@ -14,7 +13,7 @@ from torch import nn
 from ..data import ImageSet
 from ..evaluate import accuracy
 from ..marking import mark
-from ..neurons import NeuronMask, NeuronScores, zero_neurons
+from ..neurons import NeuronMask, NeuronScores, pruned_copies
 
 __all__ = ["largest_safe_mask"]
 
@@ -31,16 +30,12 @@ def largest_safe_mask(
 
     Returns that mask and its fraction; stops at the first fraction that breaks the margin.
     """
-    work = copy.deepcopy(model)
-    original = copy.deepcopy(model.state_dict())
     base = accuracy(model, defense)
     best = mark(scores, 0.0, "layer", layers)
     best_fraction = 0.0
-    for fraction in fractions:
-        candidate = mark(scores, fraction, "layer", layers)
-        work.load_state_dict(original)
-        zero_neurons(work, candidate)
-        if accuracy(work, defense) < base - margin:
+    candidates = (mark(scores, fraction, "layer", layers) for fraction in fractions)  # lazy: stops with the loop
+    for fraction, (candidate, pruned) in zip(fractions, pruned_copies(model, candidates)):
+        if accuracy(pruned, defense) < base - margin:
             break
         best, best_fraction = candidate, float(fraction)
     return best, best_fraction

@@ -7,7 +7,6 @@ Statistics come from scikit-learn and scipy.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -20,7 +19,7 @@ from torch import nn
 
 from ..evaluate import Metrics
 from ..marking import mark
-from ..neurons import NeuronMask, NeuronScores, zero_neurons
+from ..neurons import NeuronMask, NeuronScores, pruned_copies
 
 __all__ = [
     "RankingQuality", "infected_neurons", "within_layer_rank", "ranking_quality", "roc_points",
@@ -145,12 +144,9 @@ def pruning_curve(
 
     Works on one private copy, reset from the original weights before every fraction.
     """
-    work = copy.deepcopy(model)
-    original = copy.deepcopy(model.state_dict())
+    masks = (mark(scores, fraction, "layer", layers, direction) for fraction in fractions)
     points = []
-    for fraction in fractions:
-        work.load_state_dict(original)
-        zero_neurons(work, mark(scores, fraction, "layer", layers, direction))
-        m = evaluator(work)
+    for fraction, (_, pruned) in zip(fractions, pruned_copies(model, masks)):
+        m = evaluator(pruned)
         points.append(PruningPoint(float(fraction), m.acc, m.asr))
     return points
