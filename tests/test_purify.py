@@ -158,3 +158,11 @@ def test_fine_pruning_chooses_its_amount_from_clean_accuracy_only(case):
     zero_neurons(pruned, mask)
     assert accuracy(pruned, splits.defense) >= accuracy(backdoored.model, splits.defense) - 0.04
     assert fraction in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
+
+
+def test_fine_pruning_never_marks_more_than_the_threshold_limit(case):
+    backdoored, splits, _ = case
+    # a margin of 1 never stops the search: it must end at half the layer, not raise
+    _, result = run_all(run_defense("fine-pruning", backdoored.model, splits.defense, FAST, margin=1.0))
+    last_conv = [l for l in neuron_layers(result.model) if l.kind == "conv"][-1]
+    assert int(result.mask[last_conv.name].sum()) == last_conv.width // 2

@@ -56,9 +56,9 @@ def run_defense(
     elif name == "fine-pruning":
         last = ([l for l in layers if l.kind == "conv"] or layers)[-1]
         scores = mean_activation(work, batches(defense))
-        fractions = [k / last.width for k in range(1, last.width)]  # one channel more each time
+        fractions = [k / last.width for k in range(1, last.width // 2 + 1)]  # one channel more each time, up to half
         mask, fraction = largest_safe_mask(work, scores, defense, margin, fractions, [last.name])
-        config = replace(config, regularizer="prune", threshold=min(fraction, 0.5), metric="activation", direction="lowest", layers=(last.name,))
+        config = replace(config, regularizer="prune", threshold=fraction, metric="activation", direction="lowest", layers=(last.name,))
     else:
         scores = magnitude(work)
         fractions = [f / 100 for f in range(5, 51, 5)]
