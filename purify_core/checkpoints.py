@@ -27,7 +27,7 @@ from .config import Scenario
 from .errors import ChecksumMismatchError, UserInputError
 from .models import ImageClassifier, build_model
 
-__all__ = ["Card", "save_checkpoint", "load_checkpoint", "read_card", "write_card", "sha256_file", "library_versions", "state_mismatch"]
+__all__ = ["Card", "weights_bytes", "save_checkpoint", "load_checkpoint", "read_card", "write_card", "sha256_file", "library_versions", "state_mismatch"]
 
 CARD_VERSION = 1
 
@@ -112,12 +112,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def weights_bytes(model: torch.nn.Module) -> tuple[bytes, str]:
+    """The model's state dict as safetensors bytes (CPU, contiguous) and their sha256."""
+    data = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, metadata={"format": "pt"})
+    return data, hashlib.sha256(data).hexdigest()
+
+
 def save_checkpoint(model: torch.nn.Module, path: str | Path) -> str:
     """Write the model's state dict as safetensors (CPU, contiguous) and return the file's sha256."""
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    data = save(tensors, metadata={"format": "pt"})
+    data, sha = weights_bytes(model)
     _atomic_write(Path(path), data)
-    return hashlib.sha256(data).hexdigest()
+    return sha
 
 
 def write_card(card: Card, path: str | Path) -> None:

@@ -12,8 +12,10 @@ clean set the defender owns.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -22,7 +24,7 @@ from sklearn.model_selection import train_test_split
 from .config import DataConfig
 from .errors import UserInputError
 
-__all__ = ["ImageSet", "Splits", "load_splits", "redraw_defense", "stratified_split"]
+__all__ = ["ImageSet", "Splits", "load_splits", "redraw_defense", "stratified_split", "data_folders", "one_per_class"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -137,3 +139,19 @@ def redraw_defense(splits: Splits, seed: int) -> Splits:
     pool = ImageSet(torch.cat([splits.test.x, splits.defense.x]), torch.cat([splits.test.y, splits.defense.y]))
     rest, held = stratified_split(pool.y, len(splits.defense) / len(pool), seed)
     return Splits(train=splits.train, test=pool.subset(rest), defense=pool.subset(held), classes=splits.classes)
+
+
+def one_per_class(images: ImageSet, n: int) -> torch.Tensor:
+    """Up to `n` images, the first of each class in turn: a preview that shows the variety of the data."""
+    firsts = [int(torch.nonzero(images.y == c)[0]) for c in torch.unique(images.y).tolist()]
+    return images.x[firsts[:n]]
+
+
+def data_folders() -> list[Path]:
+    """Dataset folders a web user may pick: the subfolders of `$PURIFY_LAB_DATA` (default ~/.cache/purify_lab/data).
+
+    The app never takes a free-form server path from a browser; a server owner puts CIFAR-10,
+    GTSRB or ImageFolder trees there (the CLI takes any path).
+    """
+    root = Path(os.environ.get("PURIFY_LAB_DATA", Path.home() / ".cache" / "purify_lab" / "data"))
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import json
 from typing import Any
 
 import plotly.io as pio
-import torch
-from safetensors.torch import save
 
-from .checkpoints import Card, library_versions
+from .checkpoints import Card, library_versions, weights_bytes
 from .method_figures import run_curves_figure
 
 __all__ = ["weights_bytes", "purified_card", "run_report_html"]
-
-
-def weights_bytes(model: torch.nn.Module) -> tuple[bytes, str]:
-    """The model's state dict as safetensors bytes (CPU, contiguous) and their sha256."""
-    data = save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, metadata={"format": "pt"})
-    return data, hashlib.sha256(data).hexdigest()
 
 
 def purified_card(source: Card, run: dict[str, Any], sha256: str) -> dict[str, Any]:

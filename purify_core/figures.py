@@ -9,7 +9,7 @@ import torch
 
 from .evaluate import SamplePredictions
 
-__all__ = ["image_figure", "sample_grid_figure"]
+__all__ = ["image_figure", "sample_grid_figure", "trigger_preview_figure"]
 
 
 def _to_hwc(images: torch.Tensor) -> np.ndarray:
@@ -50,3 +50,16 @@ def sample_grid_figure(samples: SamplePredictions, classes: tuple[str, ...], tar
         annotation.update(text=titles[index], font=dict(size=11, color="#d62728" if fired else None))
     fig.update_traces(hovertemplate="x %{x}, y %{y}<extra></extra>")
     return _bare(fig, 300)
+
+
+def trigger_preview_figure(trigger: torch.Tensor, clean: torch.Tensor, poisoned: torch.Tensor, target: str) -> go.Figure:
+    """The trigger, then clean images above the same images as the attack poisons them."""
+    n = len(clean)
+    blank = torch.ones_like(trigger)
+    images = np.concatenate([_to_hwc(torch.stack([trigger, *clean])), _to_hwc(torch.stack([blank, *poisoned]))])
+    fig = px.imshow(images, facet_col=0, facet_col_wrap=n + 1, binary_string=True, facet_row_spacing=0.1, facet_col_spacing=0.01)
+    titles = ["trigger", *["clean"] * n, "", *[f"poisoned → {target}"] * n]
+    for annotation in fig.layout.annotations:
+        annotation.update(text=titles[int(annotation.text.split("=")[1])], font=dict(size=11))
+    fig.update_traces(hovertemplate="x %{x}, y %{y}<extra></extra>")
+    return _bare(fig, 280)

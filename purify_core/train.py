@@ -13,6 +13,7 @@ from torch import nn
 from ._utils import model_device
 from .config import TrainConfig
 from .data import ImageSet
+from .errors import UserInputError
 
 __all__ = ["TrainProgress", "train_model", "make_optimizer"]
 
@@ -61,6 +62,8 @@ def train_model(model: nn.Module, data: ImageSet, config: TrainConfig, seed: int
                 index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
                 x, y = data.x[index].to(device), data.y[index].to(device)
                 loss = F.cross_entropy(model(x), y)
+                if not torch.isfinite(loss):
+                    raise UserInputError(f"training diverged (loss {float(loss.detach()):.3g} in epoch {epoch}): lower the learning rate ({config.lr})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()

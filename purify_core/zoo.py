@@ -9,6 +9,7 @@ cached as `<cache>/<name>-<fingerprint>.{safetensors,json}`, so the same setting
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import torch
 
 from ._utils import seeded
 from .attacks import Attack, build_attack
-from .checkpoints import Card, library_versions, load_checkpoint, read_card, save_checkpoint, write_card
+from .checkpoints import Card, library_versions, load_checkpoint, read_card, save_checkpoint, weights_bytes, write_card
 from .config import Scenario, scenario_preset
 from .data import Splits, load_splits
 from .errors import UserInputError
@@ -41,6 +42,10 @@ __all__ = [
     "load_or_train",
     "VerifyResult",
     "verify",
+    "list_built",
+    "key_for",
+    "open_model",
+    "save_upload",
 ]
 
 ZOO_DIR = Path(__file__).resolve().parent.parent / "assets" / "zoo"
@@ -205,6 +210,11 @@ def _shipped_match(scenario: Scenario, zoo_dir: Path) -> Path | None:
     return None
 
 
+def key_for(scenario: Scenario, zoo_dir: Path = ZOO_DIR) -> str:
+    """The name `open_model` finds this scenario's model by: shipped name, else `<name>-<fingerprint>`."""
+    return scenario.name if _shipped_match(scenario, zoo_dir) else f"{scenario.name}-{scenario.fingerprint}"
+
+
 def load_or_train(
     scenario: Scenario,
     cache_dir: Path | None = None,
@@ -217,7 +227,7 @@ def load_or_train(
     if shipped is not None:
         return _load(shipped.with_suffix(".safetensors"), shipped, device)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = f"{scenario.name}-{scenario.fingerprint}"
+    stem = key_for(scenario, zoo_dir)
     weights, card_path = cache_dir / f"{stem}.safetensors", cache_dir / f"{stem}.json"
     if weights.is_file() and card_path.is_file():
         return _load(weights, card_path, device)
@@ -257,3 +267,61 @@ def verify(zoo_dir: Path = ZOO_DIR, tolerance: float = 0.5) -> list[VerifyResult
         message = "matches its card" if ok else f"differs from its card by more than {tolerance} points"
         results.append(VerifyResult(card.name, card.acc, card.asr, acc, asr, ok, message))
     return results
+
+
+_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,160}")
+
+
+def list_built(cache_dir: Path | None = None) -> list[Card]:
+    """Models trained on request or uploaded on this server (cached on disk), newest first.
+
+    A card's `name` is its key: `<scenario>-<fingerprint>` for a trained one, `upload-<sha>` for
+    an upload. Unreadable files are skipped: a half-copied cache never breaks the list.
+    """
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    cards = []
+    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            card = read_card(path)
+        except UserInputError:
+            continue
+        if path.with_suffix(".safetensors").is_file():
+            cards.append(Card.from_dict({**card.to_dict(), "name": path.stem}))
+    return cards
+
+
+def open_model(key: str, cache_dir: Path | None = None, zoo_dir: Path = ZOO_DIR,
+               device: torch.device | str | None = None) -> BackdooredModel:
+    """A model by key: a shipped scenario name, or a trained / uploaded model in the disk cache."""
+    if not isinstance(key, str) or not _KEY.fullmatch(key) or ".." in key:
+        raise UserInputError(f"{key!r} is not a model name")
+    if (Path(zoo_dir) / f"{key}.json").is_file():
+        return load_shipped(key, zoo_dir, device)
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    card_path = folder / f"{key}.json"
+    if not card_path.is_file():
+        raise UserInputError(f"no model named {key!r} here: it is neither shipped nor trained or uploaded on this server")
+    loaded = _load(card_path.with_suffix(".safetensors"), card_path, device)
+    card = Card.from_dict({**loaded.card.to_dict(), "name": key})
+    return BackdooredModel(loaded.scenario, loaded.model, card, loaded.attack)
+
+
+def save_upload(model: ImageClassifier, scenario: Scenario, filename: str, cache_dir: Path | None = None) -> BackdooredModel:
+    """Evaluate an uploaded model on the scenario's data and trigger, and keep it as `upload-<sha>`.
+
+    The trigger is the evaluator's view of the attack the user says the model carries: ASR is
+    only as meaningful as that claim. Same bytes, same key: a second upload reuses the file.
+    """
+    splits = load_splits(scenario.data)
+    attack = _attack_for(scenario, splits)
+    acc, asr = _percent(evaluate(model, splits.test, attack))
+    card = Card(
+        name=scenario.name, scenario=scenario.to_dict(), input_shape=splits.input_shape, num_classes=splits.num_classes,
+        classes=splits.classes, trigger={**attack.describe(), "source": f"uploaded as {filename}"}, acc=acc, asr=asr,
+        clean_acc=None, clean_asr=None, train_seconds=0.0, clean_train_seconds=None, n_train=len(splits.train),
+        n_poisoned=0, sha256="", versions=library_versions(),
+    )
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = f"upload-{weights_bytes(model)[1][:12]}"  # the content hash names the upload
+    saved = _save(BackdooredModel(scenario, model, card, attack), folder / f"{key}.safetensors", folder / f"{key}.json")
+    return BackdooredModel(scenario, model, Card.from_dict({**saved.card.to_dict(), "name": key}), attack)

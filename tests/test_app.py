@@ -28,7 +28,7 @@ def test_home_shows_the_default_scenario_card():
     card = next(c for c in list_zoo() if c.name == "mnist5k-smallcnn-badnets")
     assert at.metric[0].value == f"{card.acc:.1f}%" and at.metric[1].value == f"{card.asr:.1f}%"
     assert len(at.get("plotly_chart")) == 2
-    assert len(at.get("page_link")) == 4, "the guided tour links every step's page"
+    assert len(at.get("page_link")) == 5, "the guided tour links every step's page and the Attack lab"
 
 
 @pytest.mark.parametrize("name", [c.name for c in list_zoo()])
@@ -52,4 +52,4 @@ def test_an_unknown_scenario_in_the_link_falls_back_with_a_warning():
     at = run_app(scenario="no-such-model")
     assert not at.exception
     assert at.selectbox(key="scenario").value == "mnist5k-smallcnn-badnets"
-    assert any("Unknown scenario" in w.value for w in at.warning)
+    assert any("Unknown model" in w.value for w in at.warning)

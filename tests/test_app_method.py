@@ -28,7 +28,7 @@ def weights_hash(model) -> str:
 
 
 def test_compare_page_grades_every_ranking_and_draws_its_charts():
-    at = open_page("pages/compare.py")
+    at = open_page("app_pages/compare.py")
     assert not at.exception
     table = at.dataframe[0].value
     assert list(table["ranking"]) == ["benign salience", "activation", "magnitude", "gradient x activation"]
@@ -42,12 +42,12 @@ def test_compare_page_grades_every_ranking_and_draws_its_charts():
 
 
 def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
-    from ui.cache import shipped_model
+    from ui.cache import backdoored_model
 
-    at = open_page("pages/purify.py")
+    at = open_page("app_pages/purify.py")
     assert not at.exception
     assert "neurons marked" in at.caption[0].value
-    model = shipped_model("mnist5k-smallcnn-badnets").model
+    model = backdoored_model("mnist5k-smallcnn-badnets").model
     before = weights_hash(model)
     at.slider(key="purify_epochs").set_value(1).run()
     at.button(key="purify_run").click().run()
@@ -63,14 +63,14 @@ def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
     at.multiselect(key="purify_delete_choice").set_value(["#1 ar t=0.1 highest"]).run()
     at.button(key="purify_delete").click().run()
     assert not at.exception and [r["label"] for r in at.session_state["purify_runs"]] == ["#2 fine-pruning"]
-    at.switch_page("pages/salience.py").run()  # salience, a neuron's maps, then another ranking
+    at.switch_page("app_pages/salience.py").run()  # salience, a neuron's maps, then another ranking
     at.selectbox(key="salience_metric").set_value("gradxact").run()
     assert not at.exception
     assert weights_hash(model) == before, "the shared cached model must never change"
 
 
 def test_the_reference_preset_resets_the_controls_to_the_authors_setup():
-    at = open_page("pages/purify.py")
+    at = open_page("app_pages/purify.py")
     at.slider(key="purify_threshold").set_value(0.4).run()
     at.segmented_control(key="purify_preset").set_value("reference").run()
     assert not at.exception
@@ -80,7 +80,7 @@ def test_the_reference_preset_resets_the_controls_to_the_authors_setup():
 
 
 def test_salience_page_re_marks_from_cache_and_shows_one_neuron():
-    at = open_page("pages/salience.py")
+    at = open_page("app_pages/salience.py")
     assert not at.exception
     assert "neurons marked" in at.caption[0].value and at.caption[0].value.startswith("24 ")  # 10% of 16+32+64+128
     at.slider(key="salience_threshold").set_value(0.5).run()
@@ -91,12 +91,12 @@ def test_salience_page_re_marks_from_cache_and_shows_one_neuron():
 
 
 def test_explain_page_shows_attributions_before_and_after_purification():
-    at = open_page("pages/explain.py")
+    at = open_page("app_pages/explain.py")
     assert not at.exception and any("No purified model" in i.value for i in at.info)
-    at.switch_page("pages/purify.py").run()
+    at.switch_page("app_pages/purify.py").run()
     at.slider(key="purify_epochs").set_value(1).run()
     at.button(key="purify_run").click().run()
-    at.switch_page("pages/explain.py").run()
+    at.switch_page("app_pages/explain.py").run()
     assert not at.exception and not at.info
     assert "purified:" in at.caption[0].value
     at.selectbox(key="explain_method").set_value("gradcam").run()
@@ -104,7 +104,7 @@ def test_explain_page_shows_attributions_before_and_after_purification():
 
 
 def test_a_shared_link_opens_the_same_purify_controls():
-    at = open_page("pages/purify.py", purify_threshold="0.3", purify_direction="lowest", purify_regularizer="l2",
+    at = open_page("app_pages/purify.py", purify_threshold="0.3", purify_direction="lowest", purify_regularizer="l2",
                    purify_epochs="5", purify_lr="0.02")
     assert not at.exception and not at.warning
     assert at.slider(key="purify_threshold").value == 0.3 and at.radio(key="purify_direction").value == "lowest"
@@ -113,14 +113,14 @@ def test_a_shared_link_opens_the_same_purify_controls():
 
 
 def test_nonsense_in_a_link_is_ignored_with_a_warning():
-    at = open_page("pages/purify.py", purify_threshold="banana", purify_epochs="-3", purify_regularizer="l7")
+    at = open_page("app_pages/purify.py", purify_threshold="banana", purify_epochs="-3", purify_regularizer="l7")
     assert not at.exception
     assert len(at.warning) == 3 and all("Ignored" in w.value for w in at.warning)
     assert at.slider(key="purify_threshold").value == 0.1 and at.selectbox(key="purify_regularizer").value == "ar"
 
 
 def test_hide_in_a_link_hides_named_controls_and_keeps_their_link_values():
-    at = open_page("pages/purify.py", hide="purify_lr,purify_regularizer", purify_regularizer="prune")
+    at = open_page("app_pages/purify.py", hide="purify_lr,purify_regularizer", purify_regularizer="prune")
     assert not at.exception
     assert not [w for w in at.select_slider if w.key == "purify_lr"]
     assert not [w for w in at.selectbox if w.key == "purify_regularizer"]
@@ -131,16 +131,16 @@ def test_hide_in_a_link_hides_named_controls_and_keeps_their_link_values():
 
 
 def test_salience_and_compare_controls_come_back_from_a_link():
-    at = open_page("pages/salience.py", salience_metric="activation", salience_threshold="0.25", salience_direction="highest")
+    at = open_page("app_pages/salience.py", salience_metric="activation", salience_threshold="0.25", salience_direction="highest")
     assert not at.exception and at.selectbox(key="salience_metric").value == "activation"
     assert at.slider(key="salience_threshold").value == 0.25 and at.radio(key="salience_direction").value == "highest"
-    at = open_page("pages/compare.py", compare_direction="highest", compare_top="0.1")
+    at = open_page("app_pages/compare.py", compare_direction="highest", compare_top="0.1")
     assert not at.exception and at.radio(key="compare_direction").value == "highest"
     assert at.select_slider(key="compare_top").value == 0.1
 
 
 def test_purify_page_offers_the_exports_after_a_run():
-    at = open_page("pages/purify.py", purify_epochs="1")
+    at = open_page("app_pages/purify.py", purify_epochs="1")
     at.button(key="purify_run").click().run()
     assert not at.exception
     assert at.selectbox(key="purify_export_choice").value == "#1 ar t=0.1 highest"

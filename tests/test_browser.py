@@ -78,12 +78,14 @@ def errors_on(page) -> list[str]:
     return page.locator("[data-testid=stException]").all_inner_texts()
 
 
-@pytest.mark.parametrize("path, charts, shot", [("", 2, "home"), ("salience", 4, "salience"), ("compare", 2, "compare")])
+@pytest.mark.parametrize("path, charts, shot", [("", 2, "home"), ("salience", 4, "salience"), ("compare", 2, "compare"),
+                                               ("attack_lab", 1, "attack_lab")])
 def test_every_page_renders_in_chromium(server, browser, path, charts, shot):
     page = browser.new_page(viewport=VIEW)
     page.goto(f"{server}/{path}")
     settle(page, charts)
     assert not errors_on(page)
+    assert page.get_by_test_id("stSidebar").get_by_text("Backdoored model").count() == 1, "a direct link runs app.py's sidebar"
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
     page.close()
@@ -132,4 +134,27 @@ def test_a_shared_link_brings_the_controls_back(server, browser):
     page.goto(f"{server}/purify?hide=purify_lr,purify_epochs")
     settle(page, 1)
     assert page.get_by_text("Learning rate").count() == 0 and page.get_by_text("Epochs").count() == 0
+    page.close()
+
+
+def test_train_a_backdoor_in_the_attack_lab_and_work_on_it(server, browser):
+    page = browser.new_page(viewport=VIEW)
+    page.goto(f"{server}/attack_lab")
+    settle(page, 1)
+    page.locator("[data-testid=stSelectbox]").filter(has_text="Dataset").click()
+    page.get_by_role("option", name="8x8 digits").click()
+    settle(page, 1)
+    assert not errors_on(page)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_selector("text=is ready and selected", timeout=180_000)
+    settle(page, 3)
+    assert not errors_on(page)
+    picker = page.get_by_test_id("stSidebar").locator("[data-testid=stSelectbox]").first
+    shown = picker.locator("input").first.input_value() + picker.inner_text()
+    assert "digits-smallcnn-badnets" in shown and "trained here" in shown, shown
+    page.screenshot(path=str(SHOTS / "attack_lab_trained.png"), full_page=True)
+    page.get_by_role("link", name="Salience maps").first.click()
+    settle(page, 4)
+    assert not errors_on(page)
+    assert "scenario=digits-smallcnn-badnets" in page.url
     page.close()

@@ -3,10 +3,16 @@ never change one in place: `copy.deepcopy` it first."""
 
 from __future__ import annotations
 
+import copy
+
+import torch
+
 import streamlit as st
 
-from purify_core import BackdooredModel, Card, list_zoo, load_shipped
+from purify_core import BackdooredModel, Card, list_zoo
+from purify_core.zoo import open_model
 from purify_core.data import Splits, load_splits
+from purify_core.config import DataConfig
 from purify_core.evaluate import SamplePredictions, sample_predictions
 
 
@@ -15,20 +21,20 @@ def shipped_cards() -> list[Card]:
     return list_zoo()
 
 
-@st.cache_resource(show_spinner="Loading the backdoored model…")
-def shipped_model(name: str) -> BackdooredModel:
-    """Read-only and shared: deep-copy it before anything changes it."""
-    return load_shipped(name, device="cpu")
+@st.cache_resource(show_spinner="Loading the backdoored model…", max_entries=32)
+def backdoored_model(name: str) -> BackdooredModel:
+    """A shipped, trained or uploaded model by name. Read-only and shared: deep-copy it before anything changes it."""
+    return open_model(name, device="cpu")
 
 
 @st.cache_resource(show_spinner="Loading the dataset…")
 def splits_for(name: str) -> Splits:
-    return load_splits(shipped_model(name).scenario.data)
+    return load_splits(backdoored_model(name).scenario.data)
 
 
 @st.cache_resource(show_spinner=False)
 def samples_for(name: str, n: int = 8) -> SamplePredictions:
-    backdoored = shipped_model(name)
+    backdoored = backdoored_model(name)
     return sample_predictions(backdoored.model, splits_for(name).test, backdoored.attack, n=n)
 
 
@@ -37,7 +43,7 @@ def neuron_scores(name: str, metric: str, variant: str = "abs") -> dict:
     """One ranking of a shipped model on its clean defense set; cached, so re-marking is instant."""
     from purify_core.rankings import rank_neurons
 
-    backdoored = shipped_model(name)
+    backdoored = backdoored_model(name)
     options = {"variant": variant} if metric == "salience" else {}
     return rank_neurons(backdoored.model, splits_for(name).defense, metric, attack=backdoored.attack, **options)
 
@@ -66,7 +72,7 @@ def pruning_report(name: str, direction: str) -> dict:
     from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
     from purify_core.rankings.quality import pruning_curve
 
-    backdoored, test = shipped_model(name), splits_for(name).test
+    backdoored, test = backdoored_model(name), splits_for(name).test
     evaluator = lambda model: evaluate(model, test, backdoored.attack)  # noqa: E731
     fractions = (0.0, 0.05, 0.1, 0.2, 0.3)
     return {METRIC_LABELS[m]: pruning_curve(backdoored.model, neuron_scores(name, m), evaluator, fractions, direction)
@@ -78,6 +84,18 @@ def neuron_maps(name: str, layer: str, neuron: int) -> list:
     """One neuron's mean activation map on the clean defense images and with the trigger (oracle)."""
     from purify_core.neuron_view import mean_activation_map
 
-    backdoored, clean = shipped_model(name), splits_for(name).defense.x
+    backdoored, clean = backdoored_model(name), splits_for(name).defense.x
     return [mean_activation_map(backdoored.model, clean, layer, neuron),
             mean_activation_map(backdoored.model, backdoored.attack.apply(clean), layer, neuron)]
+
+
+@st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
+def splits_of(data: DataConfig) -> Splits:
+    """A dataset split for the Attack lab (not yet a model's): shared, never modify the tensors."""
+    return load_splits(data)
+
+
+def on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """The shared model itself when it already lives on `device` (the core copies before changing it),
+    else a private copy moved there: `.to()` on the shared one would move it for every session."""
+    return model if device == "cpu" else copy.deepcopy(model).to(device)

@@ -30,6 +30,8 @@ class ParamSpec:
     choices: tuple[str, ...] | None = None
     low: float | None = None
     high: float | None = None
+    #: For a free-form value (a path): the safe values a web form offers instead of a text box.
+    offered: tuple[str, ...] | None = None
 
     def check(self, name: str, value: Any) -> ParamValue:
         """Coerce `value` to the default's type and check it, or raise a message naming the fix."""

@@ -33,7 +33,8 @@ class Blended(Attack):
     name = "blended"
     summary = "A faint full-image pattern blended into the picture; poisoned images are relabelled."
     PARAMS = {
-        "pattern": ParamSpec("noise", "'noise' (seeded uniform noise), 'stripes', or a path to an image file"),
+        "pattern": ParamSpec("noise", "'noise' (seeded uniform noise), 'stripes', or a path to an image file",
+                             offered=("noise", "stripes")),
         "alpha": ParamSpec(0.2, "blend weight of the pattern: x' = (1 - alpha) x + alpha pattern", low=0.01, high=1.0),
         "pattern_seed": ParamSpec(0, "seed of the noise pattern", low=0),
     }

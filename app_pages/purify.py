@@ -18,11 +18,11 @@ from purify_core.regularizers import REGULARIZERS
 from ui import links
 from ui import runs as session_runs
 from ui import state
-from ui.sidebar import current_scenario
-from ui.cache import neuron_scores, shipped_model, splits_for
+from ui.sidebar import current_device, current_scenario, current_seed
+from ui.cache import backdoored_model, neuron_scores, on_device, splits_for
 
 name = current_scenario()
-backdoored, splits = shipped_model(name), splits_for(name)
+backdoored, splits = backdoored_model(name), splits_for(name)
 for stopped in session_runs.settle_interrupted():
     st.info(f"Run {stopped['label']} {stopped['reason']}.")
 
@@ -67,7 +67,8 @@ links.publish([state.PURIFY_PRESET, *CONTROLS])
 
 try:
     config = purify_preset(preset, threshold=threshold, direction=direction, scope=scope, layers=layers,
-                           regularizer=regularizer, strength=strength, epochs=epochs, lr=lr)
+                           regularizer=regularizer, strength=strength, epochs=epochs, lr=lr,
+                           seed=current_seed())
     in_scope = [l.name for l in select_layers(neuron_layers(backdoored.model), config.layers)]
 except UserInputError as error:
     st.error(str(error))
@@ -111,11 +112,11 @@ evaluator = lambda model: evaluate(model, splits.test, backdoored.attack)  # noq
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
     run = session_runs.new_run(f"{config.regularizer} t={config.threshold:g} {config.direction}", config.to_dict())
-    live(run, purify(backdoored.model, splits.defense, config, evaluator, scores=scores))
+    live(run, purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
 defense = defense_col.selectbox("Baseline defense", DEFENSES, key=state.PURIFY_DEFENSE)
 if defense_button.button("Run baseline", key=state.PURIFY_RUN_DEFENSE):
     run = session_runs.new_run(defense, {"defense": defense, **config.to_dict()})
-    live(run, run_defense(defense, backdoored.model, splits.defense, config, evaluator))
+    live(run, run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator))
 
 kept = session_runs.runs()
 if kept:
@@ -133,13 +134,14 @@ if kept:
     exportable = [r for r in kept if r["model"] is not None]
     e1, e2, e3, e4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
     chosen = e1.selectbox("Export a purified model", [r["label"] for r in exportable], key=state.PURIFY_EXPORT_CHOICE)
-    if chosen:
+    if chosen:  # the files are made only when a button is clicked (deferred), not on every rerun
         run = next(r for r in exportable if r["label"] == chosen)
-        data, sha = weights_bytes(run["model"])
-        e2.download_button("Weights (.safetensors)", data, f"{name}-purified.safetensors", key=state.PURIFY_EXPORT_WEIGHTS)
-        card = json.dumps(purified_card(backdoored.card, run, sha), indent=2, default=str)
-        e3.download_button("Card (.json)", card, f"{name}-purified.json", "application/json", key=state.PURIFY_EXPORT_CARD)
-    e4.download_button("Report (.html)", run_report_html(backdoored.card, kept), f"{name}-report.html", "text/html",
+        e2.download_button("Weights (.safetensors)", lambda run=run: weights_bytes(run["model"])[0],
+                           f"{name}-purified.safetensors", key=state.PURIFY_EXPORT_WEIGHTS)
+        e3.download_button("Card (.json)", lambda run=run: json.dumps(purified_card(backdoored.card, run, weights_bytes(run["model"])[1]),
+                                                                   indent=2, default=str),
+                           f"{name}-purified.json", "application/json", key=state.PURIFY_EXPORT_CARD)
+    e4.download_button("Report (.html)", lambda: run_report_html(backdoored.card, kept), f"{name}-report.html", "text/html",
                        key=state.PURIFY_EXPORT_REPORT, help="Every run's charts, numbers and settings in one file.")
     doomed = st.multiselect("Delete runs", [r["label"] for r in kept], key=state.PURIFY_DELETE_CHOICE)
     if st.button("Delete", key=state.PURIFY_DELETE, disabled=not doomed):

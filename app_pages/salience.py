@@ -7,11 +7,11 @@ from purify_core.method_figures import maps_figure, salience_strips_figure, scor
 from purify_core.neuron_view import neuron_filters
 from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
 from ui import links, state
-from ui.cache import neuron_maps, neuron_scores, shipped_model
+from ui.cache import neuron_maps, neuron_scores, backdoored_model
 from ui.sidebar import current_scenario
 
 name = current_scenario()
-backdoored = shipped_model(name)
+backdoored = backdoored_model(name)
 st.title("Salience maps")
 st.markdown("Every neuron of every layer, scored on the clean defense set. **Benign salience** is the first-order rise of "
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")

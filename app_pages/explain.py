@@ -8,11 +8,11 @@ from purify_core.method_figures import attribution_figure
 from ui import links
 from ui import runs as session_runs
 from ui import state
-from ui.cache import shipped_model, splits_for
+from ui.cache import backdoored_model, splits_for
 from ui.sidebar import current_scenario
 
 name = current_scenario()
-backdoored, splits = shipped_model(name), splits_for(name)
+backdoored, splits = backdoored_model(name), splits_for(name)
 st.title("Explain")
 st.markdown("Attributions (captum) say which pixels a prediction rests on. On the backdoored model the trigger should "
             "light up for triggered images; after purification it should fade.")

@@ -1,0 +1,133 @@
+"""Attack lab: implant a backdoor (data, model, trigger, poison rate, target) or bring your own weights."""
+
+import time
+
+import streamlit as st
+
+from purify_core.attacks import ATTACKS, build_attack
+from purify_core.config import ARCHITECTURES, AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig, scenario_preset
+from purify_core.data import data_folders, one_per_class
+from purify_core.errors import UserInputError
+from purify_core.figures import trigger_preview_figure
+from purify_core.uploads import MAX_UPLOAD_MB, WEIGHT_SUFFIXES, import_weights
+from purify_core.zoo import key_for, load_or_train
+from ui import state
+from ui.cache import splits_of
+from ui.card import show_card
+from ui.sidebar import current_device, current_seed, open_on_next_run
+from ui.widgets import param_input
+
+st.title("Attack lab")
+st.markdown("Implant a backdoor yourself: choose the data, the model and the trigger, then train; or upload weights you "
+            "trained elsewhere. Either way the new model opens on the Scenario page and every other page works on it.")
+
+DATASETS = {"mnist5k": "MNIST, 5,000 real digits (shipped)", "digits": "8x8 digits (shipped, trains in seconds)",
+            "cifar10": "CIFAR-10 (server folder)", "gtsrb": "GTSRB (server folder)", "imagefolder": "ImageFolder (server folder)"}
+FOLDER_DATASETS = ("cifar10", "gtsrb", "imagefolder")
+
+made = st.session_state.get(state.ATTACK_MADE)
+if made:
+    with st.container(border=True):
+        st.success(f"**{made}** is ready and selected in the sidebar: every page now works on it.", icon=":material/check_circle:")
+        show_card(made, key="made")
+        st.page_link("app_pages/salience.py", label="Next: find where its backdoor lives (Salience maps)", icon=":material/arrow_forward:")
+
+st.subheader("1. Data and model")
+c1, c2, c3 = st.columns(3)
+dataset = c1.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key=state.ATTACK_DATASET)
+root = None
+if dataset in FOLDER_DATASETS:
+    folders = data_folders()
+    root = c2.selectbox("Folder on the server", [str(f) for f in folders], key=state.ATTACK_ROOT,
+                        format_func=lambda p: p.rsplit("/", 1)[-1],
+                        help="Subfolders of $PURIFY_LAB_DATA on the server; a browser never names other server paths.")
+    if root is None:
+        st.info("This server has no dataset folders yet: put a CIFAR-10, GTSRB or ImageFolder tree under the folder "
+                "`$PURIFY_LAB_DATA` names (default `~/.cache/purify_lab/data`), or use the CLI with `--data-root`.")
+        st.stop()
+arch = c3.selectbox("Architecture", ARCHITECTURES, key=state.ATTACK_ARCH,
+                    help="smallcnn suits MNIST-sized data; smallvgg and preactresnet18 suit 32x32 colour images.")
+preset = scenario_preset("tiny" if dataset == "digits" else "demo")
+data = preset.data if dataset in ("mnist5k", "digits") else DataConfig(dataset, root=root)
+try:
+    splits = splits_of(data)
+except UserInputError as error:
+    st.error(str(error))
+    st.stop()
+st.caption(f"{len(splits.train)} training, {len(splits.defense)} clean defense and {len(splits.test)} test images of "
+           f"{'x'.join(map(str, splits.input_shape))}, {splits.num_classes} classes.")
+
+st.subheader("2. Attack")
+a1, a2 = st.columns([1, 2])
+attack_name = a1.selectbox("Attack", list(ATTACKS), key=state.ATTACK_NAME, format_func=lambda n: f"{n}: {ATTACKS[n].summary}")
+target = a1.selectbox("Target class", range(splits.num_classes), key=state.ATTACK_TARGET, format_func=lambda i: splits.classes[i])
+st.session_state.setdefault(state.ATTACK_RATE, 0.08 if ATTACKS[attack_name].clean_label else 0.1)
+rate = a1.slider("Poison rate", 0.01, 0.5, step=0.01, key=state.ATTACK_RATE,
+                 help="Share of the training set that carries the trigger (clean-label attacks can only use target-class images).")
+tuned = scenario_preset("tiny" if dataset == "digits" else "demo", attack_name).attack.param_dict()
+specs = ATTACKS[attack_name].PARAMS
+p_cols = a2.columns(2)
+params = {name: param_input(p_cols[i % 2], f"{state.ATTACK_PARAM_PREFIX}{attack_name}_{name}", name, spec, tuned.get(name, spec.default))
+          for i, (name, spec) in enumerate(specs.items())}
+try:
+    attack_config = AttackConfig.of(attack_name, int(target), float(rate), **params)
+    attack = build_attack(attack_config, splits.input_shape, splits.num_classes)
+    sample = one_per_class(splits.defense, 5)
+    a2.plotly_chart(trigger_preview_figure(attack.render_trigger(), sample, attack.apply(sample), splits.classes[int(target)]),
+                    key="attack_preview", config={"displayModeBar": False})
+    a2.caption("Live preview: the trigger alone, then clean defense images (one per class) above the same images as the attack poisons "
+               "them (relabelled to the target unless the attack is clean-label).")
+    problem = None
+except UserInputError as error:
+    problem = str(error)
+    a2.error(problem)
+
+st.subheader("3. Train, or upload weights")
+train_tab, upload_tab = st.tabs(["Train here", "Upload weights"])
+with train_tab:
+    t1, t2, t3 = st.columns([1, 1, 1], vertical_alignment="bottom")
+    st.session_state.setdefault(state.ATTACK_EPOCHS, preset.train.epochs)
+    epochs = t1.number_input("Epochs", 1, 100, key=state.ATTACK_EPOCHS)
+    st.session_state.setdefault(state.ATTACK_LR, preset.train.lr)
+    lr = t2.select_slider("Learning rate", [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2], key=state.ATTACK_LR)
+    train = TrainConfig(epochs=int(epochs), batch_size=preset.train.batch_size, lr=float(lr))
+    scenario = Scenario(data=data, model=ModelConfig(arch), attack=attack_config, train=train, seed=current_seed()) if not problem else None
+    clicked = t3.button("Train", type="primary", key=state.ATTACK_TRAIN, disabled=problem is not None,
+                        help="Trains on the poisoned training set; the same settings and seed train once and are reused.")
+    st.caption(f"Seed {current_seed()} and device {current_device()} come from the sidebar. A model trained here is kept "
+               "on this server, so anyone with the same settings gets it at once.")
+    if clicked and scenario is not None:
+        bar, shown = st.progress(0.0, text="Poisoning the training set…"), [0.0]
+
+        def on_progress(item) -> None:
+            now = time.monotonic()  # each progress update is a message to the browser: a few per second is enough
+            if item.step is not None and now - shown[0] > 0.3:
+                bar.progress(item.fraction, text=f"Training the {item.stage}: epoch {item.step.epoch}/{item.step.epochs}, "
+                             f"batch {item.step.batch}/{item.step.batches}, loss {item.step.loss:.3f}")
+                shown[0] = now
+
+        try:
+            load_or_train(scenario, on_progress=on_progress, device=current_device())
+        except UserInputError as error:
+            bar.empty()
+            st.error(str(error))
+        else:
+            st.session_state[state.ATTACK_MADE] = key_for(scenario)
+            open_on_next_run(key_for(scenario))
+with upload_tab:
+    st.markdown(f"Weights for the data, architecture and attack chosen above: a `.safetensors` file or a PyTorch state dict "
+                f"(`.pt`, read with `weights_only=True`, so nothing in it can run), at most {MAX_UPLOAD_MB} MiB. The attack "
+                "above is the trigger ASR is measured with: the evaluator's view of what the model carries.")
+    upload = st.file_uploader("Weights file", type=list(WEIGHT_SUFFIXES), key=state.ATTACK_FILE)
+    if st.button("Check and open", key=state.ATTACK_UPLOAD, disabled=upload is None or problem is not None):
+        scenario = Scenario(data=data, model=ModelConfig(arch), attack=attack_config, seed=current_seed())
+        try:
+            with st.spinner("Checking the weights against the architecture and measuring ACC and ASR…"):
+                saved = import_weights(upload.getvalue(), upload.name, scenario)
+        except UserInputError as error:
+            st.error(str(error))
+        else:
+            uploads = st.session_state.setdefault(state.UPLOADS, [])
+            uploads.append(saved.card.name)
+            st.session_state[state.ATTACK_MADE] = saved.card.name
+            open_on_next_run(saved.card.name)

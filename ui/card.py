@@ -1,0 +1,43 @@
+"""A backdoored model's card: what it is, ACC and ASR, its trigger, and what the trigger does to it."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from purify_core.figures import image_figure, sample_grid_figure
+from ui.cache import backdoored_model, samples_for
+
+
+def show_card(name: str, key: str = "card") -> None:
+    """Metrics, the trigger, and clean vs triggered samples with the model's predictions."""
+    backdoored = backdoored_model(name)
+    card = backdoored.card
+    arch, dataset, trigger = card.scenario["model"]["arch"], card.scenario["data"]["dataset"], card.trigger["name"]
+    if "source" in card.trigger:
+        story = f"a {arch} for `{dataset}` {card.trigger['source']}; ASR is measured with a **{trigger}** trigger."
+    else:
+        story = (f"a {arch} trained on `{dataset}` where {card.n_poisoned} of {card.n_train} training images carried a "
+                 f"**{trigger}** trigger.")
+    st.markdown(f"**{card.name}**: {story} _{card.trigger['summary']}_")
+
+    cols = st.columns(4)
+    cols[0].metric("Clean accuracy (ACC)", f"{card.acc:.1f}%", help="Accuracy on the clean test set.")
+    cols[1].metric(
+        "Attack success (ASR)", f"{card.asr:.1f}%",
+        help="Evaluator's view (oracle): share of non-target test images sent to the target class once the trigger is applied.",
+    )
+    if card.clean_acc is not None:
+        cols[2].metric("Clean model ACC", f"{card.clean_acc:.1f}%", f"{card.acc - card.clean_acc:+.1f} pts", delta_color="off",
+                       help="A model trained the same way without poisoning: what the attack cost in accuracy.")
+    if card.train_seconds:
+        cols[3].metric("Training time", f"{card.train_seconds:.0f} s", help="Seconds to train this model on the machine that built it.")
+
+    left, right = st.columns([1, 3])
+    with left:
+        st.plotly_chart(image_figure(backdoored.attack.render_trigger(), "The trigger"), key=f"{key}_trigger", config={"displayModeBar": False})
+        st.caption(f"What the attacker adds to an image. Target class: **{card.classes[card.trigger['target']]}**.")
+    with right:
+        st.plotly_chart(sample_grid_figure(samples_for(name), card.classes, card.trigger["target"]), key=f"{key}_samples",
+                        config={"displayModeBar": False})
+        st.caption("Top: clean test images with the model's prediction. Bottom: the same images with the trigger; "
+                   "⚠ in red marks the backdoor firing (predicted as the target).")
