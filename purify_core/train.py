@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Iterator
@@ -53,7 +54,7 @@ def train_model(model: nn.Module, data: ImageSet, config: TrainConfig, seed: int
     batches = (len(data) + config.batch_size - 1) // config.batch_size
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
     generator = torch.Generator().manual_seed(seed)
-    start = time.perf_counter()
+    start, explode_at = time.perf_counter(), None
     model.train()
     try:
         for epoch in range(1, config.epochs + 1):
@@ -62,8 +63,10 @@ def train_model(model: nn.Module, data: ImageSet, config: TrainConfig, seed: int
                 index = order[batch * config.batch_size : (batch + 1) * config.batch_size]
                 x, y = data.x[index].to(device), data.y[index].to(device)
                 loss = F.cross_entropy(model(x), y)
-                if not torch.isfinite(loss):
-                    raise UserInputError(f"training diverged (loss {float(loss.detach()):.3g} in epoch {epoch}): lower the learning rate ({config.lr})")
+                value = float(loss.detach())
+                explode_at = explode_at or max(50.0, 20.0 * value)  # cross-entropy far above its start: it diverged
+                if not math.isfinite(value) or value > explode_at:
+                    raise UserInputError(f"training diverged (loss {value:.3g} in epoch {epoch}): lower the learning rate ({config.lr})")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
