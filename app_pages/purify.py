@@ -90,10 +90,10 @@ def live(run, items) -> None:
     shown = {"bar": 0.0, "charts": 0.0}
     for item in session_runs.stream(run, items):
         now = time.monotonic()  # redraw at most a few times a second: each redraw is sent to the browser
-        if now - shown["bar"] > 0.25:
+        if now - shown["bar"] > 0.5:
             bar.progress(item.fraction, text=f"step {item.step}/{item.steps} · task loss {item.task_loss:.3f}")
             shown["bar"] = now
-        if item.acc is not None and now - shown["charts"] > 1.5:
+        if item.acc is not None and now - shown["charts"] > 3.0:
             with charts.container():
                 draw({run["label"]: run["history"]}, f"live{item.step}")  # keys unique per redraw
             shown["charts"] = now

@@ -22,25 +22,37 @@ links.seed(state.SALIENCE_VARIANT, "abs", choices=SALIENCE_VARIANTS)
 links.seed(state.SALIENCE_THRESHOLD, 0.1, float, bounds=(0.0, 0.5))
 links.seed(state.SALIENCE_DIRECTION, "lowest", choices=("lowest", "highest"))
 links.seed(state.SALIENCE_SCOPE, "layer", choices=("layer", "global"))
-c1, c2, c3 = st.columns(3)
+c1, _ = st.columns([1, 2])
 metric = links.control(c1, "selectbox", "Ranking", state.SALIENCE_METRIC, options=DEFENDER_METRICS, format_func=METRIC_LABELS.get)
 variant = links.control(c1, "radio", "Salience variant", state.SALIENCE_VARIANT, options=SALIENCE_VARIANTS, horizontal=True,
                         disabled=metric != "salience", help="abs: mean |t_k| over batches; squared: mean t_k^2; ema-signed: the authors' code.")
-threshold = links.control(c2, "slider", "Pruning threshold", state.SALIENCE_THRESHOLD, min_value=0.0, max_value=0.5, step=0.01)
-direction = links.control(c2, "radio", "Mark the", state.SALIENCE_DIRECTION, options=["lowest", "highest"], horizontal=True)
-scope = links.control(c3, "radio", "Scope", state.SALIENCE_SCOPE, options=["layer", "global"], horizontal=True)
-links.publish(CONTROLS)
-
 scores = neuron_scores(name, metric, variant if metric == "salience" else "abs")
-mask = mark(scores, threshold, scope, None, direction)
-st.plotly_chart(salience_strips_figure(scores, mask, f"{METRIC_LABELS[metric]} per layer"), key="salience_strips")
-st.caption(f"{marked_count(mask)} neurons marked (x). One row per layer, one cell per neuron, coloured by its score scaled "
-           "within the layer (yellow = highest). The threshold only re-marks: the scores are cached.")
 
-layer = st.selectbox("Layer", list(scores), key=state.SALIENCE_LAYER)
-st.plotly_chart(score_histogram_figure(scores[layer], mask[layer], f"{layer}: score distribution"), key="salience_hist")
-st.caption("How the layer's scores spread; red bars are the marked neurons.")
 
+@st.fragment
+def marked_neurons() -> None:
+    """Re-marking reruns only this part: no sidebar, no neuron close-up, so a slider step answers at once."""
+    c2, c3 = st.columns(2)
+    threshold = links.control(c2, "slider", "Pruning threshold", state.SALIENCE_THRESHOLD, min_value=0.0, max_value=0.5, step=0.01)
+    direction = links.control(c3, "radio", "Mark the", state.SALIENCE_DIRECTION, options=["lowest", "highest"], horizontal=True)
+    scope = links.control(c3, "radio", "Scope", state.SALIENCE_SCOPE, options=["layer", "global"], horizontal=True)
+    links.publish(CONTROLS)
+    mask = mark(scores, threshold, scope, None, direction)
+    st.plotly_chart(salience_strips_figure(scores, mask, f"{METRIC_LABELS[metric]} per layer"), key="salience_strips")
+    st.caption(f"{marked_count(mask)} neurons marked (x). One row per layer, one cell per neuron, coloured by its score scaled "
+               "within the layer (yellow = highest). The threshold only re-marks: the scores are cached.")
+    layer = st.selectbox("Layer", list(scores), key=state.SALIENCE_LAYER)
+    st.plotly_chart(score_histogram_figure(scores[layer], mask[layer], f"{layer}: score distribution"), key="salience_hist")
+    st.caption("How the layer's scores spread; red bars are the marked neurons.")
+    if not st.session_state[state.SALIENCE_FULL_RUN] and st.session_state.get(state.SALIENCE_LAYER_SHOWN) != layer:
+        st.rerun(scope="app")  # a fragment-only run picked a new layer: the close-up below, outside this fragment, must follow
+
+
+st.session_state[state.SALIENCE_FULL_RUN] = True
+marked_neurons()
+st.session_state[state.SALIENCE_FULL_RUN] = False
+layer = st.session_state[state.SALIENCE_LAYER]
+st.session_state[state.SALIENCE_LAYER_SHOWN] = layer
 order = scores[layer].argsort().tolist()
 neuron = st.select_slider("Neuron (ordered from lowest to highest score)", order, value=order[0], key=state.SALIENCE_NEURON,
                           format_func=lambda i: f"#{i} ({float(scores[layer][i]):.3g})")

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from .config import DataConfig
 from .errors import UserInputError
@@ -70,6 +69,8 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int) -> tuple[
 
     Falls back to a plain seeded split when some class is too small to stratify.
     """
+    from sklearn.model_selection import train_test_split  # scikit-learn takes a second to import: only when splitting
+
     index = np.arange(len(labels))
     y = labels.numpy()
     counts = np.bincount(y)
