@@ -11,7 +11,7 @@ from purify_core.errors import UserInputError
 from purify_core.evaluate import evaluate
 from purify_core.export import purified_card, run_report_html, weights_bytes
 from purify_core.marking import mark, marked_count
-from purify_core.method_figures import run_curves_figure, salience_strips_figure
+from purify_core.method_figures import RUN_PANELS, live_run_figure, run_curves_figure, salience_strips_figure
 from purify_core.neurons import neuron_layers, select_layers
 from purify_core.purify import PURIFY_PRESETS, purify, purify_preset
 from purify_core.regularizers import REGULARIZERS
@@ -82,7 +82,7 @@ st.caption(f"{marked_count(mask)} neurons marked. Each row is a layer, each cell
 
 
 def live(run, items) -> None:
-    """Stream a run into a progress bar and three charts; a Stop click reruns the page and ends it."""
+    """Stream a run into a progress bar and one live four-panel chart; a Stop click reruns the page and ends it."""
     bar = st.progress(0.0, text="starting…")
     stop = st.empty()
     stop.button("Stop", key=state.PURIFY_STOP, help="Ends the run at once; the steps so far are kept.")
@@ -94,18 +94,15 @@ def live(run, items) -> None:
             bar.progress(item.fraction, text=f"step {item.step}/{item.steps} · task loss {item.task_loss:.3f}")
             shown["bar"] = now
         if item.acc is not None and now - shown["charts"] > 3.0:
-            with charts.container():
-                draw({run["label"]: run["history"]}, f"live{item.step}")  # keys unique per redraw
+            charts.plotly_chart(live_run_figure(run["label"], run["history"]), key=f"live{item.step}")  # one key per redraw
             shown["charts"] = now
     for placeholder in (bar, stop, charts):  # the run is over: the overlay below shows it
         placeholder.empty()
 
 
 def draw(histories: dict, where: str) -> None:
-    a, b, c = st.columns(3)
-    a.plotly_chart(run_curves_figure(histories, "task_loss", "Task loss (clean cross-entropy)"), key=f"{where}_loss")
-    b.plotly_chart(run_curves_figure(histories, "acc", "ACC (clean test)", percent=True), key=f"{where}_acc")
-    c.plotly_chart(run_curves_figure(histories, "asr", "ASR (evaluator's view)", percent=True), key=f"{where}_asr")
+    for column, (field, title, percent) in zip(st.columns(len(RUN_PANELS)), RUN_PANELS):
+        column.plotly_chart(run_curves_figure(histories, field, title, percent=percent), key=f"{where}_{field}")
 
 
 evaluator = lambda model: evaluate(model, splits.test, backdoored.attack)  # noqa: E731
@@ -129,8 +126,8 @@ if kept:
               "note": r["reason"]} for r in kept]
     st.dataframe(pd.DataFrame(table), hide_index=True, key="purify_runs_table")
     draw({r["label"]: r["history"] for r in kept}, "overlay")
-    st.caption("Every run of this session, overlaid: lower task loss fits the clean data; the backdoor is gone when ASR "
-               "falls near 0 while ACC stays up.")
+    st.caption("Every run of this session, overlaid: lower task loss fits the clean data; the regularization loss is the "
+               "penalty on the marked neurons (it falls as they shrink); the backdoor is gone when ASR falls near 0 while ACC stays up.")
     exportable = [r for r in kept if r["model"] is not None]
     e1, e2, e3, e4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
     chosen = e1.selectbox("Export a purified model", [r["label"] for r in exportable], key=state.PURIFY_EXPORT_CHOICE)

@@ -9,7 +9,7 @@ from typing import Any
 import plotly.io as pio
 
 from .checkpoints import Card, library_versions, weights_bytes
-from .method_figures import run_curves_figure
+from .method_figures import RUN_PANELS, run_curves_figure
 
 __all__ = ["weights_bytes", "purified_card", "run_report_html"]
 
@@ -39,9 +39,7 @@ def _table(rows: list[dict[str, Any]]) -> str:
 def run_report_html(source: Card, runs: list[dict[str, Any]]) -> str:
     """One HTML file (plotly.js inlined once) with the runs' charts, numbers and settings."""
     histories = {r["label"]: r["history"] for r in runs}
-    figures = [run_curves_figure(histories, "task_loss", "Task loss (clean cross-entropy)"),
-               run_curves_figure(histories, "acc", "ACC (clean test)", percent=True),
-               run_curves_figure(histories, "asr", "ASR (evaluator's view)", percent=True)]
+    figures = [run_curves_figure(histories, field, title, percent=percent) for field, title, percent in RUN_PANELS]
     charts = "".join(pio.to_html(f, full_html=False, include_plotlyjs="inline" if i == 0 else False) for i, f in enumerate(figures))
     rows = []
     for r in runs:

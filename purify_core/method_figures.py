@@ -12,7 +12,11 @@ from .neurons import NeuronMask, NeuronScores
 from .rankings.quality import PruningPoint
 
 __all__ = ["salience_strips_figure", "score_histogram_figure", "spearman_figure", "roc_figure",
-           "pruning_curves_figure", "run_curves_figure"]
+           "pruning_curves_figure", "run_curves_figure", "live_run_figure", "RUN_PANELS"]
+
+#: What a purification run is watched by: (step field, panel title, shown in percent).
+RUN_PANELS = (("task_loss", "Task loss (clean cross-entropy)", False), ("reg_loss", "Regularization loss", False),
+              ("acc", "ACC (clean test)", True), ("asr", "ASR (evaluator's view)", True))
 
 _MARKED = "#d62728"
 
@@ -92,11 +96,30 @@ def run_curves_figure(runs: dict[str, list[dict]], field: str, title: str, perce
     """One line per run of `field` against the step (runs: label -> list of step dicts)."""
     fig = go.Figure()
     for label, steps in runs.items():
-        points = [(s["step"], s[field]) for s in steps if s.get(field) is not None and s[field] == s[field]]
-        fig.add_trace(go.Scatter(x=[p[0] for p in points], y=[100 * p[1] if percent else p[1] for p in points],
-                                 mode="lines+markers" if percent else "lines", name=label))
+        x, y = _points(steps, field, percent)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if percent else "lines", name=label))
     fig.update_xaxes(title="step").update_yaxes(title="%" if percent else field.replace("_", " "))
     return _layout(fig, 300, title=title)
+
+
+def _points(steps: list[dict], field: str, percent: bool) -> tuple[list[int], list[float]]:
+    points = [(s["step"], s[field]) for s in steps if s.get(field) is not None and s[field] == s[field]]
+    return [p[0] for p in points], [100 * p[1] if percent else p[1] for p in points]
+
+
+def live_run_figure(label: str, steps: list[dict]) -> go.Figure:
+    """A running purification in one figure, one panel per `RUN_PANELS` entry: one chart for the
+    browser to redraw while the run streams, not four."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=len(RUN_PANELS), subplot_titles=[title for _, title, _ in RUN_PANELS], horizontal_spacing=0.06)
+    for col, (field, _, percent) in enumerate(RUN_PANELS, start=1):
+        x, y = _points(steps, field, percent)
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if percent else "lines", name=label, showlegend=False,
+                                 line=dict(color="#1f77b4")), row=1, col=col)
+        fig.update_yaxes(range=[0, 101] if percent else None, row=1, col=col)
+    fig.update_xaxes(title="step").update_annotations(font_size=12)
+    return _layout(fig, 280)
 
 
 def maps_figure(maps: list[torch.Tensor], titles: list[str], columns: int, colorscale: str = "Inferno",

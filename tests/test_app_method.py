@@ -55,6 +55,9 @@ def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
     runs = at.session_state["purify_runs"]
     assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["model"] is not None
     assert runs[0]["history"][-1]["step"] == runs[0]["history"][-1]["steps"]
+    overlay = {c.key for c in at.get("plotly_chart")}
+    assert {"overlay_task_loss", "overlay_reg_loss", "overlay_acc", "overlay_asr"} <= overlay, overlay
+    assert runs[0]["history"][-1]["reg_loss"] > 0, "AR on marked neurons has a positive penalty"
     at.selectbox(key="purify_defense").set_value("fine-pruning").run()
     at.button(key="purify_run_defense").click().run()
     assert not at.exception and [r["status"] for r in at.session_state["purify_runs"]] == ["finished", "finished"]
