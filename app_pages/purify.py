@@ -31,7 +31,12 @@ st.markdown(f"Fine-tune a private copy of **{name}** on its {len(splits.defense)
             "on the marked neurons. ACC and ASR are the evaluator's view: the run never reads them.")
 
 CONTROLS = [state.PURIFY_THRESHOLD, state.PURIFY_DIRECTION, state.PURIFY_SCOPE, state.PURIFY_LAYERS,
-            state.PURIFY_REGULARIZER, state.PURIFY_STRENGTH, state.PURIFY_EPOCHS, state.PURIFY_LR]
+            state.PURIFY_REGULARIZER, state.PURIFY_STRENGTH, state.PURIFY_KAPPA, state.PURIFY_EPOCHS, state.PURIFY_LR]
+KAPPAS = ["auto", 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+
+
+def _kappa(text: str) -> str | float:
+    return text if text == "auto" else float(text)
 LEARNING_RATES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
 
 links.seed(state.PURIFY_PRESET, "default", choices=list(PURIFY_PRESETS))
@@ -45,6 +50,7 @@ links.seed(state.PURIFY_SCOPE, base.scope, choices=("layer", "global"))
 links.seed(state.PURIFY_LAYERS, base.layers if isinstance(base.layers, str) else "all", choices=("all", "conv", "final-linear"))
 links.seed(state.PURIFY_REGULARIZER, base.regularizer, choices=REGULARIZERS)
 links.seed(state.PURIFY_STRENGTH, base.strength, float, bounds=(0.0, 10.0))
+links.seed(state.PURIFY_KAPPA, "auto" if base.kappa is None else base.kappa, _kappa, choices=KAPPAS)
 links.seed(state.PURIFY_EPOCHS, base.epochs, int, bounds=(1, 60))
 links.seed(state.PURIFY_LR, base.lr, float, choices=LEARNING_RATES)
 
@@ -61,6 +67,9 @@ regularizer = links.control(c2, "selectbox", "Regularizer", state.PURIFY_REGULAR
                             help="ar: Adaptive Regularization; prune: zero the marked neurons and keep them at zero; none: plain fine-tuning.")
 strength = links.control(c2, "number_input", "Strength (lambda)", state.PURIFY_STRENGTH, min_value=0.0, max_value=10.0,
                          step=0.01, format="%.3f")
+kappa = links.control(c2, "select_slider", "AR knee (kappa)", state.PURIFY_KAPPA, options=KAPPAS, disabled=regularizer != "ar",
+                      help="Where AR turns from L1 into its exponential pull. auto: 2 x the RMS of each weight tensor, "
+                      "so the knee follows each layer's scale; 1.0 is the authors' fixed value.")
 epochs = links.control(c3, "slider", "Epochs", state.PURIFY_EPOCHS, min_value=1, max_value=60)
 lr = links.control(c3, "select_slider", "Learning rate", state.PURIFY_LR, options=LEARNING_RATES)
 links.publish([state.PURIFY_PRESET, *CONTROLS])
@@ -68,6 +77,7 @@ links.publish([state.PURIFY_PRESET, *CONTROLS])
 try:
     config = purify_preset(preset, threshold=threshold, direction=direction, scope=scope, layers=layers,
                            regularizer=regularizer, strength=strength, epochs=epochs, lr=lr,
+                           kappa=None if kappa == "auto" else float(kappa),
                            seed=current_seed())
     in_scope = [l.name for l in select_layers(neuron_layers(backdoored.model), config.layers)]
 except UserInputError as error:

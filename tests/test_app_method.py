@@ -80,6 +80,7 @@ def test_the_reference_preset_resets_the_controls_to_the_authors_setup():
     assert at.selectbox(key="purify_layers").value == "final-linear"
     assert at.slider(key="purify_threshold").value == 0.05 and at.radio(key="purify_direction").value == "lowest"
     assert at.caption[0].value.startswith("6 neurons marked")  # 5% of fc1's 128 hidden units
+    assert at.select_slider(key="purify_kappa").value == 1.0, "the authors' fixed knee"
 
 
 def test_salience_page_re_marks_from_cache_and_shows_one_neuron():
@@ -113,6 +114,15 @@ def test_a_shared_link_opens_the_same_purify_controls():
     assert at.slider(key="purify_threshold").value == 0.3 and at.radio(key="purify_direction").value == "lowest"
     assert at.selectbox(key="purify_regularizer").value == "l2" and at.slider(key="purify_epochs").value == 5
     assert at.select_slider(key="purify_lr").value == 0.02
+
+
+def test_kappa_from_a_link_reaches_the_run():
+    at = open_page("app_pages/purify.py", purify_kappa="0.5", purify_epochs="1")
+    assert not at.exception and not at.warning and at.select_slider(key="purify_kappa").value == 0.5
+    at.button(key="purify_run").click().run()
+    assert not at.exception and at.session_state["purify_runs"][0]["config"]["kappa"] == 0.5
+    auto = open_page("app_pages/purify.py", purify_kappa="7")
+    assert auto.select_slider(key="purify_kappa").value == "auto" and any("purify_kappa=7" in w.value for w in auto.warning)
 
 
 def test_nonsense_in_a_link_is_ignored_with_a_warning():
