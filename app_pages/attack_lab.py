@@ -14,6 +14,7 @@ from purify_core.zoo import key_for, load_or_train
 from ui import state
 from ui.cache import splits_of
 from ui.card import show_card
+from ui.jobs import heavy_job
 from ui.sidebar import current_device, current_seed, open_on_next_run
 from ui.widgets import param_input
 
@@ -107,7 +108,8 @@ with train_tab:
                 shown[0] = now
 
         try:
-            load_or_train(scenario, on_progress=on_progress, device=current_device())
+            with heavy_job("this training"):
+                load_or_train(scenario, on_progress=on_progress, device=current_device())
         except UserInputError as error:
             bar.empty()
             st.error(str(error))
@@ -122,7 +124,7 @@ with upload_tab:
     if st.button("Check and open", key=state.ATTACK_UPLOAD, disabled=upload is None or problem is not None):
         scenario = Scenario(data=data, model=ModelConfig(arch), attack=attack_config, seed=current_seed())
         try:
-            with st.spinner("Checking the weights against the architecture and measuring ACC and ASR…"):
+            with heavy_job("the check of these weights"), st.spinner("Checking the weights against the architecture and measuring ACC and ASR…"):
                 saved = import_weights(upload.getvalue(), upload.name, scenario)
         except UserInputError as error:
             st.error(str(error))

@@ -16,6 +16,7 @@ from purify_core.neurons import neuron_layers, select_layers
 from purify_core.purify import PURIFY_PRESETS, purify, purify_preset
 from purify_core.regularizers import REGULARIZERS
 from ui import links
+from ui.jobs import heavy_job
 from ui import runs as session_runs
 from ui import state
 from ui.sidebar import current_device, current_scenario, current_seed
@@ -118,12 +119,14 @@ def draw(histories: dict, where: str) -> None:
 evaluator = lambda model: evaluate(model, splits.test, backdoored.attack)  # noqa: E731
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
-    run = session_runs.new_run(f"{config.regularizer} t={config.threshold:g} {config.direction}", config.to_dict())
-    live(run, purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
+    with heavy_job("this purification") as waited:
+        run = session_runs.new_run(f"{config.regularizer} t={config.threshold:g} {config.direction}", config.to_dict(), waited)
+        live(run, purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
 defense = defense_col.selectbox("Baseline defense", DEFENSES, key=state.PURIFY_DEFENSE)
 if defense_button.button("Run baseline", key=state.PURIFY_RUN_DEFENSE):
-    run = session_runs.new_run(defense, {"defense": defense, **config.to_dict()})
-    live(run, run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator))
+    with heavy_job(f"the {defense} baseline") as waited:
+        run = session_runs.new_run(defense, {"defense": defense, **config.to_dict()}, waited)
+        live(run, run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator))
 
 kept = session_runs.runs()
 if kept:
@@ -133,6 +136,7 @@ if kept:
               "ACC after": r["summary"]["after"]["acc"] if r["summary"] and r["summary"]["after"] else None,
               "ASR after": r["summary"]["after"]["asr"] if r["summary"] and r["summary"]["after"] else None,
               "steps to ASR<5%": r["summary"]["steps_to_erase"] if r["summary"] else None,
+              "waited for a slot (s)": r.get("waited_s", 0.0),
               "note": r["reason"]} for r in kept]
     st.dataframe(pd.DataFrame(table), hide_index=True, key="purify_runs_table")
     draw({r["label"]: r["history"] for r in kept}, "overlay")

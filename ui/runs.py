@@ -30,10 +30,14 @@ def settle_interrupted() -> list[dict[str, Any]]:
     return settled
 
 
-def new_run(kind: str, config: dict[str, Any]) -> dict[str, Any]:
-    """A fresh run record; the oldest runs are dropped beyond `MAX_RUNS` (said in the UI)."""
+def new_run(kind: str, config: dict[str, Any], waited_s: float = 0.0) -> dict[str, Any]:
+    """A fresh run record; the oldest runs are dropped beyond `MAX_RUNS` (said in the UI).
+
+    `waited_s` is how long the run waited for a free job slot (see `ui.jobs`).
+    """
     number = st.session_state[state.RUN_COUNTER] = st.session_state.get(state.RUN_COUNTER, 0) + 1
-    run = {"label": f"#{number} {kind}", "config": config, "history": [], "summary": None, "status": "running", "reason": "", "model": None}
+    run = {"label": f"#{number} {kind}", "config": config, "history": [], "summary": None, "status": "running", "reason": "",
+           "model": None, "waited_s": round(waited_s, 1)}
     kept = runs()
     kept.append(run)
     while len(kept) > state.MAX_RUNS:

@@ -1,0 +1,75 @@
+"""A server-wide limit on concurrent heavy jobs (training, purification, baseline defenses).
+
+Thirty students pressing Run at once on a 2-core server would each get a fifteenth of a core and
+every page would freeze. Instead, at most `limit` jobs run; the others wait for a free slot and
+keep telling their user so (`on_wait`), which also gives a web page the chance to stop the wait.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+__all__ = ["JobSlots", "default_job_limit", "shared_slots"]
+
+_SHARED: dict[int, "JobSlots"] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def default_job_limit() -> int:
+    """`$PURIFY_LAB_JOBS` if set, else the number of CPU cores."""
+    raw = os.environ.get("PURIFY_LAB_JOBS", "")
+    return max(1, int(raw)) if raw.strip().isdigit() else max(1, os.cpu_count() or 1)
+
+
+class JobSlots:
+    """At most `limit` holders at once; the rest wait in `slot`, reporting every `poll` seconds."""
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"a job limit must be >= 1, got {limit}")
+        self.limit = limit
+        self._semaphore = threading.BoundedSemaphore(limit)
+        self._lock = threading.Lock()
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        """Jobs holding a slot now."""
+        return self._running
+
+    @contextmanager
+    def slot(self, on_wait: Callable[[float], None] | None = None, poll: float = 0.5) -> Iterator[float]:
+        """Hold a slot for the `with` block; yields the seconds spent waiting for it.
+
+        `on_wait(seconds_waited)` is called while waiting; an exception it raises (a page that
+        was stopped or navigated away) ends the wait without taking a slot.
+        """
+        start = time.monotonic()
+        acquired = self._semaphore.acquire(blocking=False)
+        while not acquired:
+            if on_wait is not None:
+                on_wait(time.monotonic() - start)
+            acquired = self._semaphore.acquire(timeout=poll)
+        with self._lock:
+            self._running += 1
+        try:
+            yield time.monotonic() - start
+        finally:
+            with self._lock:
+                self._running -= 1
+            self._semaphore.release()
+
+
+def shared_slots(limit: int | None = None) -> JobSlots:
+    """The process-wide slots for `limit` (default `default_job_limit()`): every session of a server shares them.
+
+    A module-level registry rather than a Streamlit cache: "Clear cache" must never hand out a
+    second set of slots while jobs still hold the first.
+    """
+    limit = default_job_limit() if limit is None else limit
+    with _SHARED_LOCK:
+        return _SHARED.setdefault(limit, JobSlots(limit))

@@ -1,0 +1,95 @@
+"""The server-wide heavy-job limit: never more than `limit` at once, waiting is reported, and the page says so."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from purify_core.jobs import JobSlots, default_job_limit, shared_slots
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_never_more_than_the_limit_run_at_once():
+    slots, peak, lock = JobSlots(2), [0], threading.Lock()
+
+    def job() -> None:
+        with slots.slot(poll=0.01):
+            with lock:
+                peak[0] = max(peak[0], slots.running)
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=job) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 2 and slots.running == 0
+
+
+def test_a_waiting_job_reports_and_a_stopped_wait_takes_no_slot():
+    slots, reports = JobSlots(1), []
+    release = threading.Event()
+
+    def holder() -> None:
+        with slots.slot():
+            release.wait(5)
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    time.sleep(0.05)
+
+    def stop_after_three(waited: float) -> None:
+        reports.append(waited)
+        if len(reports) == 3:
+            raise KeyboardInterrupt("the user left the page")
+
+    with pytest.raises(KeyboardInterrupt):
+        with slots.slot(stop_after_three, poll=0.01):
+            pass
+    assert len(reports) == 3 and reports == sorted(reports)
+    release.set()
+    thread.join()
+    with slots.slot(poll=0.01) as waited:  # the abandoned wait did not keep a slot
+        assert waited < 0.5 and slots.running == 1
+
+
+def test_the_default_limit_is_the_core_count_unless_configured(monkeypatch):
+    import os
+
+    monkeypatch.delenv("PURIFY_LAB_JOBS", raising=False)
+    assert default_job_limit() == (os.cpu_count() or 1)
+    monkeypatch.setenv("PURIFY_LAB_JOBS", "3")
+    assert default_job_limit() == 3
+    monkeypatch.setenv("PURIFY_LAB_JOBS", "lots")
+    assert default_job_limit() == (os.cpu_count() or 1)
+
+
+def test_a_purification_waits_for_a_free_slot_then_runs(monkeypatch):
+    monkeypatch.setenv("PURIFY_LAB_JOBS", "1")
+    slots = shared_slots(1)  # the same slots the app's sessions share
+    taken, release = threading.Event(), threading.Event()
+
+    def busy_server() -> None:
+        with slots.slot():
+            taken.set()
+            release.wait(30)
+
+    thread = threading.Thread(target=busy_server)
+    thread.start()
+    taken.wait(5)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params["purify_epochs"] = "1"
+    at.run()
+    at.switch_page("app_pages/purify.py").run()
+    threading.Timer(2.0, release.set).start()
+    at.button(key="purify_run").click().run()
+    thread.join()
+    assert not at.exception
+    (run,) = at.session_state["purify_runs"]
+    assert run["status"] == "finished" and run["waited_s"] >= 1.5, run["waited_s"]
+    assert slots.running == 0
