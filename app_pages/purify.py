@@ -120,12 +120,13 @@ evaluator = lambda model: evaluate(model, splits.test, backdoored.attack)  # noq
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
     with heavy_job("this purification") as waited:
-        run = session_runs.new_run(f"{config.regularizer} t={config.threshold:g} {config.direction}", config.to_dict(), waited)
+        run = session_runs.new_run(f"{config.regularizer} t={config.threshold:g} {config.direction}",
+                                   {**config.to_dict(), "device": current_device()}, waited)
         live(run, purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
 defense = defense_col.selectbox("Baseline defense", DEFENSES, key=state.PURIFY_DEFENSE)
 if defense_button.button("Run baseline", key=state.PURIFY_RUN_DEFENSE):
     with heavy_job(f"the {defense} baseline") as waited:
-        run = session_runs.new_run(defense, {"defense": defense, **config.to_dict()}, waited)
+        run = session_runs.new_run(defense, {"defense": defense, **config.to_dict(), "device": current_device()}, waited)
         live(run, run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator))
 
 kept = session_runs.runs()
