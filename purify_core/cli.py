@@ -125,23 +125,43 @@ def _zoo_verify(args: argparse.Namespace) -> int:
     return 0 if results and all(r.ok for r in results) else 1
 
 
-def _train(args: argparse.Namespace) -> int:
+def _scenario_from(args: argparse.Namespace):
     from .config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig
-    from .zoo import build, check_scenario
 
     params = {k: _parse_scalar(v) for k, v in args.attack_param}
-    scenario = Scenario(
+    return Scenario(
         data=DataConfig(dataset=args.dataset, root=args.data_root, download=args.download),
         model=ModelConfig(args.model),
         attack=AttackConfig.of(args.attack, args.target, args.poison_rate, **params),
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr),
         seed=args.seed,
     )
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .zoo import build, check_scenario
+
+    scenario = _scenario_from(args)
     check_scenario(scenario)
     print(f"training {scenario.name} ...", file=sys.stderr)
     card = build(scenario, Path(args.out), with_clean_reference=not args.no_clean_reference, on_progress=_Progress()).card
     row = {**_card_row(card), "weights": str(Path(args.out) / f"{card.name}.safetensors"), "card": str(Path(args.out) / f"{card.name}.json")}
     _print(args, row, lambda: _table([row], ["name", "acc", "asr", "clean_acc", "train_seconds", "weights"]))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .uploads import MAX_UPLOAD_MB, import_weights
+
+    path = Path(args.weights)
+    if not path.is_file():
+        raise UserInputError(f"weights file {path} does not exist")
+    if path.stat().st_size > MAX_UPLOAD_MB * 1024 * 1024:  # refuse before reading it into memory
+        raise UserInputError(f"{path.name} is {path.stat().st_size / 2**20:.1f} MiB; the limit is {MAX_UPLOAD_MB} MiB")
+    saved = import_weights(path.read_bytes(), path.name, _scenario_from(args), prefix="import")
+    row = _card_row(saved.card)
+    print(f"kept in the model cache: the app lists it as {saved.card.name} (?scenario={saved.card.name})", file=sys.stderr)
+    _print(args, row, lambda: _table([row], ["name", "acc", "asr"]))
     return 0
 
 
@@ -190,20 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
     zoo_commands.choices["verify"].add_argument("--tolerance", type=float, default=0.5, help="allowed difference, in points")
 
     train = command("train", _train, help="poison a dataset and train a backdoored model")
-    train.add_argument("--dataset", default="mnist5k")
-    train.add_argument("--data-root", default=None, help="folder of cifar10 / gtsrb / imagefolder data")
-    train.add_argument("--download", action="store_true", help="download cifar10 / gtsrb if missing (needs internet)")
-    train.add_argument("--model", default="smallcnn", help="smallcnn, smallvgg, preactresnet18 or tv:<torchvision name>")
-    train.add_argument("--attack", default="badnets")
-    train.add_argument("--attack-param", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
-    train.add_argument("--poison-rate", type=float, default=0.1)
-    train.add_argument("--target", type=int, default=0)
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--epochs", type=int, default=8)
-    train.add_argument("--batch-size", type=int, default=64)
-    train.add_argument("--lr", type=float, default=0.01)
+    imp = command("import", _import, help="check your own weights for a scenario, measure ACC and ASR, and keep them for the app")
+    for sub in (train, imp):  # the scenario: the data, architecture and attack the weights belong to
+        sub.add_argument("--dataset", default="mnist5k")
+        sub.add_argument("--data-root", default=None, help="folder of cifar10 / gtsrb / imagefolder data")
+        sub.add_argument("--download", action="store_true", help="download cifar10 / gtsrb if missing (needs internet)")
+        sub.add_argument("--model", default="smallcnn", help="smallcnn, smallvgg, preactresnet18 or tv:<torchvision name>")
+        sub.add_argument("--attack", default="badnets")
+        sub.add_argument("--attack-param", type=_key_value, action="append", default=[], metavar="KEY=VALUE")
+        sub.add_argument("--poison-rate", type=float, default=0.1)
+        sub.add_argument("--target", type=int, default=0)
+        sub.add_argument("--seed", type=int, default=0)
+        sub.add_argument("--epochs", type=int, default=8)
+        sub.add_argument("--batch-size", type=int, default=64)
+        sub.add_argument("--lr", type=float, default=0.01)
     train.add_argument("--no-clean-reference", action="store_true", help="skip training the clean model for the card")
     train.add_argument("--out", required=True, help="folder for <name>.safetensors and <name>.json")
+    imp.add_argument("--weights", required=True, help=".safetensors, or a .pt/.pth state dict (read with weights_only=True)")
 
     ev = command("evaluate", _evaluate, help="ACC and ASR of a checkpoint")
     ev.add_argument("--checkpoint", required=True, type=Path)

@@ -90,6 +90,15 @@ def _result_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
              "ASR after": after.get("asr"), "steps to ASR<5%": payload["steps_to_erase"], "seconds": round(payload["seconds"], 1)}]
 
 
+def _report(show: Callable, payload: dict[str, Any], result) -> int:
+    """Print the result; a diverged run also says why on stderr and exits 1."""
+    show(payload, _result_rows(payload), None)
+    if result.summary.status == "diverged":
+        print(f"error: the run diverged: {result.summary.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _purify_config(args: argparse.Namespace):
     from .purify import purify_preset
 
@@ -108,8 +117,7 @@ def _purify(args: argparse.Namespace, show: Callable) -> int:
     case = _scenario(args)
     result = _finish(purify(case.backdoored.model, case.splits.defense, config, case.evaluator()), args)
     payload = _result_payload(case, result)
-    show(payload, _result_rows(payload), None)
-    return 0 if result.summary.status != "diverged" else 1
+    return _report(show, payload, result)
 
 
 def _defend(args: argparse.Namespace, show: Callable) -> int:
@@ -119,8 +127,7 @@ def _defend(args: argparse.Namespace, show: Callable) -> int:
     case = _scenario(args)
     result = _finish(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), margin=args.margin), args)
     payload = {"defense": args.defense, **_result_payload(case, result)}
-    show(payload, _result_rows(payload), None)
-    return 0 if result.summary.status != "diverged" else 1
+    return _report(show, payload, result)
 
 
 def _purify_options(sub: argparse.ArgumentParser) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import zipfile
 from pathlib import Path
 
 import torch
@@ -62,7 +61,7 @@ def read_state_dict(data: bytes, filename: str, max_mb: int = MAX_UPLOAD_MB) -> 
     except pickle.UnpicklingError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else "it holds objects other than tensors"
         raise UserInputError(f"{filename} was refused: only plain state dicts of tensors are loaded, and {reason[:200]}") from None
-    except (RuntimeError, EOFError, ValueError, zipfile.BadZipFile, OSError, AttributeError, TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - a malformed pickle fails in many ways (IndexError, KeyError, ...); none ran code
         raise UserInputError(f"{filename} is not a readable PyTorch state dict (truncated or corrupt?): {str(exc)[:200]}") from None
     return _tensors_only(state, filename)
 
@@ -88,7 +87,8 @@ def model_from_weights(state: dict[str, torch.Tensor], arch: str, input_shape: t
     return model.eval()
 
 
-def import_weights(data: bytes, filename: str, scenario: Scenario, cache_dir: Path | None = None) -> BackdooredModel:
+def import_weights(data: bytes, filename: str, scenario: Scenario, cache_dir: Path | None = None,
+                   prefix: str = "upload") -> BackdooredModel:
     """Read, check, evaluate and keep an uploaded model for `scenario`'s data, architecture and trigger.
 
     Returns the `BackdooredModel` saved as `upload-<sha>` in the disk cache; raises `UserInputError`
@@ -97,4 +97,4 @@ def import_weights(data: bytes, filename: str, scenario: Scenario, cache_dir: Pa
     state = read_state_dict(data, filename)
     splits = load_splits(scenario.data)
     model = model_from_weights(state, scenario.model.arch, splits.input_shape, splits.num_classes, filename)
-    return save_upload(model, scenario, filename, cache_dir)
+    return save_upload(model, scenario, filename, cache_dir, prefix)

@@ -306,8 +306,12 @@ def open_model(key: str, cache_dir: Path | None = None, zoo_dir: Path = ZOO_DIR,
     return BackdooredModel(loaded.scenario, loaded.model, card, loaded.attack)
 
 
-def save_upload(model: ImageClassifier, scenario: Scenario, filename: str, cache_dir: Path | None = None) -> BackdooredModel:
-    """Evaluate an uploaded model on the scenario's data and trigger, and keep it as `upload-<sha>`.
+def save_upload(model: ImageClassifier, scenario: Scenario, filename: str, cache_dir: Path | None = None,
+                prefix: str = "upload") -> BackdooredModel:
+    """Evaluate an uploaded model on the scenario's data and trigger, and keep it as `<prefix>-<sha>`.
+
+    The app lists an `upload-` model only in the session that uploaded it; `import-` models (the
+    CLI's, put there by whoever runs the server) are listed for everyone.
 
     The trigger is the evaluator's view of the attack the user says the model carries: ASR is
     only as meaningful as that claim. Same bytes, same key: a second upload reuses the file.
@@ -322,6 +326,6 @@ def save_upload(model: ImageClassifier, scenario: Scenario, filename: str, cache
         n_poisoned=0, sha256="", versions=library_versions(),
     )
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"upload-{weights_bytes(model)[1][:12]}"  # the content hash names the upload
+    key = f"{prefix}-{weights_bytes(model)[1][:12]}"  # the content hash names the upload
     saved = _save(BackdooredModel(scenario, model, card, attack), folder / f"{key}.safetensors", folder / f"{key}.json")
     return BackdooredModel(scenario, model, Card.from_dict({**saved.card.to_dict(), "name": key}), attack)

@@ -16,6 +16,22 @@ import streamlit as st
 HIDE = "hide"
 
 
+def from_link(raw: str, parse: Callable[[str], Any] = str, choices: Sequence[Any] | None = None,
+              bounds: tuple[float, float] | None = None) -> Any:
+    """The value a link's text stands for, or None when it is not a valid value here (any text is safe)."""
+    try:
+        value = parse(raw)
+        if isinstance(value, float) and value != value:  # NaN passes no bound check: refuse it here
+            return None
+        if choices is not None and value not in choices:
+            return None
+        if bounds is not None and not bounds[0] <= value <= bounds[1]:
+            return None
+        return value
+    except (ValueError, TypeError, OverflowError):
+        return None
+
+
 def seed(key: str, default: Any, parse: Callable[[str], Any] = str, choices: Sequence[Any] | None = None,
          bounds: tuple[float, float] | None = None) -> None:
     """Set `st.session_state[key]` once: from the link if the value is valid, else `default`."""
@@ -23,15 +39,10 @@ def seed(key: str, default: Any, parse: Callable[[str], Any] = str, choices: Seq
         return
     raw, value = st.query_params.get(key), default
     if raw is not None:
-        try:
-            parsed = parse(raw)
-            if choices is not None and parsed not in choices:
-                raise ValueError
-            if bounds is not None and not bounds[0] <= parsed <= bounds[1]:
-                raise ValueError
-            value = parsed
-        except (ValueError, TypeError):
+        value = from_link(raw, parse, choices, bounds)
+        if value is None:
             st.warning(f"Ignored `{key}={raw}` in the link: not a valid value here. Using {default!r}.")
+            value = default
     st.session_state[key] = value
 
 

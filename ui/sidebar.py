@@ -6,14 +6,15 @@ import streamlit as st
 
 from purify_core.zoo import list_built
 from ui import links, state
-from ui.cache import shipped_cards
+from purify_core.errors import UserInputError
+from ui.cache import backdoored_model, shipped_cards
 
 DEFAULT_SCENARIO = "mnist5k-smallcnn-badnets"
 MAX_SEED = 2**31 - 1
 
 
 def model_names() -> list[str]:
-    """Shipped scenarios, then models trained on this server, then this session's uploads."""
+    """Shipped scenarios, then models trained or imported (CLI) on this server, then this session's uploads."""
     shipped = [card.name for card in shipped_cards()]
     uploads = st.session_state.get(state.UPLOADS, [])
     built = [card.name for card in list_built() if not card.name.startswith("upload-") or card.name in uploads]
@@ -50,6 +51,8 @@ def open_on_next_run(name: str) -> None:
 def _label(name: str) -> str:
     if name.startswith("upload-"):
         return f"{name} (uploaded)"
+    if name.startswith("import-"):
+        return f"{name} (imported)"
     return name if name in {card.name for card in shipped_cards()} else f"{name} (trained here)"
 
 
@@ -72,6 +75,11 @@ def scenario_picker() -> str:
                                   help="A shipped scenario (dataset, model, attack, seed), or one trained or uploaded in the Attack lab.")
     if st.query_params.get(state.SCENARIO) != choice:  # write only on change: each write is a round trip
         st.query_params[state.SCENARIO] = choice
+    try:
+        backdoored_model(choice)
+    except UserInputError as error:  # e.g. a cached file changed on disk: its sha256 no longer matches its card
+        st.error(f"Cannot open {choice}: {error}")
+        st.stop()
     devices = ["cpu", "cuda"] if _cuda_available() else ["cpu"]
     if st.session_state.get(state.DEVICE) not in devices:
         st.session_state[state.DEVICE] = devices[-1]
