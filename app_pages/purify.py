@@ -140,6 +140,8 @@ if kept:
               "waited for a slot (s)": r.get("waited_s", 0.0),
               "note": r["reason"]} for r in kept]
     st.dataframe(pd.DataFrame(table), hide_index=True, key="purify_runs_table")
+    st.caption(f"{len(kept)} of at most {state.MAX_RUNS} runs kept in this session (only you see them): "
+               + ", ".join(r["label"] for r in kept) + ".")
     draw({r["label"]: r["history"] for r in kept}, "overlay")
     st.caption("Every run of this session, overlaid: lower task loss fits the clean data; the regularization loss is the "
                "penalty on the marked neurons (it falls as they shrink); the backdoor is gone when ASR falls near 0 while ACC stays up.")

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["eval_mode", "model_device", "seeded"]
+__all__ = ["eval_mode", "model_device", "seeded", "private_copy"]
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """A copy to attach hooks to or reparametrize (functional_call): never the caller's model.
+
+    A web server shares one model between sessions; a forward hook or a swapped parameter on it,
+    even for a moment, would leak into another session's forward pass running at the same time.
+    """
+    return copy.deepcopy(model)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._utils import eval_mode, model_device
+from ._utils import eval_mode, model_device, private_copy
 from .errors import UserInputError
 from .neurons import neuron_layers
 
@@ -27,6 +27,7 @@ def attribute(model: nn.Module, images: torch.Tensor, method: str = "integrated-
 
     if method not in ATTRIBUTIONS:
         raise UserInputError(f"unknown attribution {method!r}; choose one of {', '.join(ATTRIBUTIONS)}")
+    model = private_copy(model)  # Grad-CAM hooks the model: a copy, so sessions sharing it never see them
     device = model_device(model)
     x = images.to(device)
     with eval_mode(model):

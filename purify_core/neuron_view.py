@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._utils import eval_mode, model_device
+from ._utils import eval_mode, model_device, private_copy
 from .errors import UserInputError
 from .hooks import capture_outputs
 from .neurons import NeuronLayer, neuron_layers
@@ -35,6 +35,7 @@ def mean_activation_map(model: nn.Module, images: torch.Tensor, layer_name: str,
     layer = find_layer(model, layer_name)
     if not 0 <= index < layer.width:
         raise UserInputError(f"{layer_name} has neurons 0..{layer.width - 1}, not {index}")
+    model = private_copy(model)  # the hook goes on a copy: others may be using this model right now
     device, total = model_device(model), None
     with eval_mode(model), capture_outputs(model, [layer.output_module]) as outputs:
         for i in range(0, len(images), batch_size):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from purify_core.checkpoints import weights_bytes
 from purify_core.figures import image_figure, sample_grid_figure
 from ui.cache import backdoored_model, samples_for
 
@@ -31,6 +32,13 @@ def show_card(name: str, key: str = "card") -> None:
                        help="A model trained the same way without poisoning: what the attack cost in accuracy.")
     if card.train_seconds:
         cols[3].metric("Training time", f"{card.train_seconds:.0f} s", help="Seconds to train this model on the machine that built it.")
+
+    in_memory = weights_bytes(backdoored.model)[1]  # recomputed each time: proof the shared model is unchanged
+    if in_memory == card.sha256:
+        st.caption(f"Weights in memory: sha256 `{in_memory[:16]}…`, the same as the checkpoint file's.")
+    else:
+        st.error(f"The weights in memory (sha256 {in_memory[:16]}…) differ from the checkpoint file's ({card.sha256[:16]}…): "
+                 "restart the server, and please report it.")
 
     left, right = st.columns([1, 3])
     with left:

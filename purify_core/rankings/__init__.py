@@ -12,6 +12,7 @@ from torch import nn
 
 from ..attacks import Attack
 from ..data import ImageSet
+from .._utils import private_copy
 from ..errors import UserInputError
 from ..neurons import NeuronScores
 from .activation import mean_activation, trigger_activated_change
@@ -62,13 +63,14 @@ def rank_neurons(
     batch_size: int = 64,
     **options: Any,
 ) -> NeuronScores:
-    """Score every neuron of `model` on clean data with the named metric.
+    """Score every neuron of `model` on clean data with the named metric (on a private copy of it).
 
     `options` go to the metric (`variant`, `eta` for salience); `attack` only to TAC.
     """
     if metric not in METRICS:
         raise UserInputError(f"unknown ranking {metric!r}; choose one of {', '.join(METRICS)}")
     data = as_batches(loader, batch_size)
+    model = private_copy(model)  # hooks and functional_call touch the module: never on one that others use
     if metric == "tac":
         return trigger_activated_change(model, data, attack=attack)
     if options and metric != "salience":

@@ -1,0 +1,228 @@
+"""A classroom on one server: `python benchmarks/load.py [--sessions 30] [--purifiers 10]`.
+
+Starts `streamlit run app.py` on loopback and opens `--sessions` Playwright browser contexts in
+Debian's Chromium, all at once. `--purifiers` of them each run a purification with their own
+threshold; the others browse every page. Reports, and writes to benchmarks/load.md and load.json:
+- errors: exceptions on a page, timeouts (must be 0);
+- cross-talk: a session that sees a run that is not its own, or not its own run (must be 0);
+- the shared cached model's weights sha256, as the home page shows it, before and after (must be equal);
+- p50 / p95 page response time (navigation until the page is idle and drawn), the waits for a job slot;
+- the server's peak resident memory.
+Bounded: every wait has a timeout and the whole run a deadline. `run_load` is what the CI test calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+CHROMIUM = "/usr/bin/chromium"
+IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+PAGES = ["", "salience", "compare", "explain", "attack_lab", "purify"]
+SHA = re.compile(r"Weights in memory: sha256 ([0-9a-f]{16})")
+
+
+@dataclass
+class LoadReport:
+    sessions: int
+    purifiers: int
+    job_limit: int
+    errors: list[str] = field(default_factory=list)
+    cross_talk: list[str] = field(default_factory=list)
+    hash_before: str = ""
+    hash_after: str = ""
+    page_seconds: list[float] = field(default_factory=list)
+    run_seconds: list[float] = field(default_factory=list)
+    peak_rss_mb: float = 0.0
+    wall_seconds: float = 0.0
+
+    def summary(self) -> dict:
+        pages = sorted(self.page_seconds) or [float("nan")]
+        return {
+            "sessions": self.sessions, "purifying sessions": self.purifiers, "heavy-job limit": self.job_limit,
+            "errors": len(self.errors), "cross-talk": len(self.cross_talk),
+            "shared model sha256 before": self.hash_before, "shared model sha256 after": self.hash_after,
+            "shared model unchanged": bool(self.hash_before) and self.hash_before == self.hash_after,
+            "page loads": len(self.page_seconds),
+            "page response p50 (s)": round(statistics.median(pages), 2),
+            "page response p95 (s)": round(pages[min(len(pages) - 1, int(0.95 * len(pages)))], 2),
+            "purification click to finished, max (s)": round(max(self.run_seconds, default=float("nan")), 1),
+            "server peak RSS (MB)": round(self.peak_rss_mb),
+            "wall time (s)": round(self.wall_seconds, 1),
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+async def _settle(page, timeout: float) -> None:
+    await page.wait_for_selector(IDLE, timeout=timeout)
+    await page.wait_for_timeout(300)
+    await page.wait_for_selector(IDLE, timeout=timeout)
+
+
+async def _visit(page, url: str, report: LoadReport, who: str, timeout: float) -> None:
+    start = time.perf_counter()
+    try:
+        await page.goto(url, timeout=timeout)
+        await _settle(page, timeout)
+    except Exception as error:  # noqa: BLE001 - a timeout or a crashed page is what this counts
+        report.errors.append(f"{who} {url}: {type(error).__name__}: {str(error).splitlines()[0][:120]}")
+        return
+    report.page_seconds.append(time.perf_counter() - start)
+    shown = await page.locator("[data-testid=stException]").all_inner_texts()
+    report.errors += [f"{who} {url}: exception on the page: {text[:160]}" for text in shown]
+
+
+async def _home_sha(page, url: str, timeout: float) -> str:
+    await page.goto(url, timeout=timeout)
+    await _settle(page, timeout)
+    found = SHA.search(await page.inner_text("body"))
+    return found.group(1) if found else ""
+
+
+async def _purifier(browser, url: str, k: int, report: LoadReport, timeout: float) -> None:
+    context = await browser.new_context(viewport={"width": 1300, "height": 1400})
+    page = await context.new_page()
+    threshold = f"{0.05 + 0.01 * k:.2f}"
+    await _visit(page, f"{url}/purify?purify_epochs=2&purify_threshold={threshold}", report, f"purifier {k}", timeout)
+    try:
+        start = time.perf_counter()
+        await page.get_by_role("button", name="Run purification").click()
+        await page.wait_for_selector("text=runs kept in this session", timeout=timeout)
+        await _settle(page, timeout)
+        report.run_seconds.append(time.perf_counter() - start)
+        kept = page.get_by_text(re.compile(r"runs kept in this session")).first
+        text = await kept.inner_text()
+        labels = re.findall(r"#\d+ \S+ t=[0-9.]+ \w+", text)
+        if labels != [f"#1 ar t={float(threshold):g} highest"]:
+            report.cross_talk.append(f"purifier {k} sees {labels}, expected only its own t={float(threshold):g} run")
+        shown = await page.locator("[data-testid=stException]").all_inner_texts()
+        report.errors += [f"purifier {k}: exception after the run: {t[:160]}" for t in shown]
+    except Exception as error:  # noqa: BLE001
+        report.errors.append(f"purifier {k}: {type(error).__name__}: {str(error).splitlines()[0][:120]}")
+    await context.close()
+
+
+async def _browser_session(browser, url: str, k: int, report: LoadReport, timeout: float, rounds: int) -> None:
+    context = await browser.new_context(viewport={"width": 1300, "height": 1400})
+    page = await context.new_page()
+    for r in range(rounds):
+        for path in PAGES[k % len(PAGES):] + PAGES[: k % len(PAGES)]:
+            await _visit(page, f"{url}/{path}", report, f"browser {k}", timeout)
+            if path == "purify" and await page.get_by_text("runs kept in this session").count():
+                report.cross_talk.append(f"browser {k} sees runs on the Purify page but never ran one")
+    await context.close()
+
+
+async def _drive(url: str, report: LoadReport, timeout: float, rounds: int) -> None:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        probe = await browser.new_page()
+        report.hash_before = await _home_sha(probe, url, timeout)
+        sessions = [_purifier(browser, url, k, report, timeout) for k in range(report.purifiers)]
+        sessions += [_browser_session(browser, url, k, report, timeout, rounds) for k in range(report.sessions - report.purifiers)]
+        await asyncio.gather(*sessions)
+        report.hash_after = await _home_sha(probe, url, timeout)
+        await browser.close()
+
+
+def run_load(sessions: int = 30, purifiers: int = 10, rounds: int = 1, timeout_s: float = 600.0) -> LoadReport:
+    """Start a server, drive the sessions, stop the server; every wait is bounded by `timeout_s`."""
+    if not 0 <= purifiers <= sessions:
+        raise SystemExit("error: --purifiers must be between 0 and --sessions")
+    from purify_core.jobs import default_job_limit
+
+    port, report = _free_port(), LoadReport(sessions, purifiers, default_job_limit())
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "PURIFY_LAB_CACHE": tempfile.mkdtemp(prefix="purify-load-")}
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                               "--server.port", str(port), "--server.address", "127.0.0.1"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stop = threading.Event()
+
+    def watch_memory() -> None:
+        while not stop.is_set():
+            report.peak_rss_mb = max(report.peak_rss_mb, _rss_mb(server.pid))
+            stop.wait(0.5)
+
+    watcher = threading.Thread(target=watch_memory, daemon=True)
+    watcher.start()
+    start = time.perf_counter()
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.3)
+        else:
+            raise SystemExit("error: the app did not answer /_stcore/health within 120 s")
+        asyncio.run(asyncio.wait_for(_drive(url, report, timeout_s * 1000, rounds), timeout=timeout_s * 3))
+    finally:
+        report.wall_seconds = time.perf_counter() - start
+        stop.set()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return report
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=30)
+    parser.add_argument("--purifiers", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=1, help="how many times each browsing session visits every page")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds any one wait may take")
+    args = parser.parse_args()
+    if not Path(CHROMIUM).exists():
+        print(f"error: {CHROMIUM} is missing; install Debian's chromium (bash .ci/run does)", file=sys.stderr)
+        return 2
+    report = run_load(args.sessions, args.purifiers, args.rounds, args.timeout)
+    summary = report.summary()
+    lines = ["# Load test", "", f"Generated by `python benchmarks/load.py --sessions {args.sessions} --purifiers {args.purifiers}` "
+             "(Debian Chromium via Playwright, one browser context per session, loopback, this 2-core machine, one run).",
+             "", "| what | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in summary.items()]
+    if report.errors or report.cross_talk:
+        lines += ["", "## Problems", ""] + [f"- {e}" for e in report.errors + report.cross_talk]
+    (ROOT / "benchmarks" / "load.md").write_text("\n".join(lines) + "\n")
+    (ROOT / "benchmarks" / "load.json").write_text(json.dumps({**summary, "details": asdict(report)}, indent=2) + "\n")
+    print("\n".join(lines))
+    return 0 if not report.errors and not report.cross_talk and summary["shared model unchanged"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

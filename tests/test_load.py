@@ -1,0 +1,24 @@
+"""Five sessions on one server at once (the CI-sized version of `benchmarks/load.py`'s classroom of 30)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+pytest.importorskip("playwright.async_api")
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+
+
+def test_five_sessions_at_once_see_only_their_own_runs_and_leave_the_shared_model_alone():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from load import run_load
+
+    report = run_load(sessions=5, purifiers=2, timeout_s=300)
+    summary = report.summary()
+    assert report.errors == [], report.errors
+    assert report.cross_talk == [], report.cross_talk
+    assert summary["shared model unchanged"], (report.hash_before, report.hash_after)
+    assert len(report.run_seconds) == 2 and summary["page loads"] == 3 * 6 + 2
