@@ -3,12 +3,12 @@
 import streamlit as st
 
 from purify_core.attribution import ATTRIBUTIONS, attribute
-from purify_core.evaluate import predict, sample_predictions
+from purify_core.evaluate import predict
 from purify_core.method_figures import attribution_figure
 from ui import links
 from ui import runs as session_runs
 from ui import state
-from ui.cache import backdoored_model, splits_for
+from ui.cache import backdoored_attributions, backdoored_model, samples_for, splits_for
 from ui.sidebar import current_scenario
 
 name = current_scenario()
@@ -28,15 +28,15 @@ run_label = c2.selectbox("Purified model", [r["label"] for r in finished], key=s
 if not finished:
     st.info("No purified model in this session yet: run one on the Purify page. Showing the backdoored model only.")
 
-samples = sample_predictions(backdoored.model, splits.test, backdoored.attack, n=4)
+samples = samples_for(name, 4)
 models = {"backdoored": backdoored.model}
 if run_label:
     models["purified"] = next(r["model"] for r in finished if r["label"] == run_label)
-rows = {}
+rows = dict(backdoored_attributions(name, method))  # the shared model's are computed once for every session
 with st.spinner("Attributing…"):
-    for label, model in models.items():
+    if "purified" in models:
         for kind, images in (("clean", samples.clean), ("triggered", samples.triggered)):
-            rows[f"{label}, {kind}"] = attribute(model, images, method)
+            rows[f"purified, {kind}"] = attribute(models["purified"], images, method)
 columns = [f"true {splits.classes[int(y)]}" for y in samples.labels]
 st.plotly_chart(attribution_figure(samples.clean, rows, columns), key="explain_maps")
 predictions = {label: predict(model, samples.triggered).tolist() for label, model in models.items()}

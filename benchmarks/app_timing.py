@@ -9,25 +9,15 @@ Loopback only; Debian's Chromium through Playwright. Numbers are from one run on
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+from app_server import CHROMIUM, IDLE, start_app, stop_app  # noqa: E402
+
 RUNS = 3
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def core_loop_seconds() -> float:
@@ -43,23 +33,12 @@ def core_loop_seconds() -> float:
 def main() -> int:
     from playwright.sync_api import sync_playwright
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PURIFY_LAB_CACHE": tempfile.mkdtemp()}
     results: dict[str, float] = {}
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         start = time.perf_counter()
-        server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                                   "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-                                  cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server, url = start_app(poll_s=0.1)
         try:
-            while True:
-                try:
-                    if urllib.request.urlopen(f"{url}/_stcore/health", timeout=1).read() == b"ok":
-                        break
-                except OSError:
-                    time.sleep(0.1)
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
             page.goto(url)
             page.wait_for_selector(".js-plotly-plot", timeout=120_000)
@@ -97,11 +76,7 @@ def main() -> int:
                 page.wait_for_timeout(1000)
             results["default purification streamed in the app, best of 3 (s)"] = min(streamed)
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_app(server)
             browser.close()
     results["same purification, core loop alone, best of 3 (s)"] = min(core_loop_seconds() for _ in range(RUNS))
     results["streaming overhead (s)"] = (results["default purification streamed in the app, best of 3 (s)"]

@@ -16,23 +16,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-CHROMIUM = "/usr/bin/chromium"
-IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
+from app_server import CHROMIUM, IDLE, start_app, stop_app  # noqa: E402
 PAGES = ["", "salience", "compare", "explain", "attack_lab", "purify"]
 SHA = re.compile(r"Weights in memory: sha256 ([0-9a-f]{16})")
 
@@ -65,12 +60,6 @@ class LoadReport:
             "server peak RSS (MB)": round(self.peak_rss_mb),
             "wall time (s)": round(self.wall_seconds, 1),
         }
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -111,6 +100,7 @@ async def _home_sha(page, url: str, timeout: float) -> str:
 
 async def _purifier(browser, url: str, k: int, report: LoadReport, timeout: float) -> None:
     context = await browser.new_context(viewport={"width": 1300, "height": 1400})
+    context.set_default_timeout(timeout)  # a crowded 2-core server answers slowly; every wait gets the same bound
     page = await context.new_page()
     threshold = f"{0.05 + 0.01 * k:.2f}"
     await _visit(page, f"{url}/purify?purify_epochs=2&purify_threshold={threshold}", report, f"purifier {k}", timeout)
@@ -134,6 +124,7 @@ async def _purifier(browser, url: str, k: int, report: LoadReport, timeout: floa
 
 async def _browser_session(browser, url: str, k: int, report: LoadReport, timeout: float, rounds: int) -> None:
     context = await browser.new_context(viewport={"width": 1300, "height": 1400})
+    context.set_default_timeout(timeout)  # a crowded 2-core server answers slowly; every wait gets the same bound
     page = await context.new_page()
     for r in range(rounds):
         for path in PAGES[k % len(PAGES):] + PAGES[: k % len(PAGES)]:
@@ -163,12 +154,8 @@ def run_load(sessions: int = 30, purifiers: int = 10, rounds: int = 1, timeout_s
         raise SystemExit("error: --purifiers must be between 0 and --sessions")
     from purify_core.jobs import default_job_limit
 
-    port, report = _free_port(), LoadReport(sessions, purifiers, default_job_limit())
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "PURIFY_LAB_CACHE": tempfile.mkdtemp(prefix="purify-load-")}
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                               "--server.port", str(port), "--server.address", "127.0.0.1"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    report = LoadReport(sessions, purifiers, default_job_limit())
+    server, url = start_app(tempfile.mkdtemp(prefix="purify-load-"))
     stop = threading.Event()
 
     def watch_memory() -> None:
@@ -180,24 +167,11 @@ def run_load(sessions: int = 30, purifiers: int = 10, rounds: int = 1, timeout_s
     watcher.start()
     start = time.perf_counter()
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.3)
-        else:
-            raise SystemExit("error: the app did not answer /_stcore/health within 120 s")
         asyncio.run(asyncio.wait_for(_drive(url, report, timeout_s * 1000, rounds), timeout=timeout_s * 3))
     finally:
         report.wall_seconds = time.perf_counter() - start
         stop.set()
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_app(server)
     return report
 
 

@@ -6,55 +6,30 @@ screenshots land in docs/screenshots/, where the README shows them.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from app_server import CHROMIUM, IDLE, start_app, stop_app  # noqa: E402
+
 SHOTS = ROOT / "docs" / "screenshots"
-IDLE = "[data-testid=stApp][data-test-script-state=notRunning]"
 VIEW = {"width": 1400, "height": 2000}  # Streamlit scrolls inside its own container: a tall window shows the page
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    port = free_port()
-    env = {**os.environ, "PURIFY_LAB_CACHE": str(tmp_path_factory.mktemp("cache"))}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not answer /_stcore/health within 120 s")
+    try:
+        proc, url = start_app(tmp_path_factory.mktemp("cache"), poll_s=0.5)
+    except RuntimeError as error:
+        pytest.fail(str(error))
     yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_app(proc)
 
 
 @pytest.fixture(scope="module")

@@ -99,3 +99,13 @@ def on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
     """The shared model itself when it already lives on `device` (the core copies before changing it),
     else a private copy moved there: `.to()` on the shared one would move it for every session."""
     return model if device == "cpu" else copy.deepcopy(model).to(device)
+
+
+@st.cache_data(show_spinner="Attributing…", max_entries=64)
+def backdoored_attributions(name: str, method: str) -> dict:
+    """Attributions of the shared backdoored model on its 4 sample images, clean and triggered: the same for every session."""
+    from purify_core.attribution import attribute
+
+    samples = samples_for(name, 4)
+    model = backdoored_model(name).model
+    return {f"backdoored, {kind}": attribute(model, images, method) for kind, images in (("clean", samples.clean), ("triggered", samples.triggered))}
