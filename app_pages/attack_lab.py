@@ -20,7 +20,7 @@ from ui.widgets import param_input
 
 st.title("Attack lab")
 st.markdown("Implant a backdoor yourself: choose the data, the model and the trigger, then train; or upload weights you "
-            "trained elsewhere. Either way the new model opens on the Scenario page and every other page works on it.")
+            "trained elsewhere. Either way the new model's card opens at the top of this page and every other page works on it.")
 
 DATASETS = {"mnist5k": "MNIST, 5,000 real digits (shipped)", "digits": "8x8 digits (shipped, trains in seconds)",
             "cifar10": "CIFAR-10 (server folder)", "gtsrb": "GTSRB (server folder)", "imagefolder": "ImageFolder (server folder)"}
@@ -30,7 +30,10 @@ made = st.session_state.get(state.ATTACK_MADE)
 if made:
     with st.container(border=True):
         st.success(f"**{made}** is ready and selected in the sidebar: every page now works on it.", icon=":material/check_circle:")
-        show_card(made, key="made")
+        try:
+            show_card(made, key="made")
+        except UserInputError as error:  # its cached file went away or changed since
+            st.error(f"Cannot open {made}: {error}")
         st.page_link("app_pages/salience.py", label="Next: find where its backdoor lives (Salience maps)", icon=":material/arrow_forward:")
 
 st.subheader("1. Data and model")
@@ -38,8 +41,10 @@ c1, c2, c3 = st.columns(3)
 dataset = c1.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key=state.ATTACK_DATASET)
 root = None
 if dataset in FOLDER_DATASETS:
-    folders = data_folders()
-    root = c2.selectbox("Folder on the server", [str(f) for f in folders], key=state.ATTACK_ROOT,
+    folders = [str(f) for f in data_folders()]
+    if folders and st.session_state.get(state.ATTACK_ROOT) not in folders:
+        st.session_state[state.ATTACK_ROOT] = folders[0]  # e.g. the first folder appeared since the last run
+    root = c2.selectbox("Folder on the server", folders, key=state.ATTACK_ROOT,
                         format_func=lambda p: p.rsplit("/", 1)[-1],
                         help="Subfolders of $PURIFY_LAB_DATA on the server; a browser never names other server paths.")
     if root is None:

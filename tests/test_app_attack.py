@@ -121,3 +121,21 @@ def test_the_sidebar_holds_device_and_seed_and_the_seed_comes_from_a_link():
     bad.run()
     assert not bad.exception and bad.number_input(key="seed").value == 0
     assert any("seed=-3" in w.value for w in bad.warning)
+
+
+def test_folder_datasets_come_only_from_the_servers_data_folder(tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("PURIFY_LAB_DATA", str(tmp_path / "data"))
+    at = attack_lab()
+    at.selectbox(key="attack_dataset").select("imagefolder").run()
+    assert not at.exception and "no dataset folders yet" in at.info[0].value
+    for label in ("cat", "dog"):
+        (tmp_path / "data" / "pets" / label).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (12 + i, 10), color=(20 * i, 100 if label == "cat" else 0, 50)).save(tmp_path / "data" / "pets" / label / f"{i}.png")
+    at.run()
+    assert not at.exception and at.selectbox(key="attack_root").options == ["pets"]
+    assert not at.error, ([e.value for e in at.error], [i.value for i in at.info], at.selectbox(key="attack_root").value)
+    assert "3x32x32, 2 classes" in at.caption[0].value, "mixed image sizes are resized"
+    assert [c.key for c in at.get("plotly_chart")] == ["attack_preview"]

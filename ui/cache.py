@@ -4,13 +4,14 @@ never change one in place: `copy.deepcopy` it first."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 
 import streamlit as st
 
 from purify_core import BackdooredModel, Card, list_zoo
-from purify_core.zoo import open_model
+from purify_core.zoo import default_cache_dir, list_built, open_model
 from purify_core.data import Splits, load_splits
 from purify_core.config import DataConfig
 from purify_core.evaluate import SamplePredictions, sample_predictions
@@ -19,6 +20,21 @@ from purify_core.evaluate import SamplePredictions, sample_predictions
 @st.cache_data(show_spinner=False)
 def shipped_cards() -> list[Card]:
     return list_zoo()
+
+
+def built_cards() -> list[Card]:
+    """Models trained, imported or uploaded on this server; read from disk at most every 5 s, not on every rerun."""
+    return _built_cards(str(default_cache_dir()))
+
+
+@st.cache_data(show_spinner=False, ttl=5)
+def _built_cards(cache_dir: str) -> list[Card]:
+    return list_built(Path(cache_dir))
+
+
+def forget_built_cards() -> None:
+    """Read the disk again on the next call (a model was just trained or uploaded)."""
+    _built_cards.clear()
 
 
 @st.cache_resource(show_spinner="Loading the backdoored model…", max_entries=32)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import streamlit as st
 
-from purify_core.zoo import list_built
-from ui import links, state
 from purify_core.errors import UserInputError
-from ui.cache import backdoored_model, shipped_cards
+from ui import links, state
+from ui.cache import backdoored_model, built_cards, forget_built_cards, shipped_cards
 
 DEFAULT_SCENARIO = "mnist5k-smallcnn-badnets"
 MAX_SEED = 2**31 - 1
 
 
 def model_names() -> list[str]:
-    """Shipped scenarios, then models trained or imported (CLI) on this server, then this session's uploads."""
+    """Shipped scenarios, then (newest first) models trained or imported (CLI) on this server and this session's uploads."""
     shipped = [card.name for card in shipped_cards()]
     uploads = st.session_state.get(state.UPLOADS, [])
-    built = [card.name for card in list_built() if not card.name.startswith("upload-") or card.name in uploads]
+    built = [card.name for card in built_cards() if not card.name.startswith("upload-") or card.name in uploads]
     return shipped + built
 
 
@@ -45,6 +44,7 @@ def current_seed() -> int:
 def open_on_next_run(name: str) -> None:
     """Select model `name` from the next run on (the picker cannot change once drawn in this run) and rerun."""
     st.session_state[state.PENDING_SCENARIO] = name
+    forget_built_cards()  # the new model must be in the list the picker checks
     st.rerun()
 
 
