@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import re
 import statistics
 import sys
@@ -45,6 +46,8 @@ class LoadReport:
     run_seconds: list[float] = field(default_factory=list)
     peak_rss_mb: float = 0.0
     wall_seconds: float = 0.0
+    server_cpu_seconds: float = 0.0
+    browser_cpu_seconds: float = 0.0
 
     def summary(self) -> dict:
         pages = sorted(self.page_seconds) or [float("nan")]
@@ -59,7 +62,31 @@ class LoadReport:
             "purification click to finished, max (s)": round(max(self.run_seconds, default=float("nan")), 1),
             "server peak RSS (MB)": round(self.peak_rss_mb),
             "wall time (s)": round(self.wall_seconds, 1),
+            "server CPU (s)": round(self.server_cpu_seconds),
+            "Chromium CPU, the test's own browsers on the same cores (s)": round(self.browser_cpu_seconds),
         }
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process, from /proc (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _chromium_cpu_seconds() -> float:
+    """CPU seconds of every running chromium process (the load test's browser), children included."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        if "(chromium" in text or "(chrome" in text:
+            total += _cpu_seconds(int(stat.parent.name))
+    return total
 
 
 def _rss_mb(pid: int) -> float:
@@ -158,12 +185,14 @@ def run_load(sessions: int = 30, purifiers: int = 10, rounds: int = 1, timeout_s
     server, url = start_app(tempfile.mkdtemp(prefix="purify-load-"))
     stop = threading.Event()
 
-    def watch_memory() -> None:
+    def watch() -> None:
         while not stop.is_set():
             report.peak_rss_mb = max(report.peak_rss_mb, _rss_mb(server.pid))
+            report.server_cpu_seconds = max(report.server_cpu_seconds, _cpu_seconds(server.pid))
+            report.browser_cpu_seconds = max(report.browser_cpu_seconds, _chromium_cpu_seconds())
             stop.wait(0.5)
 
-    watcher = threading.Thread(target=watch_memory, daemon=True)
+    watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     start = time.perf_counter()
     try:

@@ -159,3 +159,17 @@ def test_purify_page_offers_the_exports_after_a_run():
     assert at.selectbox(key="purify_export_choice").value == "#1 ar t=0.1 highest"
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Weights (.safetensors)", "Card (.json)", "Report (.html)"]
+
+
+def test_the_oldest_run_is_dropped_with_a_notice_beyond_the_session_cap():
+    at = open_page("app_pages/purify.py", purify_epochs="1")
+    fake = [{"label": f"#{i} old", "config": {}, "history": [], "summary": None, "status": "finished", "reason": "",
+             "model": None, "waited_s": 0.0} for i in range(1, 9)]
+    at.session_state["purify_runs"] = fake
+    at.session_state["purify_run_counter"] = 8
+    at.run()
+    at.button(key="purify_run").click().run()
+    assert not at.exception
+    labels = [r["label"] for r in at.session_state["purify_runs"]]
+    assert len(labels) == 8 and labels[0] == "#2 old" and labels[-1].startswith("#9 ar")
+    assert any("Dropped the oldest run #1 old" in t.value for t in at.toast)
