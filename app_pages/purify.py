@@ -16,11 +16,11 @@ from purify_core.neurons import neuron_layers, select_layers
 from purify_core.purify import PURIFY_PRESETS, purify, purify_preset
 from purify_core.regularizers import REGULARIZERS
 from ui import links
-from ui.jobs import heavy_job
 from ui import runs as session_runs
 from ui import state
-from ui.sidebar import current_device, current_scenario, current_seed
 from ui.cache import backdoored_model, neuron_scores, on_device, splits_for
+from ui.jobs import heavy_job
+from ui.sidebar import current_device, current_scenario, current_seed
 
 name = current_scenario()
 backdoored, splits = backdoored_model(name), splits_for(name)
@@ -34,11 +34,13 @@ st.markdown(f"Fine-tune a private copy of **{name}** on its {len(splits.defense)
 CONTROLS = [state.PURIFY_THRESHOLD, state.PURIFY_DIRECTION, state.PURIFY_SCOPE, state.PURIFY_LAYERS,
             state.PURIFY_REGULARIZER, state.PURIFY_STRENGTH, state.PURIFY_KAPPA, state.PURIFY_EPOCHS, state.PURIFY_LR]
 KAPPAS = ["auto", 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
+LEARNING_RATES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
 
 
 def _kappa(text: str) -> str | float:
+    """A kappa from a link: `auto` (2 x RMS per tensor) or a number."""
     return text if text == "auto" else float(text)
-LEARNING_RATES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
+
 
 links.seed(state.PURIFY_PRESET, "default", choices=list(PURIFY_PRESETS))
 preset = links.control(st, "segmented_control", "Preset", state.PURIFY_PRESET, options=list(PURIFY_PRESETS),

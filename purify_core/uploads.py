@@ -18,10 +18,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 
 from .checkpoints import state_mismatch
-from .errors import UserInputError
-from .models import ImageClassifier, build_model
 from .config import ModelConfig, Scenario
 from .data import load_splits
+from .errors import UserInputError
+from .models import ImageClassifier, build_model
 from .zoo import BackdooredModel, save_upload
 
 __all__ = ["MAX_UPLOAD_MB", "WEIGHT_SUFFIXES", "read_state_dict", "model_from_weights", "import_weights"]
@@ -75,6 +75,7 @@ def model_from_weights(state: dict[str, torch.Tensor], arch: str, input_shape: t
     """
     model = build_model(ModelConfig(arch), input_shape, num_classes)
     expected = model.state_dict()
+    state = dict(state)  # the caller's dict stays as it was
     if not any(k.startswith(("net.", "normalize.")) for k in state):
         state = {f"net.{k}": v for k, v in state.items()}  # a bare network's state dict, trained elsewhere
     for key in ("normalize.mean", "normalize.std"):  # without them, inputs reach the network as [0, 1] pixels
@@ -91,7 +92,7 @@ def import_weights(data: bytes, filename: str, scenario: Scenario, cache_dir: Pa
                    prefix: str = "upload") -> BackdooredModel:
     """Read, check, evaluate and keep an uploaded model for `scenario`'s data, architecture and trigger.
 
-    Returns the `BackdooredModel` saved as `upload-<sha>` in the disk cache; raises `UserInputError`
+    Returns the `BackdooredModel` saved as `<prefix>-<sha>` in the disk cache; raises `UserInputError`
     with a one-line reason for anything that does not fit, before anything is written.
     """
     state = read_state_dict(data, filename)

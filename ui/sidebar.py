@@ -32,7 +32,7 @@ def current_scenario() -> str:
 
 
 def current_device() -> str:
-    """Where heavy work (training, purification, defenses, attributions) runs: `cpu` or `cuda`."""
+    """Where heavy work (training, purification, baseline defenses) runs: `cpu` or `cuda`."""
     return st.session_state.get(state.DEVICE, "cpu")
 
 
@@ -84,7 +84,7 @@ def scenario_picker() -> str:
     if st.session_state.get(state.DEVICE) not in devices:
         st.session_state[state.DEVICE] = devices[-1]
     st.sidebar.selectbox("Device", devices, key=state.DEVICE, disabled=len(devices) == 1,
-                         help="Where training, purification and attributions run. cuda appears when this server has a GPU.")
+                         help="Where training, purification and baseline defenses run. cuda appears when this server has a GPU.")
     links.seed(state.SEED, 0, int, bounds=(0, MAX_SEED))
     links.control(st.sidebar, "number_input", "Seed", state.SEED, min_value=0, max_value=MAX_SEED, step=1,
                   help="Seeds the shuffling of new runs and the training of new models: same seed, same numbers.")
