@@ -151,13 +151,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .uploads import MAX_UPLOAD_MB, import_weights
+    from .uploads import check_size, import_weights
 
     path = Path(args.weights)
     if not path.is_file():
         raise UserInputError(f"weights file {path} does not exist")
-    if path.stat().st_size > MAX_UPLOAD_MB * 1024 * 1024:  # refuse before reading it into memory
-        raise UserInputError(f"{path.name} is {path.stat().st_size / 2**20:.1f} MiB; the limit is {MAX_UPLOAD_MB} MiB")
+    check_size(path.stat().st_size, path.name)  # before reading it into memory
     saved = import_weights(path.read_bytes(), path.name, _scenario_from(args), prefix="import")
     row = _card_row(saved.card)
     print(f"kept in the model cache: the app lists it as {saved.card.name} (?scenario={saved.card.name})", file=sys.stderr)

@@ -24,7 +24,7 @@ from .errors import UserInputError
 from .models import ImageClassifier, build_model
 from .zoo import BackdooredModel, save_upload
 
-__all__ = ["MAX_UPLOAD_MB", "WEIGHT_SUFFIXES", "read_state_dict", "model_from_weights", "import_weights"]
+__all__ = ["MAX_UPLOAD_MB", "WEIGHT_SUFFIXES", "check_size", "read_state_dict", "model_from_weights", "import_weights"]
 
 #: The largest weights file accepted, in MiB; `.streamlit/config.toml` sets the same upload limit.
 MAX_UPLOAD_MB = 50
@@ -42,13 +42,18 @@ def _tensors_only(state: object, filename: str) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+def check_size(size: int, filename: str, max_mb: int = MAX_UPLOAD_MB) -> None:
+    """Refuse a weights file over the limit (callers holding only a path check before reading it)."""
+    if size > max_mb * 1024 * 1024:
+        raise UserInputError(f"{filename} is {size / 2**20:.1f} MiB; the limit is {max_mb} MiB")
+
+
 def read_state_dict(data: bytes, filename: str, max_mb: int = MAX_UPLOAD_MB) -> dict[str, torch.Tensor]:
     """Tensors from an uploaded file, by its suffix; never unpickles an arbitrary object."""
     suffix = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
     if suffix not in WEIGHT_SUFFIXES:
         raise UserInputError(f"{filename}: weights must be a .safetensors file or a .pt/.pth state dict")
-    if len(data) > max_mb * 1024 * 1024:
-        raise UserInputError(f"{filename} is {len(data) / 2**20:.1f} MiB; the limit is {max_mb} MiB")
+    check_size(len(data), filename, max_mb)
     if not data:
         raise UserInputError(f"{filename} is empty")
     if suffix == "safetensors":

@@ -210,9 +210,13 @@ def _shipped_match(scenario: Scenario, zoo_dir: Path) -> Path | None:
     return None
 
 
+def _cache_stem(scenario: Scenario) -> str:
+    return f"{scenario.name}-{scenario.fingerprint}"
+
+
 def key_for(scenario: Scenario, zoo_dir: Path = ZOO_DIR) -> str:
     """The name `open_model` finds this scenario's model by: shipped name, else `<name>-<fingerprint>`."""
-    return scenario.name if _shipped_match(scenario, zoo_dir) else f"{scenario.name}-{scenario.fingerprint}"
+    return scenario.name if _shipped_match(scenario, zoo_dir) else _cache_stem(scenario)
 
 
 def load_or_train(
@@ -227,7 +231,7 @@ def load_or_train(
     if shipped is not None:
         return _load(shipped.with_suffix(".safetensors"), shipped, device)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    stem = key_for(scenario, zoo_dir)
+    stem = _cache_stem(scenario)  # not shipped: checked above
     weights, card_path = cache_dir / f"{stem}.safetensors", cache_dir / f"{stem}.json"
     if weights.is_file() and card_path.is_file():
         return _load(weights, card_path, device)
