@@ -14,6 +14,7 @@ __all__ = ["add_method_commands"]
 def _scenario(args: argparse.Namespace):
     """The shipped scenario named by `--scenario` (full name, or a unique part such as `badnets`)."""
     from .bench.common import Case
+    from .config import check_seed
     from .data import redraw_defense
     from .zoo import list_zoo, load_shipped
 
@@ -23,8 +24,7 @@ def _scenario(args: argparse.Namespace):
         raise UserInputError(
             f"{'no' if not matches else 'more than one'} shipped scenario matches {args.scenario!r}; shipped: {', '.join(names)}"
         )
-    if args.seed < 0:
-        raise UserInputError(f"--seed must be >= 0, got {args.seed}")
+    check_seed(args.seed, "--seed")  # the one rule for every seed
     backdoored = load_shipped(matches[0])
     return Case(backdoored, redraw_defense(backdoored.splits(), args.seed), args.seed)
 
@@ -100,12 +100,16 @@ def _report(show: Callable, payload: dict[str, Any], result) -> int:
 
 
 def _purify_config(args: argparse.Namespace):
+    from .neurons import LAYER_PRESETS
+    from .steps import REINIT_CHOICES
     from .purify import purify_preset
 
     overrides = {k: v for k, v in {
         "threshold": args.threshold, "regularizer": args.regularizer, "strength": args.strength, "epochs": args.epochs,
         "direction": args.direction, "scope": args.scope, "lr": args.lr, "kappa": args.kappa, "metric": args.metric,
-        "layers": args.layers if args.layers in (None, "all", "conv", "final-linear") else tuple(args.layers.split(",")),
+        "reinit": args.reinit if args.reinit is None or args.reinit in REINIT_CHOICES else tuple(args.reinit.split(",")),
+        "distill": args.distill, "temperature": args.temperature, "distill_schedule": args.distill_schedule,
+        "layers": args.layers if args.layers is None or args.layers in LAYER_PRESETS else tuple(args.layers.split(",")),
     }.items() if v is not None}
     return purify_preset(args.preset, seed=args.seed, **overrides)
 
@@ -142,8 +146,12 @@ def _purify_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--lr", type=float)
     sub.add_argument("--direction", help="mark the lowest or highest scores")
     sub.add_argument("--scope", help="layer or global")
-    sub.add_argument("--layers", help="all, conv, final-linear, or comma-separated layer names")
+    sub.add_argument("--layers", help="all, conv, last-conv, final-linear, or comma-separated layer names")
     sub.add_argument("--metric", help="ranking that marks: salience, activation, magnitude, gradxact")
+    sub.add_argument("--reinit", help="re-initialise before fine-tuning: none, dense, marked, or comma-separated layer names")
+    sub.add_argument("--distill", type=float, help="weight of distillation from the original model, in [0, 1] (0 = off)")
+    sub.add_argument("--temperature", type=float, help="distillation temperature")
+    sub.add_argument("--distill-schedule", help="constant, or linear (the weight falls to 0 over the run)")
 
 
 def add_method_commands(command: Callable[..., argparse.ArgumentParser], show_factory: Callable) -> None:

@@ -77,7 +77,7 @@ def owned_parameters(model: nn.Module, layer: NeuronLayer) -> dict[str, torch.Te
 
 
 #: Named choices of layers in scope for marking.
-LAYER_PRESETS = ("all", "conv", "final-linear")
+LAYER_PRESETS = ("all", "conv", "last-conv", "final-linear")
 
 
 def select_layers(layers: list[NeuronLayer], preset: str | list[str] | tuple[str, ...] = "all") -> list[NeuronLayer]:
@@ -85,12 +85,15 @@ def select_layers(layers: list[NeuronLayer], preset: str | list[str] | tuple[str
 
     `final-linear` is the last hidden linear layer: the authors' code purified only the weights
     into the final linear layer; here the neurons are that layer's inputs, the last hidden units.
+    `last-conv` is the last conv layer (where Fine-Pruning prunes).
     """
     if isinstance(preset, str):
         if preset == "all":
             chosen = layers
         elif preset == "conv":
             chosen = [l for l in layers if l.kind == "conv"]
+        elif preset == "last-conv":
+            chosen = [l for l in layers if l.kind == "conv"][-1:]
         elif preset == "final-linear":
             chosen = [l for l in layers if l.kind == "linear"][-1:]
         else:

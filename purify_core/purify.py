@@ -1,7 +1,8 @@
 """Purification: fine-tune a private copy on the clean defense set with a penalty on marked neurons.
 
-`purify` ranks, marks and fine-tunes; `fine_tune` is the loop it shares with the baseline
-defenses. Both are generators: each item is a `StepMetrics`, the last one a `PurifyResult`.
+`purify` ranks, marks, optionally re-initialises layers or the marked neurons, and fine-tunes,
+optionally distilling the original model's answers (`steps`); `fine_tune` is the loop it shares
+with the baseline defenses, and takes an extra-loss term. Both are generators: each item is a `StepMetrics`, the last one a `PurifyResult`.
 Closing the generator stops the run; `should_stop` ends it at the next step and still yields a
 result with what was computed.
 """
@@ -27,8 +28,9 @@ from .marking import DIRECTIONS, SCOPES, mark, marked_count, suspicion_order
 from .neurons import NeuronMask, NeuronScores, neuron_layers, select_layers
 from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS, rank_neurons
 from .regularizers import REGULARIZERS, Regularizer, build_regularizer
+from .steps import DISTILL_SCHEDULES, Distillation, ExtraLoss, check_reinit, reinitialise
 
-__all__ = ["PurifyConfig", "PURIFY_PRESETS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune"]
+__all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune"]
 
 #: ASR below this counts as "backdoor erased" for the steps-to-erase statistic.
 ERASED_ASR = 0.05
@@ -67,8 +69,14 @@ class PurifyConfig:
     beta: float = 0.5
     eval_every: int = 10
     seed: int = 0
+    reinit: str | tuple[str, ...] = "none"
+    distill: float = 0.0
+    temperature: float = 2.0
+    distill_schedule: str = "constant"
 
     def __post_init__(self) -> None:
+        if isinstance(self.reinit, list):
+            object.__setattr__(self, "reinit", tuple(self.reinit))  # from JSON (a link, a saved run)
         checks = [
             (self.metric in DEFENDER_METRICS, f"unknown or oracle-only ranking {self.metric!r}; choose one of {', '.join(DEFENDER_METRICS)}"),
             (self.variant in SALIENCE_VARIANTS, f"unknown salience variant {self.variant!r}; choose one of {', '.join(SALIENCE_VARIANTS)}"),
@@ -88,6 +96,12 @@ class PurifyConfig:
             (0.0 <= self.beta <= 1.0, f"beta must be in [0, 1], got {self.beta}"),
             (isinstance(self.eval_every, int) and self.eval_every >= 1, f"eval_every must be a whole number >= 1, got {self.eval_every}"),
             (0.0 <= self.eta < 1.0, f"eta must be in [0, 1), got {self.eta}"),
+            (check_reinit(self.reinit) is None, check_reinit(self.reinit) or ""),
+            (isinstance(self.distill, (int, float)) and 0.0 <= self.distill <= 1.0, f"the distillation weight must be in [0, 1], got {self.distill}"),
+            (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= 100.0,
+             f"the distillation temperature must be a number in (0, 100], got {self.temperature}"),
+            (self.distill_schedule in DISTILL_SCHEDULES,
+             f"unknown distillation schedule {self.distill_schedule!r}; choose one of {', '.join(DISTILL_SCHEDULES)}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -96,16 +110,31 @@ class PurifyConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["layers"] = d["layers"] if isinstance(d["layers"], str) else list(d["layers"])
+        d["reinit"] = d["reinit"] if isinstance(d["reinit"], str) else list(d["reinit"])
         return d
 
 
+_REFERENCE = PurifyConfig(
+    variant="ema-signed", eta=0.9, threshold=0.05, direction="lowest", layers="final-linear", dynamic=True, beta=0.5,
+    regularizer="ar", kappa=1.0, strength=0.01, lr=0.01, momentum=0.0, weight_decay=0.0, cosine=False, shift=0,
+)
+
 PURIFY_PRESETS: dict[str, PurifyConfig] = {
     "default": PurifyConfig(),
-    # The authors' setup: final linear layer only, ema-signed salience, dynamic schedule, kappa 1, plain SGD.
-    "reference": PurifyConfig(
-        variant="ema-signed", eta=0.9, threshold=0.05, direction="lowest", layers="final-linear", dynamic=True, beta=0.5,
-        regularizer="ar", kappa=1.0, strength=0.01, lr=0.01, momentum=0.0, weight_decay=0.0, cosine=False, shift=0,
-    ),
+    # The paper as written: the lowest benign salience is infected; AR on those neurons (final linear
+    # layer, ema-signed salience, dynamic schedule, kappa 1, plain SGD as in the authors' setup).
+    "reference": _REFERENCE,
+    # The authors' public code: EMA salience, the final linear layer, the *highest*-salience share
+    # growing from beta 0.5 to 1, AR with kappa 1 and alpha (strength) 0.01. Their AR gradient had
+    # the wrong sign for w < -1; `regularizers.ar_penalty` is written on |w|, so that is fixed here.
+    "authors-code": replace(_REFERENCE, direction="highest"),
+}
+
+#: What each preset is, in words (the app and the CLI show these next to the name).
+PRESET_LABELS: dict[str, str] = {
+    "default": "lab default (chosen from clean accuracy only; see README)",
+    "reference": "the paper as written: lowest benign salience, AR",
+    "authors-code": "the authors' public code: highest EMA salience, final linear layer, AR (sign fix)",
 }
 
 
@@ -132,6 +161,7 @@ class StepMetrics:
     marked: int
     acc: float | None = None
     asr: float | None = None
+    distill_loss: float = 0.0  # the extra-loss term as added to the loss (weight x T^2 x KL)
 
     @property
     def fraction(self) -> float:
@@ -210,12 +240,20 @@ def fine_tune(
     evaluator: Evaluator | None = None,
     scores: NeuronScores | None = None,
     should_stop: Callable[[], bool] | None = None,
+    extra_loss: ExtraLoss | None = None,
+    before: Metrics | None = None,
 ) -> Iterator[StepMetrics | PurifyResult]:
-    """Fine-tune `model` IN PLACE (pass a private copy) with the configured penalty on `mask`."""
+    """Fine-tune `model` IN PLACE (pass a private copy) with the configured penalty on `mask`.
+
+    `extra_loss` (distillation; later NAD, FST) scales the task loss and adds a term each step;
+    without it the loss is exactly today's CE + penalty. `before`: the evaluator's numbers for the
+    model as the caller had it, if a step before the loop changed it (re-initialisation).
+    """
     if len(defense) == 0:
         raise UserInputError("the clean defense set is empty")
     device = model_device(model)
-    before = evaluator(model) if evaluator else None  # before any pruning the regularizer does
+    if before is None and evaluator:
+        before = evaluator(model)  # before any pruning the regularizer does
     order = {n: suspicion_order(s, config.direction) for n, s in scores.items()} if config.dynamic and scores else None
     regularizer: Regularizer = build_regularizer(model, _active_mask(mask, order, config.beta), config.regularizer, config.strength, config.kappa)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -244,15 +282,22 @@ def fine_tune(
                 model.train()
                 if config.freeze_bn:
                     _bn_eval(model)
-                x = random_shift(defense.x[index], config.shift, generator)
-                task = F.cross_entropy(model(x.to(device)), defense.y[index].to(device))
+                x = random_shift(defense.x[index], config.shift, generator).to(device)
+                logits = model(x)
+                task = F.cross_entropy(logits, defense.y[index].to(device))
                 reg = regularizer.penalty()
-                loss = task + reg
+                extra_value = 0.0
+                if extra_loss is None:
+                    loss = task + reg
+                else:
+                    task_scale, extra = extra_loss(x, logits, step / steps)
+                    loss = task_scale * task + extra + reg
+                    extra_value = float(extra.detach())
                 task_value, reg_value = float(task.detach()), float(reg.detach())
                 explode_at = explode_at or max(50.0, 20.0 * task_value)
-                if not math.isfinite(task_value + reg_value) or task_value > explode_at:
+                if not math.isfinite(task_value + reg_value + extra_value) or task_value > explode_at:
                     status = "diverged"
-                    reason = (f"the loss became {task_value + reg_value:.3g} at step {step + 1}: "
+                    reason = (f"the loss became {task_value + reg_value + extra_value:.3g} at step {step + 1}: "
                               f"lower the learning rate ({config.lr}) or the strength ({config.strength})")
                     raise _Halt
                 optimizer.zero_grad(set_to_none=True)
@@ -268,7 +313,7 @@ def fine_tune(
                     steps_to_erase = step
                 item = StepMetrics(step, steps, epoch, task_value, reg_value, time.perf_counter() - start,
                                    regularizer.marked(),
-                                   metrics.acc if metrics else None, metrics.asr if metrics else None)
+                                   metrics.acc if metrics else None, metrics.asr if metrics else None, extra_value)
                 history.append(item)
                 yield item
     except _Halt:
@@ -295,10 +340,12 @@ def purify(
     scores: NeuronScores | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Iterator[StepMetrics | PurifyResult]:
-    """Rank (unless `scores` are given), mark, and fine-tune a private copy of `model`.
+    """Rank (unless `scores` are given), mark, re-initialise (`config.reinit`), and fine-tune a
+    private copy of `model`, distilling `model`'s own answers if `config.distill > 0`.
 
     The caller's model is never changed. `evaluator` (the oracle: ACC and ASR on the test set)
-    only reports; nothing in the run reads it to make a choice.
+    only reports; nothing in the run reads it to make a choice. The "before" numbers are the
+    model's as given (taken before re-initialisation).
     """
     work = copy.deepcopy(model)
     layers = [l.name for l in select_layers(neuron_layers(work), config.layers)]
@@ -306,4 +353,9 @@ def purify(
         options = {"variant": config.variant, "eta": config.eta} if config.metric == "salience" else {}
         scores = rank_neurons(work, defense, config.metric, **options)
     mask = mark(scores, config.threshold, config.scope, layers, config.direction)
-    yield from fine_tune(work, defense, mask, config, evaluator, scores, should_stop)
+    extra = Distillation.from_original(model, config.distill, config.temperature, config.distill_schedule) if config.distill > 0 else None
+    before = None
+    if config.reinit != "none":
+        before = evaluator(model) if evaluator else None
+        reinitialise(work, config.reinit, mask, config.seed)
+    yield from fine_tune(work, defense, mask, config, evaluator, scores, should_stop, extra, before)
