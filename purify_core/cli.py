@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -30,6 +31,36 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
     return key.strip(), value.strip()
+
+
+def _points(text: str) -> float:
+    """A tolerance in points: a finite number in [0, 100] (NaN would make every comparison pass or fail)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of points, got {text!r}") from None
+    if not 0 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"must be a number of points in [0, 100], got {text}")
+    return value
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null: JSON has no such numbers, and the output must parse anywhere."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _existing_zoo(args: argparse.Namespace) -> Path:
+    """`--zoo-dir`, refused when it is not a folder (a typo would otherwise read as an empty zoo)."""
+    folder = Path(args.zoo_dir)
+    if not folder.is_dir():
+        raise UserInputError(f"zoo folder {folder} does not exist; check --zoo-dir")
+    return folder
 
 
 def _parse_scalar(value: str) -> int | float | str | bool:
@@ -56,7 +87,7 @@ class _Progress:
 
 
 def _print(args: argparse.Namespace, payload: Any, table: Callable[[], str]) -> None:
-    print(json.dumps(payload, indent=2) if args.json else table())
+    print(json.dumps(_json_safe(payload), indent=2, allow_nan=False) if args.json else table())
 
 
 def _shower(args: argparse.Namespace) -> Callable[[Any, list[dict[str, Any]], Sequence[str] | None], None]:
@@ -88,7 +119,7 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 def _zoo_list(args: argparse.Namespace) -> int:
     from .zoo import list_zoo
 
-    rows = [_card_row(c) for c in list_zoo(args.zoo_dir)]
+    rows = [_card_row(c) for c in list_zoo(_existing_zoo(args))]
     _print(args, rows, lambda: _table(rows, ["name", "acc", "asr", "clean_acc", "train_seconds"]) if rows else "the zoo is empty")
     return 0
 
@@ -96,8 +127,10 @@ def _zoo_list(args: argparse.Namespace) -> int:
 def _zoo_build(args: argparse.Namespace) -> int:
     from .zoo import build, list_zoo, shipped_scenarios
 
-    old_cards = {c.name: c for c in list_zoo(args.zoo_dir)}
-    # Cards say how to rebuild; a fresh zoo folder gets the default shipped scenarios.
+    old_cards = {c.name: c for c in list_zoo(args.zoo_dir)} if Path(args.zoo_dir).is_dir() else {}
+    if not old_cards and not args.new:  # a typo in --zoo-dir must not retrain every shipped model into a new folder
+        raise UserInputError(f"zoo folder {args.zoo_dir} holds no model cards; check --zoo-dir, or pass --new to build the shipped scenarios there")
+    # Cards say how to rebuild; a new zoo folder (--new) gets the default shipped scenarios.
     scenarios = {n: c.scenario_config for n, c in old_cards.items()} or {s.name: s for s in shipped_scenarios()}
     if args.only:
         if args.only not in scenarios:
@@ -119,7 +152,7 @@ def _zoo_verify(args: argparse.Namespace) -> int:
 
     from .zoo import verify
 
-    results = verify(args.zoo_dir, tolerance=args.tolerance)
+    results = verify(_existing_zoo(args), tolerance=args.tolerance)
     rows = [asdict(r) for r in results]
     _print(args, rows, lambda: _table(rows, ["name", "card_acc", "acc", "card_asr", "asr", "ok", "message"]) if rows else "the zoo is empty")
     return 0 if results and all(r.ok for r in results) else 1
@@ -206,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--zoo-dir", type=Path, default=ZOO_DIR, help="folder of .safetensors + .json cards")
     zoo_commands.choices["build"].add_argument("--only", help="rebuild just this scenario")
     zoo_commands.choices["build"].add_argument("--out", help="write here instead of the zoo folder")
-    zoo_commands.choices["verify"].add_argument("--tolerance", type=float, default=0.5, help="allowed difference, in points")
+    zoo_commands.choices["build"].add_argument("--new", action="store_true", help="--zoo-dir holds no cards yet: build the shipped scenarios there")
+    zoo_commands.choices["verify"].add_argument("--tolerance", type=_points, default=0.5, help="allowed difference, in points [0, 100]")
 
     train = command("train", _train, help="poison a dataset and train a backdoored model")
     imp = command("import", _import, help="check your own weights for a scenario, measure ACC and ASR, and keep them for the app")
@@ -244,6 +278,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the disk filled up or a folder became unwritable half-way: say which file, not a traceback
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

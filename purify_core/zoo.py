@@ -19,7 +19,7 @@ import torch
 
 from ._utils import seeded
 from .attacks import Attack, build_attack
-from .checkpoints import Card, library_versions, load_checkpoint, read_card, save_checkpoint, weights_bytes, write_card
+from .checkpoints import Card, check_writable, library_versions, load_checkpoint, model_shapes, read_card, save_pair, weights_bytes
 from .config import Scenario, scenario_preset
 from .data import Splits, load_splits
 from .errors import UserInputError
@@ -128,11 +128,11 @@ def _percent(metrics: Metrics) -> tuple[float, float]:
 
 
 def check_scenario(scenario: Scenario) -> None:
-    """Raise `UserInputError` now for anything that would stop training later (data, trigger, model)."""
+    """Raise `UserInputError` now for anything that would stop training later (data, trigger, model size)."""
     splits = load_splits(scenario.data)
     attack = _attack_for(scenario, splits)
     attack.poison_indices(splits.train.y, scenario.seed)
-    build_model(scenario.model, splits.input_shape, splits.num_classes)
+    model_shapes(scenario.model, splits.input_shape, splits.num_classes)  # on the meta device: a huge model costs nothing to refuse
 
 
 def train_scenario(
@@ -146,6 +146,7 @@ def train_scenario(
     device = torch.device(device) if device is not None else pick_device()
     splits = load_splits(scenario.data)
     attack = _attack_for(scenario, splits)
+    model_shapes(scenario.model, splits.input_shape, splits.num_classes)  # refuse a model too large to build, before building it
     poisoned = attack.poison(splits.train, seed=scenario.seed)
     stages = [("backdoored model", poisoned.images)] + ([("clean reference model", splits.train)] if with_clean_reference else [])
     trained: list[tuple[ImageClassifier, float]] = []
@@ -180,10 +181,25 @@ def train_scenario(
 
 
 def _save(result: BackdooredModel, weights: Path, card_path: Path) -> BackdooredModel:
-    sha = save_checkpoint(result.model, weights)
-    card = Card.from_dict({**result.card.to_dict(), "sha256": sha})
-    write_card(card, card_path)
+    card = save_pair(result.model, result.card, weights, card_path)  # both or neither; a read-only or full folder: one message
     return BackdooredModel(result.scenario, result.model, card, result.attack)
+
+
+def _check_destination(scenario: Scenario, out_dir: Path) -> None:
+    """Before training: the folder can be written, and holds no other model under this scenario's name."""
+    check_writable(out_dir)
+    card_path = out_dir / f"{scenario.name}.json"
+    if not card_path.exists():
+        return
+    try:
+        same = read_card(card_path).scenario == scenario.to_dict()
+    except UserInputError:
+        same = False
+    if not same:
+        raise UserInputError(
+            f"{out_dir} already holds a model named {scenario.name} trained with other settings: choose another output "
+            f"folder, or delete {card_path.name} and {card_path.with_suffix('.safetensors').name} to replace it"
+        )
 
 
 def build(
@@ -192,14 +208,19 @@ def build(
     with_clean_reference: bool = True,
     on_progress: Callable[[BuildProgress], None] | None = None,
 ) -> BackdooredModel:
-    """Train a scenario and write `<out_dir>/<name>.safetensors` and its card."""
+    """Train a scenario and write `<out_dir>/<name>.safetensors` and its card.
+
+    Refused before training if `out_dir` cannot be written or already holds another model under
+    the same name (same name and settings: a rebuild, which replaces it).
+    """
+    out_dir = Path(out_dir)
+    _check_destination(scenario, out_dir)
     result = None
     for item in train_scenario(scenario, with_clean_reference):
         if on_progress is not None:
             on_progress(item)
         result = item.result or result
     assert result is not None
-    out_dir = Path(out_dir)
     return _save(result, out_dir / f"{scenario.name}.safetensors", out_dir / f"{scenario.name}.json")
 
 
@@ -235,6 +256,7 @@ def load_or_train(
     weights, card_path = cache_dir / f"{stem}.safetensors", cache_dir / f"{stem}.json"
     if weights.is_file() and card_path.is_file():
         return _load(weights, card_path, device)
+    check_writable(cache_dir, "the model cache")  # before training, not after
     result = None
     for item in train_scenario(scenario, with_clean_reference=False, device=device):
         if on_progress is not None:
@@ -259,6 +281,8 @@ class VerifyResult:
 
 def verify(zoo_dir: Path = ZOO_DIR, tolerance: float = 0.5) -> list[VerifyResult]:
     """Load every checkpoint (sha256 checked) and re-measure ACC and ASR; ok within `tolerance` points."""
+    if not (isinstance(tolerance, (int, float)) and 0 <= tolerance <= 100):  # NaN fails this too
+        raise UserInputError(f"the tolerance must be a number of points in [0, 100], got {tolerance}")
     results = []
     for card in list_zoo(zoo_dir):
         try:
@@ -312,7 +336,7 @@ def open_model(key: str, cache_dir: Path | None = None, zoo_dir: Path = ZOO_DIR,
 
 def save_upload(model: ImageClassifier, scenario: Scenario, filename: str, cache_dir: Path | None = None,
                 prefix: str = "upload") -> BackdooredModel:
-    """Evaluate an uploaded model on the scenario's data and trigger, and keep it as `<prefix>-<sha>`.
+    """Evaluate an uploaded model on the scenario's data and trigger, and keep it as `<prefix>-<sha>-<fingerprint>`.
 
     The app lists an `upload-` model only in the session that uploaded it; `import-` models (the
     CLI's, put there by whoever runs the server) are listed for everyone.

@@ -72,7 +72,7 @@ BAD = [
     (["purify", "--scenario", "badnets", "--strength", "-1"], "strength must be a finite number >= 0"),
     (["purify", "--scenario", "badnets", "--regularizer", "l3"], "unknown regularizer 'l3'"),
     (["purify", "--scenario", "badnets", "--layers", "net.nope"], "no neuron layer named net.nope"),
-    (["purify", "--scenario", "badnets", "--seed", "-1"], "--seed must be >= 0"),
+    (["purify", "--scenario", "badnets", "--seed", "-1"], "--seed must be a whole number in [0, 2147483647]"),
     (["rank", "--scenario", "badnets", "--metric", "vibes"], "unknown ranking 'vibes'"),
     (["rank", "--scenario", "badnets", "--variant", "cubed"], "unknown salience variant"),
     (["compare", "--scenario", "badnets", "--top", "2"], "--top must be a fraction"),
