@@ -11,7 +11,7 @@ from purify_core.errors import UserInputError
 from purify_core.figures import trigger_preview_figure
 from purify_core.uploads import MAX_UPLOAD_MB, WEIGHT_SUFFIXES, import_weights
 from purify_core.zoo import key_for, load_or_train
-from ui import state
+from ui import state, untrusted
 from ui.cache import splits_of
 from ui.card import show_card
 from ui.jobs import heavy_job
@@ -29,11 +29,11 @@ FOLDER_DATASETS = ("cifar10", "gtsrb", "imagefolder")
 made = st.session_state.get(state.ATTACK_MADE)
 if made:
     with st.container(border=True):
-        st.success(f"**{made}** is ready and selected in the sidebar: every page now works on it.", icon=":material/check_circle:")
+        st.success(f"{untrusted.code(made)} is ready and selected in the sidebar: every page now works on it.", icon=":material/check_circle:")
         try:
             show_card(made, key="made")
         except UserInputError as error:  # its cached file went away or changed since
-            st.error(f"Cannot open {made}: {error}")
+            st.error(f"Cannot open {untrusted.code(made)}: {untrusted.text(error)}")
         st.page_link("app_pages/salience.py", label="Next: find where its backdoor lives (Salience maps)", icon=":material/arrow_forward:")
 
 st.subheader("1. Data and model")
@@ -58,7 +58,7 @@ data = preset.data if dataset in ("mnist5k", "digits") else DataConfig(dataset, 
 try:
     splits = splits_of(data)
 except UserInputError as error:
-    st.error(str(error))
+    st.error(untrusted.text(error))
     st.stop()
 st.caption(f"{len(splits.train)} training, {len(splits.defense)} clean defense and {len(splits.test)} test images of "
            f"{'x'.join(map(str, splits.input_shape))}, {splits.num_classes} classes.")
@@ -79,14 +79,14 @@ try:
     attack_config = AttackConfig.of(attack_name, int(target), float(rate), **params)
     attack = build_attack(attack_config, splits.input_shape, splits.num_classes)
     sample = one_per_class(splits.defense, 5)
-    a2.plotly_chart(trigger_preview_figure(attack.render_trigger(), sample, attack.apply(sample), splits.classes[int(target)]),
+    a2.plotly_chart(trigger_preview_figure(attack.render_trigger(), sample, attack.apply(sample), untrusted.plot(splits.classes[int(target)])),
                     key="attack_preview", config={"displayModeBar": False})
     a2.caption("Live preview: the trigger alone, then clean defense images (one per class) above the same images as the attack poisons "
                "them (relabelled to the target unless the attack is clean-label).")
     problem = None
 except UserInputError as error:
     problem = str(error)
-    a2.error(problem)
+    a2.error(untrusted.text(problem))
 
 st.subheader("3. Train, or upload weights")
 train_tab, upload_tab = st.tabs(["Train here", "Upload weights"])
@@ -117,7 +117,7 @@ with train_tab:
                 load_or_train(scenario, on_progress=on_progress, device=current_device())
         except UserInputError as error:
             bar.empty()
-            st.error(str(error))
+            st.error(untrusted.text(error))
         else:
             st.session_state[state.ATTACK_MADE] = key_for(scenario)
             open_on_next_run(key_for(scenario))
@@ -132,7 +132,7 @@ with upload_tab:
             with heavy_job("the check of these weights"), st.spinner("Checking the weights against the architecture and measuring ACC and ASR…"):
                 saved = import_weights(upload.getvalue(), upload.name, scenario)
         except UserInputError as error:
-            st.error(str(error))
+            st.error(untrusted.text(error))
         else:
             uploads = st.session_state.setdefault(state.UPLOADS, [])
             uploads.append(saved.card.name)

@@ -7,7 +7,7 @@ from purify_core.evaluate import predict
 from purify_core.method_figures import attribution_figure
 from ui import links
 from ui import runs as session_runs
-from ui import state
+from ui import state, untrusted
 from ui.cache import backdoored_attributions, backdoored_model, samples_for, splits_for
 from ui.sidebar import current_scenario
 
@@ -37,9 +37,9 @@ with st.spinner("Attributing…"):
     if "purified" in models:
         for kind, images in (("clean", samples.clean), ("triggered", samples.triggered)):
             rows[f"purified, {kind}"] = attribute(models["purified"], images, method)
-columns = [f"true {splits.classes[int(y)]}" for y in samples.labels]
+columns = [f"true {untrusted.plot(splits.classes[int(y)])}" for y in samples.labels]
 st.plotly_chart(attribution_figure(samples.clean, rows, columns), key="explain_maps")
 predictions = {label: predict(model, samples.triggered).tolist() for label, model in models.items()}
 st.caption("First row: the clean images. Then, per model, the attribution for its predicted class on the clean and the "
            "triggered image (brighter = more influence). Predictions on the triggered images: "
-           + "; ".join(f"{label}: {', '.join(splits.classes[p] for p in preds)}" for label, preds in predictions.items()) + ".")
+           + "; ".join(f"{label}: {', '.join(untrusted.text(splits.classes[p]) for p in preds)}" for label, preds in predictions.items()) + ".")

@@ -9,7 +9,7 @@ import streamlit as st
 from purify_core.defenses import DEFENSES, run_defense
 from purify_core.errors import UserInputError
 from purify_core.evaluate import evaluate
-from purify_core.export import purified_card, run_report_html, weights_bytes
+from purify_core.export import purified_card, report_title, run_report_html, weights_bytes
 from purify_core.marking import mark, marked_count
 from purify_core.method_figures import RUN_PANELS, live_run_figure, run_curves_figure, salience_strips_figure
 from purify_core.neurons import neuron_layers, select_layers
@@ -17,7 +17,7 @@ from purify_core.purify import PURIFY_PRESETS, purify, purify_preset
 from purify_core.regularizers import REGULARIZERS
 from ui import links
 from ui import runs as session_runs
-from ui import state
+from ui import state, untrusted
 from ui.cache import backdoored_model, neuron_scores, on_device, splits_for
 from ui.jobs import heavy_job
 from ui.sidebar import current_device, current_scenario, current_seed
@@ -28,7 +28,7 @@ for stopped in session_runs.settle_interrupted():
     st.info(f"Run {stopped['label']} {stopped['reason']}.")
 
 st.title("Purify")
-st.markdown(f"Fine-tune a private copy of **{name}** on its {len(splits.defense)} clean defense images, with a penalty "
+st.markdown(f"Fine-tune a private copy of **{untrusted.text(name)}** on its {len(splits.defense)} clean defense images, with a penalty "
             "on the marked neurons. ACC and ASR are the evaluator's view: the run never reads them.")
 
 CONTROLS = [state.PURIFY_THRESHOLD, state.PURIFY_DIRECTION, state.PURIFY_SCOPE, state.PURIFY_LAYERS,
@@ -84,7 +84,7 @@ try:
                            seed=current_seed())
     in_scope = [l.name for l in select_layers(neuron_layers(backdoored.model), config.layers)]
 except UserInputError as error:
-    st.error(str(error))
+    st.error(untrusted.text(error))
     st.stop()
 
 scores = neuron_scores(name, config.metric, config.variant)
@@ -123,12 +123,13 @@ run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment=
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
     with heavy_job("this purification") as waited:
         run = session_runs.new_run(f"{config.regularizer} t={config.threshold:g} {config.direction}",
-                                   {**config.to_dict(), "device": current_device()}, waited)
+                                   {**config.to_dict(), "device": current_device()}, waited, source=backdoored.card)
         live(run, purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
 defense = defense_col.selectbox("Baseline defense", DEFENSES, key=state.PURIFY_DEFENSE)
 if defense_button.button("Run baseline", key=state.PURIFY_RUN_DEFENSE):
     with heavy_job(f"the {defense} baseline") as waited:
-        run = session_runs.new_run(defense, {"defense": defense, **config.to_dict(), "device": current_device()}, waited)
+        run = session_runs.new_run(defense, {"defense": defense, **config.to_dict(), "device": current_device()}, waited,
+                                   source=backdoored.card)
         live(run, run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator))
 
 kept = session_runs.runs()
@@ -150,14 +151,14 @@ if kept:
     exportable = [r for r in kept if r["model"] is not None]
     e1, e2, e3, e4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
     chosen = e1.selectbox("Export a purified model", [r["label"] for r in exportable], key=state.PURIFY_EXPORT_CHOICE)
-    if chosen:  # the files are made only when a button is clicked (deferred), not on every rerun
+    if chosen:  # the files are made only when a button is clicked (deferred), not on every rerun; named by the run's own model
         run = next(r for r in exportable if r["label"] == chosen)
         e2.download_button("Weights (.safetensors)", lambda run=run: weights_bytes(run["model"])[0],
-                           f"{name}-purified.safetensors", key=state.PURIFY_EXPORT_WEIGHTS)
-        e3.download_button("Card (.json)", lambda run=run: json.dumps(purified_card(backdoored.card, run, weights_bytes(run["model"])[1]),
+                           f"{run['source'].name}-purified.safetensors", key=state.PURIFY_EXPORT_WEIGHTS)
+        e3.download_button("Card (.json)", lambda run=run: json.dumps(purified_card(run, weights_bytes(run["model"])[1]),
                                                                    indent=2, default=str),
-                           f"{name}-purified.json", "application/json", key=state.PURIFY_EXPORT_CARD)
-    e4.download_button("Report (.html)", lambda: run_report_html(backdoored.card, kept), f"{name}-report.html", "text/html",
+                           f"{run['source'].name}-purified.json", "application/json", key=state.PURIFY_EXPORT_CARD)
+    e4.download_button("Report (.html)", lambda: run_report_html(kept), f"{report_title(kept).replace(' ', '-')}-report.html", "text/html",
                        key=state.PURIFY_EXPORT_REPORT, help="Every run's charts, numbers and settings in one file.")
     doomed = st.multiselect("Delete runs", [r["label"] for r in kept], key=state.PURIFY_DELETE_CHOICE)
     if st.button("Delete", key=state.PURIFY_DELETE, disabled=not doomed):

@@ -1,4 +1,8 @@
-"""Exports of a purification: the weights (safetensors), a card, and a self-contained HTML report."""
+"""Exports of a purification: the weights (safetensors), a card, and a self-contained HTML report.
+
+A run is a dict (label, status, config, summary, history) whose `source` is the `Card` of the model
+it purified: every export names that model, never whichever model is selected when it is made.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,12 @@ import plotly.io as pio
 from .checkpoints import Card, library_versions, weights_bytes
 from .method_figures import RUN_PANELS, run_curves_figure
 
-__all__ = ["weights_bytes", "purified_card", "run_report_html"]
+__all__ = ["weights_bytes", "purified_card", "report_title", "run_report_html"]
 
 
-def purified_card(source: Card, run: dict[str, Any], sha256: str) -> dict[str, Any]:
-    """What a purified checkpoint is: its source model, the settings and numbers of the run, versions."""
+def purified_card(run: dict[str, Any], sha256: str) -> dict[str, Any]:
+    """What a purified checkpoint is: the run's source model, the settings and numbers of the run, versions."""
+    source: Card = run["source"]
     return {
         "name": f"{source.name}-purified",
         "source": {"name": source.name, "sha256": source.sha256, "scenario": source.scenario},
@@ -36,8 +41,16 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def run_report_html(source: Card, runs: list[dict[str, Any]]) -> str:
-    """One HTML file (plotly.js inlined once) with the runs' charts, numbers and settings."""
+def report_title(runs: list[dict[str, Any]]) -> str:
+    """The source model's name when every run purified the same one, else how many models."""
+    names = list(dict.fromkeys(r["source"].name for r in runs))
+    return names[0] if len(names) == 1 else f"{len(names)} models"
+
+
+def run_report_html(runs: list[dict[str, Any]]) -> str:
+    """One HTML file (plotly.js inlined once) with the runs' charts, numbers and settings, titled by their source models."""
+    sources = {r["source"].name: r["source"] for r in runs}
+    title = html.escape(report_title(runs))
     histories = {r["label"]: r["history"] for r in runs}
     figures = [run_curves_figure(histories, field, title, percent=percent) for field, title, percent in RUN_PANELS]
     charts = "".join(pio.to_html(f, full_html=False, include_plotlyjs="inline" if i == 0 else False) for i, f in enumerate(figures))
@@ -45,13 +58,17 @@ def run_report_html(source: Card, runs: list[dict[str, Any]]) -> str:
     for r in runs:
         s = r.get("summary") or {}
         before, after = s.get("before") or {}, s.get("after") or {}
-        rows.append({"run": r["label"], "status": r["status"], "ACC before": before.get("acc"), "ASR before": before.get("asr"),
+        rows.append({"run": r["label"], "model": r["source"].name, "status": r["status"], "ACC before": before.get("acc"), "ASR before": before.get("asr"),
                      "ACC after": after.get("acc"), "ASR after": after.get("asr"), "steps to ASR<5%": s.get("steps_to_erase"),
                      "seconds": round(s.get("seconds", 0.0), 1)})
     settings = "".join(f"<h3>{html.escape(r['label'])}</h3><pre>{html.escape(json.dumps(r['config'], indent=2))}</pre>" for r in runs)
-    reproduce = json.dumps({"scenario": source.scenario, "source_sha256": source.sha256, "versions": library_versions()}, indent=2)
-    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Purify Lab report: {html.escape(source.name)}</title>
+    backdoored = "".join(f"<li>{html.escape(s.name)}: ACC {s.acc:.2f}%, ASR {s.asr:.2f}%, sha256 {html.escape(s.sha256)}</li>"
+                         for s in sources.values())
+    reproduce = json.dumps({"models": {name: {"scenario": s.scenario, "sha256": s.sha256} for name, s in sources.items()},
+                            "versions": library_versions()}, indent=2)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Purify Lab report: {title}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
-</head><body><h1>Purify Lab report: {html.escape(source.name)}</h1>
-<p>Backdoored model: ACC {source.acc:.2f}%, ASR {source.asr:.2f}%. ACC and ASR in %; ASR is the evaluator's view (it needs the trigger).</p>
+</head><body><h1>Purify Lab report: {title}</h1>
+<p>Backdoored model{"s" if len(sources) > 1 else ""}:</p><ul>{backdoored}</ul>
+<p>ACC and ASR in %; ASR is the evaluator's view (it needs the trigger).</p>
 {_table(rows)}{charts}<h2>Settings</h2>{settings}<h2>To reproduce</h2><pre>{html.escape(reproduce)}</pre></body></html>"""

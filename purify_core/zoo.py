@@ -342,8 +342,17 @@ def save_upload(model: ImageClassifier, scenario: Scenario, filename: str, cache
     CLI's, put there by whoever runs the server) are listed for everyone.
 
     The trigger is the evaluator's view of the attack the user says the model carries: ASR is
-    only as meaningful as that claim. Same bytes, same key: a second upload reuses the file.
+    only as meaningful as that claim, so the key holds the scenario's fingerprint too: the same
+    bytes checked against another attack or data get their own card, and never rewrite another's.
+    Same bytes and scenario: the upload already kept is reused as it is (card included).
     """
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = f"{prefix}-{weights_bytes(model)[1][:12]}-{scenario.fingerprint}"
+    if (folder / f"{key}.safetensors").is_file() and (folder / f"{key}.json").is_file():
+        try:
+            return open_model(key, folder)
+        except UserInputError:
+            pass  # a damaged pair (e.g. its sha256 no longer matches): written anew below
     splits = load_splits(scenario.data)
     attack = _attack_for(scenario, splits)
     acc, asr = _percent(evaluate(model, splits.test, attack))
@@ -353,7 +362,5 @@ def save_upload(model: ImageClassifier, scenario: Scenario, filename: str, cache
         clean_acc=None, clean_asr=None, train_seconds=0.0, clean_train_seconds=None, n_train=len(splits.train),
         n_poisoned=0, sha256="", versions=library_versions(),
     )
-    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = f"{prefix}-{weights_bytes(model)[1][:12]}"  # the content hash names the upload
     saved = _save(BackdooredModel(scenario, model, card, attack), folder / f"{key}.safetensors", folder / f"{key}.json")
     return BackdooredModel(scenario, model, Card.from_dict({**saved.card.to_dict(), "name": key}), attack)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from purify_core.zoo import list_zoo
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -163,8 +165,9 @@ def test_purify_page_offers_the_exports_after_a_run():
 
 def test_the_oldest_run_is_dropped_with_a_notice_beyond_the_session_cap():
     at = open_page("app_pages/purify.py", purify_epochs="1")
+    source = next(c for c in list_zoo() if c.name == "mnist5k-smallcnn-badnets")
     fake = [{"label": f"#{i} old", "config": {}, "history": [], "summary": None, "status": "finished", "reason": "",
-             "model": None, "waited_s": 0.0} for i in range(1, 9)]
+             "model": None, "waited_s": 0.0, "source": source} for i in range(1, 9)]
     at.session_state["purify_runs"] = fake
     at.session_state["purify_run_counter"] = 8
     at.run()

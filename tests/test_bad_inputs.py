@@ -21,14 +21,15 @@ from hypothesis import given, settings, strategies as st
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
-from purify_core.checkpoints import weights_bytes
+from purify_core.checkpoints import Card, weights_bytes
 from purify_core.cli import main
 from purify_core.config import ModelConfig
 from purify_core.errors import UserInputError
 from purify_core.models import build_model
 from purify_core.uploads import MAX_UPLOAD_MB, read_state_dict
 from purify_core.zoo import ZOO_DIR, open_model
-from ui.links import from_link
+from ui import untrusted
+from ui.links import from_link, ignored
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = "mnist5k-smallcnn-badnets"
@@ -92,6 +93,8 @@ class Bad:
     what: str
     message: str
     argv: tuple[str, ...] = ()
+    #: A condition the CLI row runs under (see `_SETUPS`): an unwritable cache, a disk that fills up.
+    setup: str = ""
 
 
 def _cli_rows() -> list[Bad]:
@@ -110,9 +113,70 @@ def _cli_rows() -> list[Bad]:
         Bad("CLI purify", "negative AR strength", "the regularization strength must be a finite number >= 0", ("purify", "--scenario", "badnets", "--strength", "-1")),
         Bad("CLI purify", "a learning rate that makes the loss explode", "the run diverged: the loss became", ("purify", "--scenario", "badnets", "--lr", "1000", "--epochs", "1")),
         Bad("CLI rank", "unknown scenario", "no shipped scenario matches 'nope'", ("rank", "--scenario", "nope")),
+        Bad("CLI purify", "both a shipped scenario and your own checkpoint", "not both", ("purify", "--scenario", "badnets", "--checkpoint", "{tampered}", "--card", "{tampered_card}")),
+        Bad("CLI purify", "no model named", "which model? give --scenario NAME", ("purify",)),
+        Bad("CLI rank", "--checkpoint without its --card", "--checkpoint and --card go together", ("rank", "--checkpoint", "{tampered}")),
+        Bad("CLI purify", "your own checkpoint whose sha256 does not match its card", "but its card says", ("purify", "--checkpoint", "{tampered}", "--card", "{tampered_card}")),
+        Bad("CLI purify", "an unknown re-initialisation", "unknown re-initialisation 'everything'", ("purify", "--scenario", "badnets", "--reinit", "everything")),
+        Bad("CLI purify", "a layer to re-initialise that the model lacks", "no layer named net.fc9 to re-initialise", ("purify", "--scenario", "badnets", "--reinit", "net.fc9", "--epochs", "1")),
+        Bad("CLI purify", "a distillation weight above 1", "the distillation weight must be in [0, 1]", ("purify", "--scenario", "badnets", "--distill", "2")),
         Bad("CLI evaluate", "a zoo card whose sha256 does not match", "but its card says", ("evaluate", "--checkpoint", "{tampered}", "--card", "{tampered_card}")),
     ] + [Bad("CLI import", what, UPLOAD_MESSAGES[what], ("import", "--dataset", "digits", "--weights", "{upload:" + what + "}"))
-         for what in UPLOADS]
+         for what in UPLOADS] + _limit_rows()
+
+
+def _limit_rows() -> list[Bad]:
+    """Issue 13's classes: cards, sizes, numbers, files and folders that once gave a traceback."""
+    train = ("train", "--dataset", "digits", "--no-clean-reference", "--epochs", "1")
+    evaluate = ("evaluate", "--checkpoint", "{shipped}", "--card")
+    tiny_import = ("import", "--dataset", "digits", "--weights", "{tiny_weights}")
+    return [
+        Bad("CLI evaluate", "a card field of the wrong type (scenario seed \"abc\")", "seed must be a whole number in [0, 2147483647], got 'abc'", (*evaluate, "{card:seed_abc}")),
+        Bad("CLI evaluate", "a card nested 100,000 levels deep", "is nested too deeply to be a card", (*evaluate, "{card:deep}")),
+        Bad("CLI evaluate", "a card declaring a 100000x100000 input", "input_shape's height must be a whole number in [1, 4096]", (*evaluate, "{card:huge_input}")),
+        Bad("CLI evaluate", "a card declaring 10^12 classes", "num_classes must be a whole number in [2, 100000]", (*evaluate, "{card:huge_classes}")),
+        Bad("CLI evaluate", "a card naming a huge torchvision model (tv:vit_h_14)", "M parameters; the limit is 200 M", (*evaluate, "{card:vit}")),
+        Bad("CLI evaluate", "a card naming a model the weights do not fit (tv:resnet18)", "does not fit architecture tv:resnet18", (*evaluate, "{card:resnet}")),
+        Bad("CLI evaluate", "a card holding NaN (not JSON)", "acc must be a number in [0.0, 100.0], got nan", (*evaluate, "{card:nan}")),
+        Bad("CLI train", "a negative seed (--seed -1, refused by purify too)", "seed must be a whole number in [0, 2147483647], got -1", (*train, "--seed", "-1", "--out")),
+        Bad("CLI train", "a seed that overflows (--seed 2^64)", "seed must be a whole number in [0, 2147483647]", (*train, "--seed", str(2**64), "--out")),
+        Bad("CLI train", "pattern_seed that overflows", "attack parameter pattern_seed=18446744073709551616 is out of range",
+            (*train, "--attack", "blended", "--attack-param", f"pattern_seed={2**64}", "--out")),
+        Bad("CLI train", "an infinite patch (size=inf)", "attack parameter size=inf must be a finite number", (*train, "--attack-param", "size=inf", "--out")),
+        Bad("CLI train", "an infinite frequency (sig frequency=1e999)", "attack parameter frequency=inf must be a finite number",
+            (*train, "--attack", "sig", "--attack-param", "frequency=1e999", "--out")),
+        Bad("CLI train", "a NaN warp (wanet strength=nan), which once trained and wrote NaN into the card",
+            "attack parameter strength=nan must be a finite number", (*train, "--attack", "wanet", "--attack-param", "strength=nan", "--out")),
+        Bad("CLI train", "a NaN poison rate or learning rate", "poison rate must be a finite number, got nan", (*train, "--poison-rate", "nan", "--out")),
+        Bad("CLI train", "a blend pattern that is a decompression bomb (6000x6000 declared)", "declares 6000x6000 pixels; the limit is",
+            (*train, "--attack", "blended", "--attack-param", "pattern={bomb}", "--out")),
+        Bad("CLI train", "a blend pattern beyond PIL's bomb limit (10000x10000)", "could be decompression bomb",
+            (*train, "--attack", "blended", "--attack-param", "pattern={big_bomb}", "--out")),
+        Bad("CLI train", "--out that is a file (checked before training)", "is a file, not a folder", (*train, "--out", "{a_file}")),
+        Bad("CLI train", "--out that cannot be written (checked before training)", "cannot write to the output folder", (*train, "--out", "{under_a_file}")),
+        Bad("CLI train", "a name already holding a model trained with other settings", "already holds a model named mnist5k-smallcnn-badnets trained with other settings",
+            ("train", "--dataset", "mnist5k", "--epochs", "1", "--no-clean-reference", "--out", "{zoo_copy}")),
+        Bad("CLI import", "a model cache that cannot be written (read-only, or a file)", "cannot write to the model folder", tiny_import, "cache_is_a_file"),
+        Bad("CLI import", "a model cache whose disk fills up while saving (nothing half-written stays)", "No space left on device; nothing there was changed",
+            tiny_import, "disk_full"),
+        Bad("CLI zoo verify", "--tolerance nan", "must be a number of points in [0, 100], got nan", ("zoo", "verify", "--tolerance", "nan")),
+        Bad("CLI zoo build", "a typo in --zoo-dir (it once retrained every model into a new folder)", "holds no model cards; check --zoo-dir",
+            ("zoo", "build", "--zoo-dir", "{empty}/zooo")),
+        Bad("CLI zoo list", "a --zoo-dir that does not exist", "does not exist; check --zoo-dir", ("zoo", "list", "--zoo-dir", "{empty}/zooo")),
+    ]
+
+
+#: Markup in a link, shown as text (a code span; its fence outgrows any backticks in the value): (what, query, warning).
+LINK_MARKUP = [
+    ("an image in a value, whose URL the browser would fetch (`?purify_lr=![x](http://127.0.0.1:9/x.png)`)",
+     {"purify_lr": "![x](http://127.0.0.1:9/x.png)"}, "Ignored `purify_lr=![x](http://127.0.0.1:9/x.png)` in the link"),
+    ("a backtick that would end the code span, then HTML (``?seed=a` <img src=x onerror=alert(1)>``)",
+     {"seed": "a` <img src=x onerror=alert(1)>"}, "Ignored ``seed=a` <img src=x onerror=alert(1)>`` in the link"),
+    ("a phishing link as the model's name (`?scenario=[click](http://127.0.0.1:9)`)",
+     {"scenario": "[click](http://127.0.0.1:9)"}, "Unknown model `[click](http://127.0.0.1:9)` in the link"),
+    ("a Streamlit directive and LaTeX (`?purify_kappa=:red[big] $x$`)",
+     {"purify_kappa": ":red[big] $x$"}, "Ignored `purify_kappa=:red[big] $x$` in the link"),
+]
 
 
 def _app_rows() -> list[Bad]:
@@ -121,12 +185,30 @@ def _app_rows() -> list[Bad]:
         Bad("app link", "threshold out of range (?purify_threshold=0.7)", "Ignored `purify_threshold=0.7` in the link"),
         Bad("app link", "negative AR strength (?purify_strength=-1)", "Ignored `purify_strength=-1` in the link"),
         Bad("app link", "nonsense value (?purify_epochs=banana)", "Ignored `purify_epochs=banana` in the link"),
-        Bad("app link", "unknown or path-like model (?scenario=../../etc/passwd)", "Unknown model '../../etc/passwd' in the link"),
+        Bad("app link", "unknown or path-like model (?scenario=../../etc/passwd)", "Unknown model `../../etc/passwd` in the link"),
+        *[Bad("app link", what, message) for what, _, message in LINK_MARKUP],
+        # tests/test_untrusted.py and tests/test_sources.py check these three
+        Bad("app Attack lab upload", "a file name holding markdown and HTML (`![x](http:127.0.0.1:9 x.png) <img src=x onerror=alert(1)>.pt`)",
+            "the card says: uploaded as (the name, shown as typed); errors quote it the same way"),
+        Bad("app Attack lab upload", "the same weights uploaded in two sessions against different attacks",
+            "each session's card names its own attack and file name (cached as `upload-SHA-FINGERPRINT`)"),
+        Bad("app Purify export", "a run exported after the sidebar switched to another model",
+            "files named `MODEL-purified.json` / `.safetensors` after the run's own model; its sha256 in the card and report"),
         Bad("app sidebar", "a cached model whose file no longer matches its card's sha256", "but its card says"),
     ]
 
 
-BAD_INPUTS = _cli_rows() + _app_rows()
+def _limit_app_rows() -> list[Bad]:
+    """Issue 13's classes as the app meets them (tested below)."""
+    return [
+        Bad("app Attack lab train", "a model cache that cannot be written (checked before training)", "cannot write to the model cache"),
+        Bad("app Attack lab upload", "a model cache that cannot be written", "cannot write to the model folder"),
+        Bad("app server", "PURIFY_LAB_JOBS set to a non-ASCII digit (², ٣) or junk: ignored, the core count is used",
+            "(server log) PURIFY_LAB_JOBS='²' is not a whole number in [1, 1024] (ASCII digits)"),
+    ]
+
+
+BAD_INPUTS = _cli_rows() + _app_rows() + _limit_app_rows()
 
 
 @pytest.fixture
@@ -146,6 +228,7 @@ def files(tmp_path, monkeypatch):
     shutil.copy(ZOO_DIR / f"{SHIPPED}.json", tmp_path / "tampered.json")
     paths = {"empty": tmp_path / "empty", "one_class": tmp_path / "one", "out": tmp_path / "out", "tampered": tampered,
              "tampered_card": tmp_path / "tampered.json"}
+    paths.update(_limit_files(tmp_path))
     for what, make in UPLOADS.items():
         name, content = make(tmp_path)
         (tmp_path / "uploads").mkdir(exist_ok=True)
@@ -154,12 +237,74 @@ def files(tmp_path, monkeypatch):
     return paths
 
 
+def _png_header(width: int, height: int) -> bytes:
+    """A tiny PNG that declares `width` x `height` pixels: what a decompression bomb looks like before decoding."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+
+
+def _limit_files(tmp: Path) -> dict[str, Path]:
+    """Bad cards beside the shipped weights, bomb images, a file where a folder belongs, a copy of the zoo."""
+    import json
+
+    card = json.loads((ZOO_DIR / f"{SHIPPED}.json").read_text())
+    cards = {
+        "seed_abc": {**card, "scenario": {**card["scenario"], "seed": "abc"}},
+        "huge_input": {**card, "input_shape": [1, 100000, 100000]},
+        "huge_classes": {**card, "num_classes": 10**12},
+        "vit": {**card, "scenario": {**card["scenario"], "model": {"arch": "tv:vit_h_14"}}},
+        "resnet": {**card, "scenario": {**card["scenario"], "model": {"arch": "tv:resnet18"}}},
+    }
+    paths = {"shipped": ZOO_DIR / f"{SHIPPED}.safetensors", "a_file": tmp / "a_file", "under_a_file": tmp / "a_file" / "out",
+             "bomb": tmp / "bomb.png", "big_bomb": tmp / "big_bomb.png", "zoo_copy": tmp / "zoo_copy", "tiny_weights": tmp / "tiny.safetensors"}
+    for name, content in cards.items():
+        paths[f"card:{name}"] = tmp / f"{name}.json"
+        paths[f"card:{name}"].write_text(json.dumps(content))
+    paths["card:deep"] = tmp / "deep.json"
+    paths["card:deep"].write_text("[" * 100_000 + "]" * 100_000)
+    paths["card:nan"] = tmp / "nan.json"
+    paths["card:nan"].write_text(json.dumps({**card, "acc": float("nan")}))  # what a NaN trigger once wrote
+    paths["a_file"].write_text("not a folder")
+    paths["bomb"].write_bytes(_png_header(6000, 6000))
+    paths["big_bomb"].write_bytes(_png_header(10000, 10000))
+    paths["zoo_copy"].mkdir()
+    shutil.copy(ZOO_DIR / f"{SHIPPED}.json", paths["zoo_copy"])
+    paths["tiny_weights"].write_bytes(_weights())
+    return paths
+
+
+def _disk_full(*args, **kwargs):
+    import errno
+
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+#: How a CLI row's `setup` changes the world it runs in.
+_SETUPS: dict[str, Callable] = {
+    "cache_is_a_file": lambda mp, files: mp.setenv("PURIFY_LAB_CACHE", str(files["a_file"])),
+    "disk_full": lambda mp, files: mp.setattr("purify_core.checkpoints.os.fsync", _disk_full),
+}
+
+
 @pytest.mark.parametrize("row", _cli_rows(), ids=lambda r: f"{r.where}: {r.what}")
-def test_the_cli_answers_a_bad_input_with_one_line(row, files, capsys, tmp_path):
-    argv = [str(files[a[1:-1]]) if a.startswith("{") else a for a in row.argv]
+def test_the_cli_answers_a_bad_input_with_one_line(row, files, capsys, tmp_path, monkeypatch):
+    if row.setup:
+        _SETUPS[row.setup](monkeypatch, files)
+    argv = [str(files[a[1:-1]]) if a.startswith("{") and a.endswith("}") else a for a in row.argv]
+    argv = [a.replace("{empty}", str(files["empty"])).replace("{bomb}", str(files["bomb"])).replace("{big_bomb}", str(files["big_bomb"]))
+            for a in argv]
     if argv[-1] == "--out":
         argv.append(str(files["out"]))
-    code = main(argv)
+    try:
+        code = main(argv)
+    except SystemExit as exit:  # a usage error (argparse): exit code 2
+        code = exit.code
     err = capsys.readouterr().err.strip().splitlines()
     assert code in (1, 2), code
     assert err[-1].startswith("error: ") and row.message in err[-1], err
@@ -182,7 +327,7 @@ def test_the_app_refuses_a_bad_upload_with_a_message_and_keeps_the_session(what,
     at.file_uploader(key="attack_file").upload(name, content).run()
     at.button(key="attack_upload").click().run()
     assert not at.exception
-    assert [e.value for e in at.error if UPLOAD_MESSAGES[what] in e.value], [e.value for e in at.error]
+    assert [e.value for e in at.error if UPLOAD_MESSAGES[what] in untrusted.read(e.value)], [e.value for e in at.error]
     assert at.session_state["purify_runs"] == [{"label": "#1 kept", "status": "finished"}]
     assert not (tmp_path / "pwned").exists() and not list((tmp_path / "cache").glob("zoo/*.safetensors"))
 
@@ -191,7 +336,8 @@ def test_the_app_refuses_a_bad_upload_with_a_message_and_keeps_the_session(what,
     ({"purify_threshold": "0.7"}, "Ignored `purify_threshold=0.7` in the link"),
     ({"purify_strength": "-1"}, "Ignored `purify_strength=-1` in the link"),
     ({"purify_epochs": "banana"}, "Ignored `purify_epochs=banana` in the link"),
-    ({"scenario": "../../etc/passwd"}, "Unknown model '../../etc/passwd' in the link"),
+    ({"scenario": "../../etc/passwd"}, "Unknown model `../../etc/passwd` in the link"),
+    *[(query, message) for _, query, message in LINK_MARKUP],
 ])
 def test_nonsense_in_a_link_is_ignored_with_a_warning(query, message):
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
@@ -202,7 +348,9 @@ def test_nonsense_in_a_link_is_ignored_with_a_warning(query, message):
     at.switch_page("app_pages/purify.py").run()
     assert not at.exception
     warnings += [w.value for w in at.warning]
-    assert any(message in w for w in warnings), warnings
+    assert any(message in w for w in warnings), warnings  # the markdown source: the value sits in a code span
+    for value in [*warnings, *(e.value for kind in ("markdown", "caption", "error") for e in at.get(kind))]:
+        assert not any(piece in untrusted.markup(value) for piece in ("![", "[click", "<img", ":red[", "$x$")), value
 
 
 def test_a_patch_larger_than_the_image_is_explained_in_the_attack_lab(tmp_path, monkeypatch):
@@ -226,7 +374,34 @@ def test_a_tampered_cached_model_is_refused_in_the_sidebar(tmp_path, monkeypatch
     at.query_params["scenario"] = saved.card.name
     at.run()
     assert not at.exception
-    assert any("but its card says" in e.value and saved.card.name in e.value for e in at.error), [e.value for e in at.error]
+    assert any("but its card says" in untrusted.read(e.value) and saved.card.name in untrusted.read(e.value) for e in at.error), \
+        [e.value for e in at.error]
+
+
+def _shown(element) -> str:
+    """What a reader sees of an app message: markdown escapes and invisible joiners dropped."""
+    return element.value.replace("\\", "").replace("\u2060", "")
+
+
+def test_an_unwritable_cache_and_a_junk_job_limit_are_explained_before_training(tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "a_file"))  # a read-only or missing cache reads the same
+    monkeypatch.setenv("PURIFY_LAB_JOBS", "²")  # str.isdigit says yes, int() says no
+    at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
+    with pytest.warns(RuntimeWarning, match="PURIFY_LAB_JOBS='²' is not a whole number"):
+        at.button(key="attack_train").click().run()
+    assert not at.exception
+    assert any("cannot write to the model cache" in _shown(e) for e in at.error), [e.value for e in at.error]
+
+
+def test_an_upload_into_an_unwritable_cache_is_explained_and_keeps_the_session(tmp_path, monkeypatch):
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "a_file"))
+    at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
+    at.file_uploader(key="attack_file").upload("mine.safetensors", _weights()).run()
+    at.button(key="attack_upload").click().run()
+    assert not at.exception
+    assert any("cannot write to the model folder" in _shown(e) for e in at.error), [e.value for e in at.error]
 
 
 def test_the_readme_table_lists_every_bad_input():
@@ -268,7 +443,7 @@ def test_fuzzed_bytes_behind_a_valid_safetensors_header_are_refused_or_read(data
 
 
 @settings(max_examples=300, deadline=None)
-@given(raw=st.text(max_size=40))
+@given(raw=st.text(max_size=40) | st.text(st.sampled_from("`![](){}<>:$*_~#|&@\\/ ax1.\n"), max_size=40))
 def test_fuzzed_link_values_are_valid_or_ignored(raw):
     threshold = from_link(raw, float, bounds=(0.0, 0.5))
     assert threshold is None or 0.0 <= threshold <= 0.5
@@ -276,6 +451,47 @@ def test_fuzzed_link_values_are_valid_or_ignored(raw):
     assert epochs is None or (isinstance(epochs, int) and 1 <= epochs <= 60)
     choice = from_link(raw, choices=("ar", "l2"))
     assert choice in (None, "ar", "l2")
+    warning = ignored("purify_epochs", raw, 20)  # what the page shows for a value it ignores: the value only as text
+    assert untrusted.markup(warning) == "Ignored  in the link: not a valid value here. Using ."
+    assert untrusted.read(warning).startswith("Ignored purify_epochs=")
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+                     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4), max_leaves=20)
+_SHIPPED_CARD = __import__("json").loads((ZOO_DIR / f"{SHIPPED}.json").read_text())
+
+
+def _card_or_refusal(d) -> None:
+    try:
+        card = Card.from_dict(d)
+    except UserInputError as error:
+        assert str(error)
+    else:
+        assert isinstance(card, Card) and len(card.classes) == card.num_classes
+        card.scenario_config  # a card that was accepted describes a valid scenario
+
+
+@settings(max_examples=200, deadline=None)
+@given(d=_JSON)
+def test_fuzzed_json_is_a_card_or_a_clear_refusal(d):
+    _card_or_refusal(d)
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=st.lists(st.sampled_from(["scenario", "data", "model", "attack", "train", "params", "input_shape", "classes", "trigger",
+                                      "seed", "size", "arch", "lr", "acc", "num_classes", "sha256", "name", "versions"]), min_size=1, max_size=3),
+       value=_JSON)
+def test_a_shipped_card_with_one_field_fuzzed_is_a_card_or_a_clear_refusal(path, value):
+    import copy
+
+    card = copy.deepcopy(_SHIPPED_CARD)
+    node = card
+    for key in path[:-1]:  # walk as deep as the path exists, then overwrite one field
+        if not isinstance(node.get(key), dict):
+            break
+        node = node[key]
+    node[path[-1]] = value
+    _card_or_refusal(card)
 
 
 @settings(max_examples=200, deadline=None)

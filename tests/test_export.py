@@ -19,15 +19,28 @@ def test_exported_weights_card_and_report():
     items = list(purify(backdoored.model, splits.defense, PurifyConfig(epochs=1, eval_every=3)))
     result = items[-1]
     run = {"label": "#1 ar", "status": result.summary.status, "config": result.config.to_dict(),
-           "summary": result.summary.as_dict(), "history": [asdict(i) for i in items[:-1]]}
+           "summary": result.summary.as_dict(), "history": [asdict(i) for i in items[:-1]], "source": backdoored.card}
     data, sha = weights_bytes(result.model)
     fresh = load_shipped("mnist5k-smallcnn-blended").model
     fresh.load_state_dict(load(data))
     x = splits.test.x[:50]
     assert torch.equal(predict(fresh, x), predict(result.model, x))
-    card = purified_card(backdoored.card, run, sha)
+    card = purified_card(run, sha)
     assert card["source"]["sha256"] == backdoored.card.sha256 and card["sha256"] == sha
     assert card["purification"]["config"]["regularizer"] == "ar"
-    page = run_report_html(backdoored.card, [run])
+    page = run_report_html([run])
     assert page.count("<script") >= 1 and "<script src=" not in page  # plotly.js inlined, nothing fetched
     assert "#1 ar" in page and "To reproduce" in page and backdoored.card.sha256 in page
+    assert "<title>Purify Lab report: mnist5k-smallcnn-blended</title>" in page
+
+
+def test_a_report_of_runs_on_two_models_names_each_run_s_own_source():
+    """A session may purify several models: the report names each run's source, never one for all."""
+    first, second = load_shipped("mnist5k-smallcnn-badnets").card, load_shipped("mnist5k-smallcnn-wanet").card
+    runs = [{"label": f"#{i} ar", "status": "stopped", "config": {}, "summary": None, "history": [], "source": card}
+            for i, card in enumerate((first, second), 1)]
+    page = run_report_html(runs)
+    assert "<title>Purify Lab report: 2 models</title>" in page
+    assert first.sha256 in page and second.sha256 in page
+    assert "<td>#1 ar</td><td>mnist5k-smallcnn-badnets</td>" in page and "<td>#2 ar</td><td>mnist5k-smallcnn-wanet</td>" in page
+    assert purified_card(runs[0], "x")["source"]["sha256"] == first.sha256

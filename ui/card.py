@@ -6,20 +6,25 @@ import streamlit as st
 
 from purify_core.checkpoints import weights_bytes
 from purify_core.figures import image_figure, sample_grid_figure
+from ui import untrusted
 from ui.cache import backdoored_model, samples_for
 
 
 def show_card(name: str, key: str = "card") -> None:
-    """Metrics, the trigger, and clean vs triggered samples with the model's predictions."""
+    """Metrics, the trigger, and clean vs triggered samples with the model's predictions.
+
+    Every field comes from a card on disk (an upload's file name, ImageFolder class names): shown as text.
+    """
     backdoored = backdoored_model(name)
     card = backdoored.card
-    arch, dataset, trigger = card.scenario["model"]["arch"], card.scenario["data"]["dataset"], card.trigger["name"]
+    arch, dataset, trigger = (untrusted.text(card.scenario["model"]["arch"]), untrusted.code(card.scenario["data"]["dataset"]),
+                              untrusted.text(card.trigger["name"]))
     if "source" in card.trigger:
-        story = f"a {arch} for `{dataset}` {card.trigger['source']}; ASR is measured with a **{trigger}** trigger."
+        story = f"a {arch} for {dataset} {untrusted.text(card.trigger['source'])}; ASR is measured with a **{trigger}** trigger."
     else:
-        story = (f"a {arch} trained on `{dataset}` where {card.n_poisoned} of {card.n_train} training images carried a "
+        story = (f"a {arch} trained on {dataset} where {card.n_poisoned} of {card.n_train} training images carried a "
                  f"**{trigger}** trigger.")
-    st.markdown(f"**{card.name}**: {story} _{card.trigger['summary']}_")
+    st.markdown(f"**{untrusted.text(card.name)}**: {story} _{untrusted.text(card.trigger['summary'])}_")
 
     cols = st.columns(4)
     cols[0].metric("Clean accuracy (ACC)", f"{card.acc:.1f}%", help="Accuracy on the clean test set.")
@@ -43,9 +48,9 @@ def show_card(name: str, key: str = "card") -> None:
     left, right = st.columns([1, 3])
     with left:
         st.plotly_chart(image_figure(backdoored.attack.render_trigger(), "The trigger"), key=f"{key}_trigger", config={"displayModeBar": False})
-        st.caption(f"What the attacker adds to an image. Target class: **{card.classes[card.trigger['target']]}**.")
+        st.caption(f"What the attacker adds to an image. Target class: **{untrusted.text(card.classes[card.trigger['target']])}**.")
     with right:
-        st.plotly_chart(sample_grid_figure(samples_for(name), card.classes, card.trigger["target"]), key=f"{key}_samples",
+        st.plotly_chart(sample_grid_figure(samples_for(name), tuple(map(untrusted.plot, card.classes)), card.trigger["target"]), key=f"{key}_samples",
                         config={"displayModeBar": False})
         st.caption("Top: clean test images with the model's prediction. Bottom: the same images with the trigger; "
                    "⚠ in red marks the backdoor firing (predicted as the target).")

@@ -2,7 +2,8 @@
 
 `seed` gives a control its first value (from `?key=` when valid, else the default) before the
 widget is drawn; `publish` writes the current values back, so the address bar always holds a
-link to this view. Nonsense in a link is ignored with a warning. `?hide=a,b` hides the controls
+link to this view. Nonsense in a link is ignored with a warning that shows it as text (anyone can
+craft a link: see `ui.untrusted`). `?hide=a,b` hides the controls
 keyed `a` and `b` (a teacher's reduced view); hidden controls keep their link or default value.
 Streamlit drops the query string on a page switch, so `hide` is kept in session state.
 """
@@ -12,6 +13,8 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import streamlit as st
+
+from ui import untrusted
 
 HIDE = "hide"
 
@@ -32,6 +35,11 @@ def from_link(raw: str, parse: Callable[[str], Any] = str, choices: Sequence[Any
         return None
 
 
+def ignored(key: str, raw: str, default: Any) -> str:
+    """The warning for a link value that is not valid here; the value is shown as text, never as markup."""
+    return f"Ignored {untrusted.code(f'{key}={raw}')} in the link: not a valid value here. Using {untrusted.code(repr(default))}."
+
+
 def seed(key: str, default: Any, parse: Callable[[str], Any] = str, choices: Sequence[Any] | None = None,
          bounds: tuple[float, float] | None = None) -> None:
     """Set `st.session_state[key]` once: from the link if the value is valid, else `default`."""
@@ -41,7 +49,7 @@ def seed(key: str, default: Any, parse: Callable[[str], Any] = str, choices: Seq
     if raw is not None:
         value = from_link(raw, parse, choices, bounds)
         if value is None:
-            st.warning(f"Ignored `{key}={raw}` in the link: not a valid value here. Using {default!r}.")
+            st.warning(ignored(key, raw, default))
             value = default
     st.session_state[key] = value
 

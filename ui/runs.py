@@ -11,8 +11,11 @@ from typing import Any, Iterator
 
 import streamlit as st
 
+from purify_core.checkpoints import Card
 from purify_core.purify import PurifyResult, StepMetrics
 from ui import state
+from ui.cache import backdoored_model
+from ui.sidebar import current_scenario
 
 
 def runs() -> list[dict[str, Any]]:
@@ -30,14 +33,17 @@ def settle_interrupted() -> list[dict[str, Any]]:
     return settled
 
 
-def new_run(kind: str, config: dict[str, Any], waited_s: float = 0.0) -> dict[str, Any]:
+def new_run(kind: str, config: dict[str, Any], waited_s: float = 0.0, source: Card | None = None) -> dict[str, Any]:
     """A fresh run record; the oldest runs are dropped beyond `MAX_RUNS` (said in the UI).
 
-    `waited_s` is how long the run waited for a free job slot (see `ui.jobs`).
+    `waited_s` is how long the run waited for a free job slot (see `ui.jobs`). `source` is the card
+    of the model the run purifies (default: the sidebar's): exports name it, whatever is selected later.
     """
+    if source is None:
+        source = backdoored_model(current_scenario()).card
     number = st.session_state[state.RUN_COUNTER] = st.session_state.get(state.RUN_COUNTER, 0) + 1
     run = {"label": f"#{number} {kind}", "config": config, "history": [], "summary": None, "status": "running", "reason": "",
-           "model": None, "waited_s": round(waited_s, 1)}
+           "model": None, "waited_s": round(waited_s, 1), "source": source}
     kept = runs()
     kept.append(run)
     while len(kept) > state.MAX_RUNS:

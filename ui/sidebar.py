@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from purify_core.errors import UserInputError
-from ui import links, state
+from ui import links, state, untrusted
 from ui.cache import backdoored_model, built_cards, forget_built_cards, shipped_cards
 
 DEFAULT_SCENARIO = "mnist5k-smallcnn-badnets"
@@ -69,7 +69,7 @@ def scenario_picker() -> str:
     if state.SCENARIO not in st.session_state:
         asked = st.query_params.get(state.SCENARIO)
         if asked is not None and asked not in names:
-            st.sidebar.warning(f"Unknown model {asked!r} in the link; showing the default.")
+            st.sidebar.warning(f"Unknown model {untrusted.code(asked)} in the link; showing the default.")
         st.session_state[state.SCENARIO] = _linked_or_default(names)
     choice = st.sidebar.selectbox("Backdoored model", names, key=state.SCENARIO, format_func=_label,
                                   help="A shipped scenario (dataset, model, attack, seed), or one trained or uploaded in the Attack lab.")
@@ -78,7 +78,7 @@ def scenario_picker() -> str:
     try:
         backdoored_model(choice)
     except UserInputError as error:  # e.g. a cached file changed on disk: its sha256 no longer matches its card
-        st.error(f"Cannot open {choice}: {error}")
+        st.error(f"Cannot open {untrusted.code(choice)}: {untrusted.text(error)}")
         st.stop()
     devices = ["cpu", "cuda"] if _cuda_available() else ["cpu"]
     if st.session_state.get(state.DEVICE) not in devices:

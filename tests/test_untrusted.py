@@ -1,0 +1,122 @@
+"""No link value, file name or card field can put markup on a page: each is shown as text.
+
+A payload of markdown (an image that would fetch an outside URL, a link), raw HTML, a backtick
+that would end a code span, a Streamlit `:red[]` directive, emoji and LaTeX goes into every link
+parameter the pages read and into an upload's file name; each must come back readable and as no
+markup (`ui.untrusted.markup` is what a renderer could still parse).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from purify_core.checkpoints import weights_bytes
+from purify_core.config import ModelConfig
+from purify_core.models import build_model
+from ui import links, state, untrusted
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = ["app_pages/home.py", "app_pages/attack_lab.py", "app_pages/salience.py", "app_pages/compare.py",
+         "app_pages/purify.py", "app_pages/explain.py"]
+PAYLOADS = ["![x](http://127.0.0.1:9/x.png) [click](http://127.0.0.1:9) <img src=x onerror=alert(1)> :red[big] $x$ :smile:",
+            "a` ![x](http://127.0.0.1:9/x.png) `b <b>bold</b> www.example.com ``"]
+#: Pieces of the payloads that must never reach a renderer as markup.
+MARKUP = ["![", "](", "[click", "<img", "<b>", ":red[", "$x$", ":smile:", "www.example.com", "http://"]
+TEXT_ELEMENTS = ("markdown", "caption", "warning", "error", "info", "success", "title", "header", "subheader", "toast")
+
+
+def _shown(at: AppTest) -> list[str]:
+    return [e.value for kind in TEXT_ELEMENTS for e in at.get(kind)]
+
+
+def _assert_no_markup(values: list[str]) -> None:
+    for value in values:
+        rest = untrusted.markup(value)
+        assert not [m for m in MARKUP if m in rest], value
+
+
+@pytest.mark.parametrize("value", PAYLOADS + ["plain", "", "`", "x" * 500, "tab\tand\nnewline", "\u202egnp.exe"])
+def test_text_and_code_show_exactly_the_value_and_no_markup(value):
+    shown = value.replace("\t", " ").replace("\n", " ").replace("\u202e", "\ufffd")
+    for form, limit in ((untrusted.text, 400), (untrusted.code, 200)):
+        markdown = form(value)
+        assert "\n" not in markdown
+        expected = shown if len(shown) <= limit else shown[:limit] + "…"
+        assert untrusted.read(markdown) == (expected or (" " if form is untrusted.code else ""))
+        assert not [m for m in MARKUP if m in untrusted.markup(markdown)], markdown
+    assert untrusted.markup(untrusted.code(value)) == ""
+
+
+def test_plot_text_shows_tags_as_typed():
+    assert untrusted.plot('<a href="http://127.0.0.1:9">cat</a>') == '&lt;a href="http://127.0.0.1:9"&gt;cat&lt;/a&gt;'
+
+
+def _linked_keys(monkeypatch) -> set[str]:
+    """Every key the app seeds from a link, recorded while it runs each page once."""
+    keys = {state.SCENARIO}
+    seed = links.seed
+
+    def recording(key, *args, **kwargs):
+        keys.add(key)
+        return seed(key, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(links, "seed", recording)
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+        for page in PAGES[1:]:
+            at.switch_page(page).run()
+            assert not at.exception, page
+    return keys
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_markup_in_every_link_parameter_is_shown_as_text_on_every_page(payload, monkeypatch, tmp_path):
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    keys = _linked_keys(monkeypatch)
+    assert {"seed", "purify_threshold", "purify_lr", "salience_metric", "compare_top", "explain_method"} <= keys
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    for key in keys | {links.HIDE}:
+        at.query_params[key] = payload
+    at.run()
+    shown = _shown(at)
+    for page in PAGES[1:]:
+        at.switch_page(page).run()
+        assert not at.exception, page
+        shown += _shown(at)
+    _assert_no_markup(shown)
+    read = [untrusted.read(value) for value in shown]
+    assert any(f"Unknown model {payload} in the link" in r for r in read), read
+    for key in keys - {state.SCENARIO}:
+        assert any(f"Ignored {key}={payload} in the link" in r for r in read), key
+
+
+def _attack_lab(at: AppTest) -> AppTest:
+    at.run()
+    at.switch_page("app_pages/attack_lab.py").run()
+    return at.selectbox(key="attack_dataset").select("digits").run()
+
+
+EVIL_NAME = "![x](http:127.0.0.1:9 x.png) `:red[big]` <img src=x onerror=alert(1)> $x$.safetensors"
+
+
+def test_an_upload_s_file_name_is_shown_as_text_on_its_card_and_in_errors(monkeypatch, tmp_path):
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
+    weights = weights_bytes(build_model(ModelConfig("smallcnn"), (1, 8, 8), 10))[0]
+    at.file_uploader(key="attack_file").upload(EVIL_NAME, weights[:5000]).run()  # truncated: the error quotes the name
+    at.button(key="attack_upload").click().run()
+    assert not at.exception and [e for e in at.error if EVIL_NAME[:40] in untrusted.read(e.value)], [e.value for e in at.error]
+    _assert_no_markup(_shown(at))
+    at.file_uploader(key="attack_file").upload(EVIL_NAME, weights).run()
+    at.button(key="attack_upload").click().run()
+    at.run()
+    assert not at.exception, at.exception
+    shown = _shown(at)
+    assert any(f"uploaded as {EVIL_NAME}" in untrusted.read(value) for value in shown), shown
+    _assert_no_markup(shown)
+    at.switch_page("app_pages/home.py").run()  # the same card on the home page
+    assert not at.exception and any(f"uploaded as {EVIL_NAME}" in untrusted.read(m.value) for m in at.markdown)
+    _assert_no_markup(_shown(at))
