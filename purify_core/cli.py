@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_method import add_method_commands
 
     add_method_commands(command, _shower)
+    from .cli_reactivate import add_reactivate_command
+
+    add_reactivate_command(command, _shower)
     return parser
 
 

@@ -12,7 +12,8 @@ from .neurons import NeuronMask, NeuronScores
 from .rankings.quality import PruningPoint
 
 __all__ = ["salience_strips_figure", "score_histogram_figure", "spearman_figure", "roc_figure",
-           "pruning_curves_figure", "run_curves_figure", "live_run_figure", "RUN_PANELS"]
+           "pruning_curves_figure", "run_curves_figure", "live_run_figure", "RUN_PANELS", "before_after_figure",
+           "reactivation_figure"]
 
 #: What a purification run is watched by: (step field, panel title, shown in percent).
 RUN_PANELS = (("task_loss", "Task loss (clean cross-entropy)", False), ("reg_loss", "Regularization loss", False),
@@ -48,6 +49,46 @@ def salience_strips_figure(scores: NeuronScores, mask: NeuronMask | None = None,
     fig.update_xaxes(title="neuron")
     return _layout(fig, 120 + 40 * len(names), title=title, showlegend=mask is not None,
                    legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+
+
+def before_after_figure(before: NeuronScores, after: NeuronScores, marked: NeuronMask | None = None, title: str = "") -> go.Figure:
+    """Two heat strips per layer, before and after purification, on ONE scale per layer (the range of
+    both together), so a neuron that goes quiet fades; `marked` neurons (e.g. TAC's top 5%) get an x."""
+    names = list(before)
+    width = max(len(s) for s in before.values())
+    rows = [f"{name} {when}" for name in names for when in ("before", "after")]
+    z, raw = np.full((len(rows), width), np.nan), np.full((len(rows), width), np.nan)
+    for i, name in enumerate(names):
+        b, a = before[name].double(), after[name].double()
+        low, high = float(torch.minimum(b.min(), a.min())), float(torch.maximum(b.max(), a.max()))
+        span = (high - low) or 1.0
+        for j, s in enumerate((b, a)):
+            z[2 * i + j, : len(s)] = ((s - low) / span).numpy()
+            raw[2 * i + j, : len(s)] = s.numpy()
+    fig = go.Figure(go.Heatmap(z=z, y=rows, customdata=raw, colorscale="Viridis", zmin=0, zmax=1,
+                               colorbar=dict(title="scaled within<br>the layer"),
+                               hovertemplate="%{y}, neuron %{x}<br>score %{customdata:.4g}<extra></extra>"))
+    if marked is not None:
+        xs = [int(k) for name in names for k in torch.nonzero(marked[name]).flatten() for _ in range(2)]
+        ys = [f"{name} {when}" for name in names for _ in torch.nonzero(marked[name]).flatten() for when in ("before", "after")]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="markers", name="infected (TAC top 5%, before)",
+                                 marker=dict(color=_MARKED, size=7, symbol="x"), hovertemplate="%{y}, neuron %{x}<extra>infected</extra>"))
+    fig.update_xaxes(title="neuron").update_yaxes(autorange="reversed")
+    return _layout(fig, 120 + 34 * len(rows), title=title, showlegend=marked is not None,
+                   legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
+
+
+def reactivation_figure(rows: list[dict]) -> go.Figure:
+    """ASR before and after the re-tuning attack, one pair of bars per model (rows from `ReactivationReport.as_dict`)."""
+    models = [r["model"] for r in rows]
+    fig = go.Figure([
+        go.Bar(x=models, y=[r["asr_before"] for r in rows], name="ASR before", marker_color="#7f7f7f",
+               hovertemplate="%{x}: ASR %{y:.1f}% before<extra></extra>"),
+        go.Bar(x=models, y=[r["asr_after"] for r in rows], name="ASR after re-tuning", marker_color=_MARKED,
+               customdata=[r["acc_after"] for r in rows], hovertemplate="%{x}: ASR %{y:.1f}% after (ACC %{customdata:.1f}%)<extra></extra>"),
+    ])
+    fig.update_yaxes(title="ASR (%)", range=[0, 101])
+    return _layout(fig, 320, title="Does it stay erased? ASR after a few epochs on a few poisoned images (evaluator's view)", barmode="group")
 
 
 def score_histogram_figure(scores: torch.Tensor, marked: torch.Tensor | None = None, title: str = "") -> go.Figure:

@@ -1,4 +1,4 @@
-"""`python -m purify_core.bench claims|perf|defaults`: results as JSON and a markdown table."""
+"""`python -m purify_core.bench claims|perf|defaults|reactivate`: results as JSON and a markdown table."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..purify import purify_preset
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m purify_core.bench", description=__doc__)
-    parser.add_argument("which", choices=("claims", "perf", "defaults"))
+    parser.add_argument("which", choices=("claims", "perf", "defaults", "reactivate"))
     parser.add_argument("--scenarios", nargs="*", help="substrings of shipped scenario names (default: all)")
     parser.add_argument("--seeds", type=int, default=3, help="draws of the clean defense set (claims)")
     parser.add_argument("--preset", default="default", help="purification preset the runs start from")
@@ -35,6 +35,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             raw = run_perf(args.scenarios, config)
             markdown = perf_markdown(raw)
+        elif args.which == "reactivate":
+            from .reactivate import reactivate_markdown, run_reactivate
+
+            raw = run_reactivate(args.scenarios, list(range(args.seeds)), args.preset, config, log=log)
+            markdown = reactivate_markdown(raw)
         else:
             from .defaults import defaults_markdown, run_defaults
 
