@@ -154,5 +154,8 @@ def data_folders() -> list[Path]:
     The app never takes a free-form server path from a browser; a server owner puts CIFAR-10,
     GTSRB or ImageFolder trees there (the CLI takes any path).
     """
-    root = Path(os.environ.get("PURIFY_LAB_DATA", Path.home() / ".cache" / "purify_lab" / "data"))
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    root = Path(os.environ.get("PURIFY_LAB_DATA", "").strip() or Path.home() / ".cache" / "purify_lab" / "data").expanduser()
+    try:  # an empty variable means unset (not the working directory); an unreadable folder offers nothing
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
+    except OSError:
+        return []

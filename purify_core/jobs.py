@@ -10,19 +10,36 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-__all__ = ["JobSlots", "default_job_limit", "shared_slots"]
+__all__ = ["JobSlots", "MAX_JOBS", "default_job_limit", "shared_slots"]
 
 _SHARED: dict[int, "JobSlots"] = {}
 _SHARED_LOCK = threading.Lock()
 
 
+#: The largest `$PURIFY_LAB_JOBS` taken.
+MAX_JOBS = 1024
+
+
 def default_job_limit() -> int:
-    """`$PURIFY_LAB_JOBS` if set, else the number of CPU cores."""
-    raw = os.environ.get("PURIFY_LAB_JOBS", "")
-    return max(1, int(raw)) if raw.strip().isdigit() else max(1, os.cpu_count() or 1)
+    """`$PURIFY_LAB_JOBS` if it is a whole number in [1, MAX_JOBS], else the number of CPU cores.
+
+    Only ASCII digits count: `str.isdigit` also accepts "²" (which `int` refuses) and `int` also
+    reads "٣", so either would surprise whoever set it. Anything else is ignored with a warning
+    in the server's log, never a traceback on a student's page.
+    """
+    cores = max(1, os.cpu_count() or 1)
+    raw = os.environ.get("PURIFY_LAB_JOBS", "").strip()
+    if not raw:
+        return cores
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_JOBS:
+        return int(raw)
+    warnings.warn(f"PURIFY_LAB_JOBS={raw[:20]!r} is not a whole number in [1, {MAX_JOBS}] (ASCII digits); using {cores}, "
+                  "the number of CPU cores", RuntimeWarning, stacklevel=2)
+    return cores
 
 
 class JobSlots:

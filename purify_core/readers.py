@@ -7,14 +7,17 @@ only inside the functions, because it takes seconds to import.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from .config import MAX_CLASSES
 from .data import ImageSet
 from .errors import UserInputError
+from .images import open_image
 from .safe_pickle import safe_load
 
 __all__ = ["read_cifar10", "read_gtsrb", "read_image_folder"]
@@ -135,26 +138,18 @@ def _load_images(paths: Sequence[str], image_size: int, grey: bool) -> torch.Ten
 
     out = np.empty((len(paths), image_size, image_size, 1 if grey else 3), dtype=np.uint8)
     for i, path in enumerate(paths):
-        try:
-            with Image.open(path) as image:
-                image = image.convert("L" if grey else "RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
-                out[i] = np.asarray(image).reshape(image_size, image_size, -1)
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise UserInputError(f"cannot read image {path}: {exc}; remove or replace this file") from None
+        with open_image(path) as image:  # a decompression bomb or a broken file: one clear error
+            image = image.convert("L" if grey else "RGB").resize((image_size, image_size), Image.Resampling.BILINEAR)
+            out[i] = np.asarray(image).reshape(image_size, image_size, -1)
     return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def _all_grey(paths: Sequence[str]) -> bool:
     """Whether every image is greyscale (reads headers only)."""
-    from PIL import Image
-
     for path in paths:
-        try:
-            with Image.open(path) as image:
-                if image.mode not in _GREY_MODES:
-                    return False
-        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-            raise UserInputError(f"cannot read image {path}: {exc}; remove or replace this file") from None
+        with open_image(path) as image:
+            if image.mode not in _GREY_MODES:
+                return False
     return True
 
 
@@ -202,24 +197,45 @@ def read_gtsrb(root: str, image_size: int = 32, download: bool = False) -> Resul
     return sets[0], sets[1], classes
 
 
+def _class_images(folder: Path, extensions: tuple[str, ...]) -> list[str]:
+    """Image files under one class folder, in torchvision's order; each real folder is read once.
+
+    Symlinked folders are followed (a class may live elsewhere), but a folder already read, such
+    as a link back to a parent, is skipped: a symlink loop would otherwise count the same images
+    again on every turn.
+    """
+    seen: set[str] = set()
+    found: list[tuple[str, list[str]]] = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:
+            dirs[:] = []  # a loop, or a second link to the same folder
+            continue
+        seen.add(real)
+        found.append((root, sorted(f for f in files if f.lower().endswith(extensions))))
+    return [os.path.join(root, name) for root, names in sorted(found) for name in names]
+
+
 def _image_folder(folder: Path) -> tuple[list[tuple[str, int]], list[str]]:
     """The (path, label) list and class names of one `<class>/<image>` tree, or a clear error."""
-    import torchvision
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes
 
     try:
-        dataset = torchvision.datasets.ImageFolder(str(folder), allow_empty=True)
-    except FileNotFoundError as exc:
+        classes, _ = find_classes(str(folder))
+    except (FileNotFoundError, NotADirectoryError) as exc:
         raise UserInputError(f"{folder} is not an image folder: it needs one sub-folder of images per class ({exc})") from None
-    if len(dataset.classes) < 2:
-        raise UserInputError(f"{folder} needs at least two classes (one sub-folder of images each), found {len(dataset.classes)}")
-    counts = np.bincount([label for _, label in dataset.samples], minlength=len(dataset.classes))
-    empty = [dataset.classes[i] for i in np.flatnonzero(counts == 0)]
+    if len(classes) < 2:
+        raise UserInputError(f"{folder} needs at least two classes (one sub-folder of images each), found {len(classes)}")
+    if len(classes) > MAX_CLASSES:
+        raise UserInputError(f"{folder} has {len(classes)} class folders; at most {MAX_CLASSES}")
+    per_class = [_class_images(folder / name, IMG_EXTENSIONS) for name in classes]
+    empty = [name for name, paths in zip(classes, per_class) if not paths]
     if empty:
         raise UserInputError(
             f"class folder(s) {', '.join(empty)} in {folder} hold no images (.png, .jpg, .jpeg, .bmp, .ppm, .pgm, .tif, .webp); "
             "add images or remove the folder"
         )
-    return dataset.samples, dataset.classes
+    return [(path, label) for label, paths in enumerate(per_class) for path in paths], classes
 
 
 def read_image_folder(root: str, image_size: int = 32) -> Result:

@@ -58,8 +58,8 @@ def shipped_scenarios() -> list[Scenario]:
 
 
 def default_cache_dir() -> Path:
-    """Where models trained on request are kept: `$PURIFY_LAB_CACHE` or `~/.cache/purify_lab`."""
-    return Path(os.environ.get("PURIFY_LAB_CACHE", Path.home() / ".cache" / "purify_lab")) / "zoo"
+    """Where models trained on request are kept: `$PURIFY_LAB_CACHE` (when set and not empty) or `~/.cache/purify_lab`."""
+    return Path(os.environ.get("PURIFY_LAB_CACHE", "").strip() or Path.home() / ".cache" / "purify_lab").expanduser() / "zoo"
 
 
 @dataclass(frozen=True, eq=False)

@@ -65,8 +65,10 @@ def test_the_default_limit_is_the_core_count_unless_configured(monkeypatch):
     assert default_job_limit() == (os.cpu_count() or 1)
     monkeypatch.setenv("PURIFY_LAB_JOBS", "3")
     assert default_job_limit() == 3
-    monkeypatch.setenv("PURIFY_LAB_JOBS", "lots")
-    assert default_job_limit() == (os.cpu_count() or 1)
+    for junk in ("lots", "²", "٣", "0", "-2", "99999", "3.5"):  # "²".isdigit() is True but int("²") fails; int("٣") is 3
+        monkeypatch.setenv("PURIFY_LAB_JOBS", junk)
+        with pytest.warns(RuntimeWarning, match="is not a whole number in"):
+            assert default_job_limit() == (os.cpu_count() or 1)
 
 
 def test_a_purification_waits_for_a_free_slot_then_runs(monkeypatch):

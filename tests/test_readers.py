@@ -330,3 +330,18 @@ def test_bad_image_folders_get_clear_messages(tmp_path, make, message):
     make(root)
     with pytest.raises(UserInputError, match=message):
         read_image_folder(str(root))
+
+
+def test_a_symlink_loop_in_an_image_folder_counts_each_image_once(tmp_path):
+    root = tmp_path / "loop"
+    for cls in ("a", "b"):
+        for i in range(3):
+            save_image(root / cls / f"{i}.png", (8, 8), 40 * i)
+    save_image(root / "a" / "sub" / "x.png", (8, 8), 90)
+    (root / "a" / "sub" / "up").symlink_to(root / "a", target_is_directory=True)  # a/sub/up/sub/up/...: once read ~375 times
+    (root / "b" / "self").symlink_to(root / "b", target_is_directory=True)
+    save_image(tmp_path / "elsewhere" / "extra.png", (8, 8), 200)
+    (root / "b" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # a linked folder of new images counts
+    train, test, classes = read_image_folder(str(root), image_size=8)
+    assert test is None and classes == ("a", "b")
+    assert torch.bincount(train.y).tolist() == [4, 4]

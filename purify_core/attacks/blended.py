@@ -8,23 +8,21 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
+from ..images import open_image
 from .base import Attack, ParamSpec
 
 __all__ = ["Blended"]
 
 
 def _pattern_from_file(path: str, shape: tuple[int, int, int]) -> torch.Tensor:
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     c, h, w = shape
     if not Path(path).is_file():
         raise UserInputError(f"blend pattern file {path!r} does not exist")
-    try:
-        with Image.open(path) as image:
-            image = image.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
-            pixels = np.asarray(image, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
-        raise UserInputError(f"blend pattern file {path!r} is not an image PIL can read: {exc}") from None
+    with open_image(path, "blend pattern file") as image:  # bounded: a decompression bomb is refused from its header
+        image = image.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
     pixels = pixels[None] if c == 1 else pixels.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(pixels))
 
