@@ -185,12 +185,15 @@ def _train(args: argparse.Namespace) -> int:
 
 def _import(args: argparse.Namespace) -> int:
     from .uploads import check_size, import_weights
+    from .zoo import check_scenario
 
     path = Path(args.weights)
     if not path.is_file():
         raise UserInputError(f"weights file {path} does not exist")
     check_size(path.stat().st_size, path.name)  # before reading it into memory
-    saved = import_weights(path.read_bytes(), path.name, _scenario_from(args), prefix="import")
+    scenario = _scenario_from(args)
+    check_scenario(scenario)  # data, trigger and model size, before the weights are read or a model is built
+    saved = import_weights(path.read_bytes(), path.name, scenario, prefix="import")
     row = _card_row(saved.card)
     print(f"kept in the model cache: the app lists it as {saved.card.name} (?scenario={saved.card.name})", file=sys.stderr)
     _print(args, row, lambda: _table([row], ["name", "acc", "asr"]))
