@@ -120,3 +120,37 @@ def test_an_upload_s_file_name_is_shown_as_text_on_its_card_and_in_errors(monkey
     at.switch_page("app_pages/home.py").run()  # the same card on the home page
     assert not at.exception and any(f"uploaded as {EVIL_NAME}" in untrusted.read(m.value) for m in at.markdown)
     _assert_no_markup(_shown(at))
+
+
+def test_class_names_from_folder_names_are_shown_as_text_on_the_card_and_in_charts(tmp_path, monkeypatch):
+    """ImageFolder class names are whatever the folders are called: text on the page, text in plotly titles."""
+    from PIL import Image
+
+    from purify_core.config import AttackConfig, DataConfig, Scenario
+    from purify_core.uploads import import_weights
+
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PURIFY_LAB_DATA", str(tmp_path / "data"))
+    classes = ["<img src=x onerror=alert(1)> :red[big]", "[click](http:127.0.0.1:9) $x$"]
+    for c, label in enumerate(classes):
+        (tmp_path / "data" / "pets" / label).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (10, 10), color=(20 * i, 100 * c, 50)).save(tmp_path / "data" / "pets" / label / f"{i}.png")
+    scenario = Scenario(data=DataConfig("imagefolder", root=str(tmp_path / "data" / "pets")), model=ModelConfig("smallcnn"),
+                        attack=AttackConfig.of("badnets", 0, 0.1))
+    weights = weights_bytes(build_model(ModelConfig("smallcnn"), (3, 32, 32), 2))[0]
+    saved = import_weights(weights, "pets.safetensors", scenario, prefix="import")
+    assert sorted(saved.card.classes) == sorted(classes)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.query_params["scenario"] = saved.card.name
+    at.run()
+    assert not at.exception and at.selectbox(key="scenario").value == saved.card.name
+    shown = _shown(at)
+    target = saved.card.classes[saved.card.trigger["target"]]
+    assert any(f"Target class: **{target}**." in untrusted.read(value) for value in shown), shown
+    _assert_no_markup(shown)
+    figures = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+    assert "&lt;img src=x" in figures and "<img" not in figures and "\\u003cimg" not in figures
+    at.switch_page("app_pages/explain.py").run()
+    assert not at.exception
+    _assert_no_markup(_shown(at))

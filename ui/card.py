@@ -42,7 +42,7 @@ def show_card(name: str, key: str = "card") -> None:
     if in_memory == card.sha256:
         st.caption(f"Weights in memory: sha256 `{in_memory[:16]}…`, the same as the checkpoint file's.")
     else:
-        st.error(f"The weights in memory (sha256 {in_memory[:16]}…) differ from the checkpoint file's ({card.sha256[:16]}…): "
+        st.error(f"The weights in memory (sha256 {in_memory[:16]}…) differ from the checkpoint file's ({untrusted.text(card.sha256[:16])}…): "
                  "restart the server, and please report it.")
 
     left, right = st.columns([1, 3])
