@@ -172,9 +172,11 @@ def _scenario_from(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .checkpoints import check_writable
     from .zoo import build, check_scenario
 
     scenario = _scenario_from(args)
+    check_writable(args.out, "the output folder")  # first: loading a large dataset can take minutes
     check_scenario(scenario)
     print(f"training {scenario.name} ...", file=sys.stderr)
     card = build(scenario, Path(args.out), with_clean_reference=not args.no_clean_reference, on_progress=_Progress()).card

@@ -307,14 +307,20 @@ def list_built(cache_dir: Path | None = None) -> list[Card]:
     an upload. Unreadable files are skipped: a half-copied cache never breaks the list.
     """
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    found = []
+    for path in folder.glob("*.json"):
+        try:
+            found.append((path.stat().st_mtime, path))
+        except OSError:
+            continue  # removed since the listing
     cards = []
-    for path in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True):
+    for _, path in sorted(found, reverse=True):
         try:
             card = read_card(path)
+            if path.with_suffix(".safetensors").is_file():
+                cards.append(Card.from_dict({**card.to_dict(), "name": path.stem}))  # a file name that is no model name: skipped too
         except UserInputError:
             continue
-        if path.with_suffix(".safetensors").is_file():
-            cards.append(Card.from_dict({**card.to_dict(), "name": path.stem}))
     return cards
 
 

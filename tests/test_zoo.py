@@ -84,3 +84,23 @@ def test_a_shipped_checkpoint_with_a_wrong_sha256_is_refused(tmp_path):
     assert not result.ok and "sha256" in result.message
     with pytest.raises(UserInputError, match="no shipped scenario named 'nope'"):
         load_shipped("nope", tmp_path)
+
+
+def test_the_cache_listing_skips_bad_cards_and_names_that_are_no_model_names(tmp_path):
+    from purify_core.zoo import list_built
+
+    shipped = ZOO_DIR / "mnist5k-smallcnn-badnets"
+    for stem in ("ok", "weird name", "deep"):
+        shutil.copy(shipped.with_suffix(".json"), tmp_path / f"{stem}.json")
+        shutil.copy(shipped.with_suffix(".safetensors"), tmp_path / f"{stem}.safetensors")
+    (tmp_path / "deep.json").write_text("[" * 50_000 + "]" * 50_000)
+    assert [card.name for card in list_built(tmp_path)] == ["ok"]
+
+
+def test_training_under_a_name_that_holds_other_settings_is_refused_before_training(tmp_path):
+    shutil.copy(ZOO_DIR / "mnist5k-smallcnn-badnets.json", tmp_path)
+    other = scenario_preset("demo", "badnets")
+    other = type(other)(data=other.data, model=other.model, attack=other.attack, train=type(other.train)(epochs=1), seed=0)
+    with pytest.raises(UserInputError, match="already holds a model named mnist5k-smallcnn-badnets trained with other settings"):
+        build(other, tmp_path, on_progress=lambda item: pytest.fail("it started training"))
+    assert (tmp_path / "mnist5k-smallcnn-badnets.json").read_bytes() == (ZOO_DIR / "mnist5k-smallcnn-badnets.json").read_bytes()
