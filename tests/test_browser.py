@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -109,6 +110,26 @@ def test_a_shared_link_brings_the_controls_back(server, browser):
     page.goto(f"{server}/purify?hide=purify_lr,purify_epochs")
     settle(page, 1)
     assert page.get_by_text("Learning rate").count() == 0 and page.get_by_text("Epochs").count() == 0
+    page.close()
+
+
+def test_markup_in_a_link_is_shown_as_text(server, browser):
+    """A crafted link puts no image, link, HTML, styled text or LaTeX on the page, and nothing is fetched."""
+    payload = "![x](http://127.0.0.1:9/x.png) [click](http://127.0.0.1:9) <img src=x onerror=alert(1)> :red[big] $x$"
+    fetched: list[str] = []
+    page = browser.new_page(viewport=VIEW)
+    page.on("request", lambda request: fetched.append(request.url))
+    page.goto(f"{server}/purify?purify_lr={quote(payload)}&scenario={quote(payload)}&seed={quote('a` ' + payload)}")
+    settle(page, 1)
+    assert not errors_on(page)
+    shown = page.locator("[data-testid=stAlert]").all_inner_texts()
+    assert any(f"purify_lr={payload}" in text for text in shown), shown
+    assert any(f"Unknown model {payload}" in text for text in shown), shown
+    assert any(f"seed=a` {payload}" in text for text in shown), shown
+    alerts = page.locator("[data-testid=stAlert]")
+    assert alerts.locator("img, a, b, .katex, .stMarkdownColoredText").count() == 0
+    assert page.locator("img[src*='127.0.0.1:9'], img[src='x'], a[href*='127.0.0.1:9']").count() == 0
+    assert not [url for url in fetched if "127.0.0.1:9/" in url], fetched
     page.close()
 
 
