@@ -103,7 +103,9 @@ def check_safetensors(data: bytes, filename: str) -> None:
         raise _refuse(filename, "is not a readable safetensors file (truncated or corrupt?): its header is not valid JSON") from None
     if not isinstance(header, dict):
         raise _refuse(filename, "is not a readable safetensors file: its header is not a JSON object")
-    header.pop("__metadata__", None)
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
+        raise _refuse(filename, "is not a readable safetensors file: its __metadata__ is not a mapping of strings")
     if len(header) > MAX_TENSORS:
         raise _refuse(filename, f"lists {len(header)} tensors; the limit is {MAX_TENSORS}")
     spans = []

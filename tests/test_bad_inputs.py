@@ -9,6 +9,7 @@ The upload and link parsers are fuzzed with hypothesis.
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from purify_core.cli import main
 from purify_core.config import ModelConfig
 from purify_core.errors import UserInputError
 from purify_core.models import build_model
+from purify_core import weights_sandbox
 from purify_core.uploads import MAX_UPLOAD_MB, read_state_dict
 from purify_core.zoo import ZOO_DIR, open_model
 from ui import untrusted
@@ -61,6 +63,54 @@ def _pickle(marker: Path) -> bytes:
     return buffer.getvalue()
 
 
+def torch_zip(pickle_bytes: bytes, compress: bool = False, padding: int = 0) -> bytes:
+    """A `torch.save`-shaped zip around our own pickle (plus `padding` zero bytes, in MiB steps, after its STOP)."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
+        with archive.open("archive/data.pkl", "w") as record:
+            record.write(pickle_bytes)
+            for _ in range(padding // 2**20):
+                record.write(bytes(2**20))
+        archive.writestr("archive/byteorder", "little")
+        archive.writestr("archive/version", "3\n")
+    return out.getvalue()
+
+
+def nested_key(depth: int) -> bytes:
+    """A pickle of {t_depth: 1}, t_0 = () and t_k = (t_(k-1), t_(k-1)) through the memo: hashing visits 2**depth tuples."""
+    return b"\x80\x02})" + b"q\x00h\x00\x86" * depth + b"K\x01s."
+
+
+def size_balloon(items: int) -> bytes:
+    """A pickle of torch.Size(bytearray(items)): both are on weights_only's allow list; 8 bytes an item."""
+    import struct
+
+    return b"\x80\x02ctorch\nSize\ncbuiltins\nbytearray\nJ" + struct.pack("<i", items) + b"\x85R\x85R."
+
+
+def _saved(state: dict[str, torch.Tensor]) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def _changed_weights(**changes: torch.Tensor | float) -> bytes:
+    """A digits smallcnn's weights with some tensors replaced, or every net.* float tensor filled with one number."""
+    state = build_model(ModelConfig("smallcnn"), (1, 8, 8), 10).state_dict()
+    fill = changes.pop("fill", None)
+    if fill is not None:
+        state = {k: torch.full_like(v, fill) if k.startswith("net.") and v.is_floating_point() else v for k, v in state.items()}
+    state.update(changes)
+    return save({k: v.contiguous() for k, v in state.items()})
+
+
+#: The time limit the upload rows run under (the app's is `weights_sandbox.PARSE_SECONDS`): shorter, so the
+#: hanging row costs less, yet long enough for a good file's child on a busy 2-core machine (one took over 8 s).
+HANG_SECONDS = 20
+
+
 UPLOADS: dict[str, Callable[[Path], tuple[str, bytes]]] = {
     "weights for another architecture (smallvgg for smallcnn)": lambda tmp: ("vgg.safetensors", _weights("smallvgg")),
     "wrong number of classes (3 for 10)": lambda tmp: ("three.safetensors", _weights(classes=3)),
@@ -70,9 +120,25 @@ UPLOADS: dict[str, Callable[[Path], tuple[str, bytes]]] = {
     "crafted pickle that would write a file": lambda tmp: ("evil.pt", _pickle(tmp / "pwned")),
     "not a weights file": lambda tmp: ("notes.txt", b"hello"),
     f"file over the {MAX_UPLOAD_MB} MiB limit": lambda tmp: ("big.safetensors", b"\0" * ((MAX_UPLOAD_MB + 1) * 2**20)),
+    "a 1.5 KB .pt whose dict key takes hours to hash (nested tuples)": lambda tmp: ("hang.pt", torch_zip(nested_key(40))),
+    "a .pt whose pickle asks for gigabytes (torch.Size(bytearray(2e8)))": lambda tmp: ("balloon.pt", torch_zip(size_balloon(2 * 10**8))),
+    "a .pt with a compressed record (64 KB inflating to 64 MiB)": lambda tmp: ("bomb.pt", torch_zip(nested_key(1), True, 2**26)),
+    "a .pt whose dict key is not a string (a tuple whose repr is 4 M items)": lambda tmp: ("keys.pt", torch_zip(nested_key(22))),
+    "complex NaN weights": lambda tmp: ("complex.pt", _saved({"net.conv1.weight": torch.full((2,), complex(float("nan"), 0))})),
+    "float8 NaN weights": lambda tmp: ("f8.pt", _saved({"net.conv1.weight": torch.full((2,), float("nan")).to(torch.float8_e4m3fn)})),
+    "a quantized tensor": lambda tmp: ("q.pt", _saved({"net.conv1.weight": torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.qint8)})),
+    "a sparse tensor": lambda tmp: ("sparse.pt", _saved({"net.conv1.weight": torch.eye(2).to_sparse()})),
+    "a meta tensor": lambda tmp: ("meta.pt", _saved({"net.conv1.weight": torch.empty(2, device="meta")})),
+    "weights of 3e38 (finite, but the outputs overflow)": lambda tmp: ("huge.safetensors", _changed_weights(fill=3e38)),
+    "a normalisation std of 0": lambda tmp: ("std0.safetensors", _changed_weights(**{"normalize.std": torch.zeros(1, 1, 1, 1)})),
+    "a safetensors header listing 20,000 empty tensors": lambda tmp: ("many.safetensors", _many_tensors(20_000)),
+    "a safetensors file named .pt": lambda tmp: ("named.pt", _weights()),
+    "a text file named .pt": lambda tmp: ("notes.pt", b"these are not weights\n"),
 }
-#: The app's uploader accepts only .safetensors/.pt/.pth names (Streamlit refuses other types itself).
-APP_UPLOADS = [what for what in UPLOADS if what != "not a weights file"]
+#: The app's uploader accepts only .safetensors/.pt/.pth names (Streamlit refuses other types itself); the dtype
+#: variants go through the same child and check as complex NaN, so the app runs that one.
+APP_UPLOADS = [what for what in UPLOADS if what not in ("not a weights file", "float8 NaN weights", "a quantized tensor",
+                                                        "a sparse tensor", "a meta tensor", "a text file named .pt")]
 UPLOAD_MESSAGES = {
     "weights for another architecture (smallvgg for smallcnn)": "does not fit smallcnn",
     "wrong number of classes (3 for 10)": "has shape (3, 128) in the file but (10, 128) in the model",
@@ -82,7 +148,27 @@ UPLOAD_MESSAGES = {
     "crafted pickle that would write a file": "was refused: only plain state dicts of tensors are loaded",
     "not a weights file": "weights must be a .safetensors file or a .pt/.pth state dict",
     f"file over the {MAX_UPLOAD_MB} MiB limit": f"the limit is {MAX_UPLOAD_MB} MiB",
+    "a 1.5 KB .pt whose dict key takes hours to hash (nested tuples)": "s to read and was stopped: a state dict reads in a second or two",
+    # it fills the child's 512 MiB at about 10 M items a second: the memory limit stops it, or the time limit on a slow machine
+    "a .pt whose pickle asks for gigabytes (torch.Size(bytearray(2e8)))": "to read and was stopped",
+    "a .pt with a compressed record (64 KB inflating to 64 MiB)": "holds a compressed or encrypted zip record",
+    "a .pt whose dict key is not a string (a tuple whose repr is 4 M items)": "has a key of type tuple; a state dict's keys are parameter names",
+    "complex NaN weights": "(dtype complex64, layout strided): only dense real floating-point and integer tensors are loaded",
+    "float8 NaN weights": "(dtype float8_e4m3fn, layout strided): only dense real floating-point and integer tensors",
+    "a quantized tensor": "(dtype qint8, layout strided, quantized): only dense real",
+    "a sparse tensor": "(dtype float32, layout sparse_coo): only dense real",
+    "a meta tensor": "(dtype float32, layout strided, meta): only dense real",
+    "weights of 3e38 (finite, but the outputs overflow)": "gives NaN or infinite outputs on 16 test images",
+    "a normalisation std of 0": "gives NaN or infinite outputs on 16 test images",
+    "a safetensors header listing 20,000 empty tensors": "lists 20000 tensors; the limit is 10000",
+    "a safetensors file named .pt": "is a safetensors file, but a .pt/.pth file must be a state dict saved with torch.save",
+    "a text file named .pt": "is text, but a .pt/.pth file must be a state dict saved with torch.save",
 }
+
+
+def _many_tensors(count: int) -> bytes:
+    header = ("{" + ",".join(f'"t{i}":{{"dtype":"F32","shape":[0],"data_offsets":[0,0]}}' for i in range(count)) + "}").encode()
+    return len(header).to_bytes(8, "little") + header
 
 
 @dataclass(frozen=True)
@@ -120,6 +206,10 @@ def _cli_rows() -> list[Bad]:
         Bad("CLI purify", "an unknown re-initialisation", "unknown re-initialisation 'everything'", ("purify", "--scenario", "badnets", "--reinit", "everything")),
         Bad("CLI purify", "a layer to re-initialise that the model lacks", "no layer named net.fc9 to re-initialise", ("purify", "--scenario", "badnets", "--reinit", "net.fc9", "--epochs", "1")),
         Bad("CLI purify", "a distillation weight above 1", "the distillation weight must be in [0, 1]", ("purify", "--scenario", "badnets", "--distill", "2")),
+        Bad("CLI reactivate", "a negative number of poisoned images", "poisoned images must be a whole number >= 1", ("reactivate", "--scenario", "badnets", "--poisoned", "-5")),
+        Bad("CLI reactivate", "more poisoned images than the re-tuning set holds", "1000000 poisoned images do not fit in a re-tuning set of 100", ("reactivate", "--scenario", "badnets", "--poisoned", "1000000")),
+        Bad("CLI reactivate", "a huge re-tuning set", "the re-tuning set must hold 1 to 5000 images", ("reactivate", "--scenario", "badnets", "--images", "1000000000")),
+        Bad("CLI reactivate", "zero or huge re-tuning epochs", "re-tuning epochs must be a whole number from 1 to 100", ("reactivate", "--scenario", "badnets", "--epochs", "100000")),
         Bad("CLI evaluate", "a zoo card whose sha256 does not match", "but its card says", ("evaluate", "--checkpoint", "{tampered}", "--card", "{tampered_card}")),
     ] + [Bad("CLI import", what, UPLOAD_MESSAGES[what], ("import", "--dataset", "digits", "--weights", "{upload:" + what + "}"))
          for what in UPLOADS] + _limit_rows()
@@ -219,6 +309,7 @@ BAD_INPUTS = _cli_rows() + _app_rows() + _limit_app_rows()
 def files(tmp_path, monkeypatch):
     """Paths the CLI rows name: empty and one-class folders, a tampered zoo copy, each upload on disk."""
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights_sandbox, "PARSE_SECONDS", HANG_SECONDS)
     (tmp_path / "empty").mkdir()
     (tmp_path / "one" / "cat").mkdir(parents=True)
     from PIL import Image
@@ -325,6 +416,7 @@ def _attack_lab(at: AppTest) -> AppTest:
 @pytest.mark.parametrize("what", APP_UPLOADS)
 def test_the_app_refuses_a_bad_upload_with_a_message_and_keeps_the_session(what, tmp_path, monkeypatch):
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(weights_sandbox, "PARSE_SECONDS", HANG_SECONDS)
     at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
     at.session_state["purify_runs"] = [{"label": "#1 kept", "status": "finished"}]  # a finished run must survive
     name, content = UPLOADS[what](tmp_path)
@@ -444,6 +536,71 @@ def test_fuzzed_bytes_behind_a_valid_safetensors_header_are_refused_or_read(data
         read_state_dict(blob, "w.safetensors")
     except UserInputError:
         pass
+
+
+_HEADER_ENTRY = st.fixed_dictionaries({
+    "dtype": st.sampled_from(["F32", "F16", "I64", "C64", "F8_E4M3", "BOOL", "X", 3]),
+    "shape": st.lists(st.one_of(st.integers(-2, 4), st.just(2**62), st.text(max_size=2)), max_size=3),
+    "data_offsets": st.lists(st.integers(-1, 64), min_size=0, max_size=3),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(header=st.dictionaries(st.text(max_size=8), _HEADER_ENTRY, max_size=4), tail=st.integers(0, 64))
+def test_fuzzed_safetensors_headers_pass_the_cheap_checks_only_when_safetensors_would_read_them(header, tail):
+    """The header check (sizes, dtypes, byte ranges) refuses in one line, or the file loads (no child here)."""
+    from safetensors.torch import load
+
+    from purify_core.weights_format import check_safetensors
+
+    text = json.dumps(header).encode()
+    blob = len(text).to_bytes(8, "little") + text + bytes(tail)
+    try:
+        check_safetensors(blob, "w.safetensors")
+    except UserInputError as error:
+        assert "\n" not in str(error) and len(str(error)) < 400
+    else:
+        assert all(isinstance(v, torch.Tensor) for v in load(blob).values())
+
+
+def _a_real_pt() -> bytes:
+    return _saved({"net.conv1.weight": torch.arange(6.0).reshape(2, 3), "net.conv1.bias": torch.zeros(2)})
+
+
+@settings(max_examples=300, deadline=None)
+@given(cuts=st.lists(st.tuples(st.integers(0, 4000), st.binary(min_size=1, max_size=8)), max_size=4))
+def test_fuzzed_torch_zips_pass_or_fail_the_zip_directory_check_in_one_line(cuts):
+    """Bytes of a real torch.save zip overwritten here and there: the directory check refuses in one line or passes."""
+    from purify_core.weights_format import check_torch_zip
+
+    data = bytearray(_a_real_pt())
+    for at, chunk in cuts:
+        data[at % len(data):at % len(data) + len(chunk)] = chunk
+    try:
+        check_torch_zip(bytes(data), "f.pt")
+    except UserInputError as error:
+        assert "\n" not in str(error) and len(str(error)) < 400
+
+
+@settings(max_examples=6, deadline=None)
+@given(at=st.integers(0, 400), chunk=st.binary(min_size=1, max_size=4))
+def test_fuzzed_pickles_inside_a_valid_zip_give_tensors_or_a_clear_refusal(at, chunk):
+    """End to end, through the child (a few seconds each, so few examples): a corrupted data.pkl in a well-formed zip."""
+    import zipfile
+
+    real = zipfile.ZipFile(io.BytesIO(_a_real_pt()))
+    pickle_bytes = bytearray(real.read("archive/data.pkl"))
+    pickle_bytes[at % len(pickle_bytes):at % len(pickle_bytes) + len(chunk)] = chunk
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:  # the real records, with the corrupted pickle
+        for record in real.infolist():
+            archive.writestr(record.filename, bytes(pickle_bytes) if record.filename.endswith("data.pkl") else real.read(record))
+    try:
+        state = read_state_dict(out.getvalue(), "f.pt")
+    except UserInputError as error:
+        assert "\n" not in str(error) and len(str(error)) < 500
+    else:
+        assert all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
 
 
 @settings(max_examples=300, deadline=None)

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import io
 import math
-import struct
 import subprocess
 import sys
 import threading
 import time
 import zipfile
-import zlib
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
 from safetensors.torch import save
 
 from purify_core import weights_sandbox
@@ -33,34 +29,12 @@ from purify_core.errors import UserInputError
 from purify_core.uploads import import_weights, read_state_dict
 from purify_core.weights_format import MAX_TENSORS, check_safetensors, check_torch_zip, describe
 from purify_core.weights_sandbox import parse_in_child
+from test_bad_inputs import nested_key, size_balloon, torch_zip  # the payloads, built from pickle opcodes
 
 HANG_DEPTH = 31  # hashing the key visits 2**31 tuples: minutes in one C call (0.1 s at depth 22, doubling per level)
 HANG_SECONDS = 8  # the test's time limit for the child (the default, PARSE_SECONDS, is longer)
 BALLOON_ITEMS = 2 * 10**8  # torch.Size of that many ints: a 1.6 GB tuple, from a file of 200 bytes
 MAX_GAP_S = 1.0  # the heartbeat ticks every 10 ms; a reader holding the GIL would stop it for minutes
-
-
-def torch_zip(pickle_bytes: bytes, compress: bool = False, padding: int = 0) -> bytes:
-    """A `torch.save`-shaped zip around our own pickle (plus `padding` zero bytes after its STOP)."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
-        with archive.open("archive/data.pkl", "w") as record:
-            record.write(pickle_bytes)
-            for _ in range(padding // 2**20):
-                record.write(bytes(2**20))
-        archive.writestr("archive/byteorder", "little")
-        archive.writestr("archive/version", "3\n")
-    return out.getvalue()
-
-
-def nested_key(depth: int) -> bytes:
-    """{t_depth: 1} where t_0 = () and t_k = (t_(k-1), t_(k-1)), shared through the memo: 5 bytes a level."""
-    return b"\x80\x02})" + b"q\x00h\x00\x86" * depth + b"K\x01s."
-
-
-def size_balloon(items: int) -> bytes:
-    """torch.Size(bytearray(items)): both are on weights_only's allow list."""
-    return b"\x80\x02ctorch\nSize\ncbuiltins\nbytearray\nJ" + struct.pack("<i", items) + b"\x85R\x85R."
 
 
 def _peak_rss_mb() -> float:
@@ -238,37 +212,6 @@ def test_weights_that_give_non_finite_outputs_get_no_card(tiny_backdoored, tmp_p
 
 def _a_real_pt() -> bytes:
     return _saved({"net.conv1.weight": torch.arange(6.0).reshape(2, 3), "net.conv1.bias": torch.zeros(2)})
-
-
-@settings(max_examples=300, deadline=None)
-@given(cuts=st.lists(st.tuples(st.integers(0, 4000), st.binary(min_size=1, max_size=8)), max_size=4))
-def test_fuzzed_torch_zips_pass_or_fail_the_cheap_checks_with_one_line(cuts):
-    data = bytearray(_a_real_pt())
-    for at, chunk in cuts:
-        data[at % len(data):at % len(data) + len(chunk)] = chunk
-    try:
-        check_torch_zip(bytes(data), "f.pt")
-    except UserInputError as error:
-        assert "\n" not in str(error) and len(str(error)) < 400
-
-
-@settings(max_examples=6, deadline=None)
-@given(at=st.integers(0, 400), chunk=st.binary(min_size=1, max_size=4))
-def test_fuzzed_pickles_inside_a_valid_zip_give_tensors_or_a_clear_refusal(at, chunk):
-    """End to end, through the child: a corrupted data.pkl in a well-formed zip."""
-    real = zipfile.ZipFile(io.BytesIO(_a_real_pt()))
-    pickle_bytes = bytearray(real.read("archive/data.pkl"))
-    pickle_bytes[at % len(pickle_bytes):at % len(pickle_bytes) + len(chunk)] = chunk
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:  # the real records, with the corrupted pickle
-        for record in real.infolist():
-            archive.writestr(record.filename, bytes(pickle_bytes) if record.filename.endswith("data.pkl") else real.read(record))
-    try:
-        state = read_state_dict(out.getvalue(), "f.pt")
-    except UserInputError as error:
-        assert "\n" not in str(error) and len(str(error)) < 500
-    else:
-        assert all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items())
 
 
 def test_a_good_pt_round_trips_through_the_child_as_plain_tensors():
