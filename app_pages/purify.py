@@ -13,11 +13,13 @@ from purify_core.export import purified_card, report_title, run_report_html, wei
 from purify_core.marking import mark, marked_count
 from purify_core.method_figures import RUN_PANELS, live_run_figure, run_curves_figure, salience_strips_figure
 from purify_core.neurons import neuron_layers, select_layers
-from purify_core.purify import PURIFY_PRESETS, purify, purify_preset
+from purify_core.purify import PRESET_LABELS, PURIFY_PRESETS, purify, purify_preset
 from purify_core.regularizers import REGULARIZERS
+from purify_core.steps import DISTILL_SCHEDULES, REINIT_CHOICES
 from ui import links
 from ui import runs as session_runs
 from ui import state, untrusted
+from ui.after_run import after_run_section
 from ui.cache import backdoored_model, neuron_scores, on_device, splits_for
 from ui.jobs import heavy_job
 from ui.sidebar import current_device, current_scenario, current_seed
@@ -32,9 +34,11 @@ st.markdown(f"Fine-tune a private copy of **{untrusted.text(name)}** on its {len
             "on the marked neurons. ACC and ASR are the evaluator's view: the run never reads them.")
 
 CONTROLS = [state.PURIFY_THRESHOLD, state.PURIFY_DIRECTION, state.PURIFY_SCOPE, state.PURIFY_LAYERS,
-            state.PURIFY_REGULARIZER, state.PURIFY_STRENGTH, state.PURIFY_KAPPA, state.PURIFY_EPOCHS, state.PURIFY_LR]
+            state.PURIFY_REGULARIZER, state.PURIFY_STRENGTH, state.PURIFY_KAPPA, state.PURIFY_EPOCHS, state.PURIFY_LR,
+            state.PURIFY_REINIT, state.PURIFY_DISTILL, state.PURIFY_TEMPERATURE, state.PURIFY_DISTILL_SCHEDULE]
 KAPPAS = ["auto", 0.05, 0.1, 0.2, 0.5, 1.0, 2.0]
 LEARNING_RATES = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1]
+TEMPERATURES = [0.5, 1.0, 2.0, 4.0, 8.0]
 
 
 def _kappa(text: str) -> str | float:
@@ -44,8 +48,9 @@ def _kappa(text: str) -> str | float:
 
 links.seed(state.PURIFY_PRESET, "default", choices=list(PURIFY_PRESETS))
 preset = links.control(st, "segmented_control", "Preset", state.PURIFY_PRESET, options=list(PURIFY_PRESETS),
-                       on_change=links.forget, args=(CONTROLS,),
-                       help="default: chosen from clean accuracy only (see README). reference: the authors' setup.") or "default"
+                       on_change=links.forget, args=(CONTROLS,), format_func=lambda p: f"{p}: {PRESET_LABELS.get(p, p)}",
+                       help="Each preset resets the controls below. " + " ".join(f"{p}: {label}." for p, label in PRESET_LABELS.items())
+                       ) or "default"
 base = PURIFY_PRESETS[preset]
 links.seed(state.PURIFY_THRESHOLD, base.threshold, float, bounds=(0.0, 0.5))
 links.seed(state.PURIFY_DIRECTION, base.direction, choices=("lowest", "highest"))
@@ -56,6 +61,10 @@ links.seed(state.PURIFY_STRENGTH, base.strength, float, bounds=(0.0, 10.0))
 links.seed(state.PURIFY_KAPPA, "auto" if base.kappa is None else base.kappa, _kappa, choices=KAPPAS)
 links.seed(state.PURIFY_EPOCHS, base.epochs, int, bounds=(1, 60))
 links.seed(state.PURIFY_LR, base.lr, float, choices=LEARNING_RATES)
+links.seed(state.PURIFY_REINIT, base.reinit if base.reinit in REINIT_CHOICES else "none", choices=REINIT_CHOICES)
+links.seed(state.PURIFY_DISTILL, float(base.distill), float, bounds=(0.0, 1.0))
+links.seed(state.PURIFY_TEMPERATURE, float(base.temperature) if base.temperature in TEMPERATURES else 2.0, float, choices=TEMPERATURES)
+links.seed(state.PURIFY_DISTILL_SCHEDULE, base.distill_schedule, choices=DISTILL_SCHEDULES)
 
 c1, c2, c3 = st.columns(3)
 threshold = links.control(c1, "slider", "Pruning threshold (share of neurons marked)", state.PURIFY_THRESHOLD,
@@ -75,12 +84,23 @@ kappa = links.control(c2, "select_slider", "AR knee (kappa)", state.PURIFY_KAPPA
                       "so the knee follows each layer's scale; 1.0 is the authors' fixed value.")
 epochs = links.control(c3, "slider", "Epochs", state.PURIFY_EPOCHS, min_value=1, max_value=60)
 lr = links.control(c3, "select_slider", "Learning rate", state.PURIFY_LR, options=LEARNING_RATES)
+reinit = links.control(c3, "radio", "Re-initialise", state.PURIFY_REINIT, options=list(REINIT_CHOICES), horizontal=True,
+                       help="Before fine-tuning, draw fresh weights (PyTorch's default init) for: dense: every linear layer "
+                       "(the hidden one and the classifier); marked: only the marked neurons; none: keep all weights.")
+distill = links.control(c3, "slider", "Distillation weight", state.PURIFY_DISTILL, min_value=0.0, max_value=1.0, step=0.05,
+                        help="Loss = (1 - w) x task loss + w x T^2 x KL to the original model's answers on the same clean images. "
+                        "0: no distillation.")
+temperature = links.control(c3, "select_slider", "Distillation temperature", state.PURIFY_TEMPERATURE, options=TEMPERATURES,
+                            disabled=distill == 0)
+distill_schedule = links.control(c3, "radio", "Distillation schedule", state.PURIFY_DISTILL_SCHEDULE, options=list(DISTILL_SCHEDULES),
+                                 horizontal=True, disabled=distill == 0, help="constant: w throughout; linear: w falls to 0 by the last step.")
 links.publish([state.PURIFY_PRESET, *CONTROLS])
 
 try:
     config = purify_preset(preset, threshold=threshold, direction=direction, scope=scope, layers=layers,
                            regularizer=regularizer, strength=strength, epochs=epochs, lr=lr,
-                           kappa=None if kappa == "auto" else float(kappa),
+                           kappa=None if kappa == "auto" else float(kappa), reinit=reinit, distill=float(distill),
+                           temperature=float(temperature), distill_schedule=distill_schedule,
                            seed=current_seed())
     in_scope = [l.name for l in select_layers(neuron_layers(backdoored.model), config.layers)]
 except UserInputError as error:
@@ -160,6 +180,7 @@ if kept:
                            f"{run['source'].name}-purified.json", "application/json", key=state.PURIFY_EXPORT_CARD)
     e4.download_button("Report (.html)", lambda: run_report_html(kept), f"{report_title(kept).replace(' ', '-')}-report.html", "text/html",
                        key=state.PURIFY_EXPORT_REPORT, help="Every run's charts, numbers and settings in one file.")
+    after_run_section(kept)
     doomed = st.multiselect("Delete runs", [r["label"] for r in kept], key=state.PURIFY_DELETE_CHOICE)
     if st.button("Delete", key=state.PURIFY_DELETE, disabled=not doomed):
         session_runs.delete(doomed)

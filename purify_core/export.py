@@ -28,6 +28,7 @@ def purified_card(run: dict[str, Any], sha256: str) -> dict[str, Any]:
         "num_classes": source.num_classes,
         "classes": list(source.classes),
         "purification": {"label": run["label"], "config": run["config"], "summary": run["summary"]},
+        "reactivation": run.get("reactivation"),  # the evaluator's re-activation check, if one was run
         "sha256": sha256,
         "versions": library_versions(),
     }

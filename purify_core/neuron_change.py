@@ -17,7 +17,7 @@ from .data import ImageSet
 from .neurons import NeuronMask, NeuronScores
 from .rankings import rank_neurons
 
-__all__ = ["NeuronChange", "neuron_change", "infected"]
+__all__ = ["NeuronChange", "neuron_change", "neuron_scores_of", "infected"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,12 +33,14 @@ class NeuronChange:
                 for name in self.before[metric]]
 
 
+def neuron_scores_of(model: nn.Module, clean: ImageSet, attack: Attack, variant: str = "abs") -> dict[str, NeuronScores]:
+    """Benign salience and TAC of every neuron of one model (the app caches the backdoored model's)."""
+    return {"salience": rank_neurons(model, clean, "salience", variant=variant), "tac": rank_neurons(model, clean, "tac", attack=attack)}
+
+
 def neuron_change(before: nn.Module, after: nn.Module, clean: ImageSet, attack: Attack, variant: str = "abs") -> NeuronChange:
     """Benign salience and TAC of every neuron of both models on the same clean images."""
-    def scores(model: nn.Module) -> dict[str, NeuronScores]:
-        return {"salience": rank_neurons(model, clean, "salience", variant=variant), "tac": rank_neurons(model, clean, "tac", attack=attack)}
-
-    return NeuronChange(scores(before), scores(after))
+    return NeuronChange(neuron_scores_of(before, clean, attack, variant), neuron_scores_of(after, clean, attack, variant))
 
 
 def infected(tac: NeuronScores, top: float = 0.05) -> NeuronMask:

@@ -120,7 +120,7 @@ UPLOADS: dict[str, Callable[[Path], tuple[str, bytes]]] = {
     "crafted pickle that would write a file": lambda tmp: ("evil.pt", _pickle(tmp / "pwned")),
     "not a weights file": lambda tmp: ("notes.txt", b"hello"),
     f"file over the {MAX_UPLOAD_MB} MiB limit": lambda tmp: ("big.safetensors", b"\0" * ((MAX_UPLOAD_MB + 1) * 2**20)),
-    "a 1.5 KB .pt whose dict key takes hours to hash (nested tuples)": lambda tmp: ("hang.pt", torch_zip(nested_key(40))),
+    "a 562-byte .pt whose dict key takes hours to hash (nested tuples)": lambda tmp: ("hang.pt", torch_zip(nested_key(40))),
     "a .pt whose pickle asks for gigabytes (torch.Size(bytearray(2e8)))": lambda tmp: ("balloon.pt", torch_zip(size_balloon(2 * 10**8))),
     "a .pt with a compressed record (64 KB inflating to 64 MiB)": lambda tmp: ("bomb.pt", torch_zip(nested_key(1), True, 2**26)),
     "a .pt whose dict key is not a string (a tuple whose repr is 4 M items)": lambda tmp: ("keys.pt", torch_zip(nested_key(22))),
@@ -148,7 +148,7 @@ UPLOAD_MESSAGES = {
     "crafted pickle that would write a file": "was refused: only plain state dicts of tensors are loaded",
     "not a weights file": "weights must be a .safetensors file or a .pt/.pth state dict",
     f"file over the {MAX_UPLOAD_MB} MiB limit": f"the limit is {MAX_UPLOAD_MB} MiB",
-    "a 1.5 KB .pt whose dict key takes hours to hash (nested tuples)": "s to read and was stopped: a state dict reads in a second or two",
+    "a 562-byte .pt whose dict key takes hours to hash (nested tuples)": "s to read and was stopped: a state dict reads in a second or two",
     # it fills the child's 512 MiB at about 10 M items a second: the memory limit stops it, or the time limit on a slow machine
     "a .pt whose pickle asks for gigabytes (torch.Size(bytearray(2e8)))": "to read and was stopped",
     "a .pt with a compressed record (64 KB inflating to 64 MiB)": "holds a compressed or encrypted zip record",

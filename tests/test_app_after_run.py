@@ -1,0 +1,91 @@
+"""The Purify page's new controls (re-initialisation, distillation) and its after-run section, through AppTest."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from purify_core.export import purified_card
+from purify_core.purify import PRESET_LABELS
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(page)
+    return at.run()
+
+
+def weights_hash(model) -> str:
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def test_re_initialisation_and_distillation_come_from_the_link_and_reach_the_run():
+    at = open_page("app_pages/purify.py", purify_reinit="dense", purify_distill="0.5", purify_temperature="4.0",
+                   purify_distill_schedule="linear", purify_epochs="1")
+    assert not at.exception and not at.warning
+    assert at.radio(key="purify_reinit").value == "dense" and at.slider(key="purify_distill").value == 0.5
+    assert at.select_slider(key="purify_temperature").value == 4.0 and at.radio(key="purify_distill_schedule").value == "linear"
+    at.button(key="purify_run").click().run()
+    assert not at.exception
+    run = at.session_state["purify_runs"][0]
+    config = run["config"]
+    assert (config["reinit"], config["distill"], config["temperature"], config["distill_schedule"]) == ("dense", 0.5, 4.0, "linear")
+    assert any(s["distill_loss"] > 0 for s in run["history"][1:]), "distillation was on"
+    assert at.query_params["purify_reinit"] == ["dense"] or at.query_params["purify_reinit"] == "dense"
+    card = purified_card(run, "0" * 64)  # the export records the new settings
+    assert card["purification"]["config"]["reinit"] == "dense" and card["purification"]["config"]["distill"] == 0.5
+
+
+def test_nonsense_distillation_in_a_link_is_ignored_and_the_preset_selector_shows_labels():
+    at = open_page("app_pages/purify.py", purify_distill="2", purify_reinit="everything")
+    assert not at.exception and len(at.warning) == 2 and all("Ignored" in w.value for w in at.warning)
+    options = at.segmented_control(key="purify_preset").options
+    assert all(any(label in o for o in options) for label in PRESET_LABELS.values()), options
+
+
+def test_hide_in_a_link_hides_the_distillation_controls():
+    at = open_page("app_pages/purify.py", hide="purify_distill,purify_reinit", purify_distill="0.25")
+    assert not at.exception
+    assert not [w for w in at.slider if w.key == "purify_distill"] and not [w for w in at.radio if w.key == "purify_reinit"]
+    assert at.session_state["purify_distill"] == 0.25
+
+
+def test_after_a_run_the_neurons_before_and_after_and_the_re_activation_check_are_shown(monkeypatch):
+    from ui.cache import backdoored_model
+
+    model = backdoored_model("mnist5k-smallcnn-badnets").model
+    before = weights_hash(model)
+    # The clean control trains once per dataset (about a minute); here a stand-in from the "cache" tests the plumbing.
+    monkeypatch.setattr("ui.after_run.cached_clean_model", lambda scenario, device=None: copy.deepcopy(model))
+    at = open_page("app_pages/purify.py", purify_epochs="1")
+    at.button(key="purify_run").click().run()
+    assert not at.exception
+    charts = {c.key for c in at.get("plotly_chart")}
+    assert {"purify_change_salience", "purify_change_tac"} <= charts, charts
+    at.number_input(key="purify_reactivate_poisoned").set_value(5)
+    at.slider(key="purify_reactivate_epochs").set_value(1).run()
+    at.button(key="purify_reactivate").click().run()
+    assert not at.exception
+    run = at.session_state["purify_runs"][0]
+    rows = run["reactivation"]["rows"]
+    assert [r["model"] for r in rows] == ["purified", "backdoored", "clean"]
+    assert run["reactivation"]["config"]["poisoned"] == 5 and run["reactivation"]["config"]["epochs"] == 1
+    assert "purify_reactivation" in {c.key for c in at.get("plotly_chart")}
+    assert list(at.dataframe[-1].value["model"]) == ["purified", "backdoored", "clean"]
+    assert purified_card(run, "0" * 64)["reactivation"]["rows"] == rows, "the exported card records the check"
+    at.toggle(key="purify_reactivate_clean").set_value(False).run()
+    at.button(key="purify_reactivate").click().run()
+    assert not at.exception and [r["model"] for r in at.session_state["purify_runs"][0]["reactivation"]["rows"]] == ["purified", "backdoored"]
+    assert weights_hash(model) == before, "the shared cached model must never change"

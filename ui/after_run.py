@@ -1,0 +1,117 @@
+"""The Purify page after a run: the neurons before vs after, and "does it stay erased?".
+
+Both are the evaluator's view (TAC and the re-activation check use the trigger) and only report:
+no defense reads them. Everything runs on private copies: the run's model belongs to this
+session, the backdoored one is shared (`st.cache_resource`) and is only copied, never changed.
+Results are kept in the run's record, so a rerun redraws them without recomputing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from purify_core.clean_control import CleanProgress, cached_clean_model, clean_model
+from purify_core.method_figures import before_after_figure, reactivation_figure
+from purify_core.neuron_change import infected, neuron_scores_of
+from purify_core.reactivate import ReactivateConfig, reactivate
+from ui import state
+from ui.cache import backdoored_model, neuron_scores, splits_for
+from ui.jobs import heavy_job
+
+
+def _neurons(run: dict[str, Any]) -> None:
+    """Benign salience and TAC per neuron, before vs after, each layer on one scale."""
+    source = run["source"].name
+    backdoored, splits = backdoored_model(source), splits_for(source)
+    if "neurons_after" not in run:
+        with st.spinner("Scoring the purified model's neurons…"):
+            run["neurons_after"] = neuron_scores_of(run["model"], splits.defense, backdoored.attack)
+    before = {"salience": neuron_scores(source, "salience", "abs"), "tac": neuron_scores(source, "tac")}
+    marked = infected(before["tac"])
+    left, right = st.columns(2)
+    left.plotly_chart(before_after_figure(before["salience"], run["neurons_after"]["salience"], marked,
+                                          "Benign salience, before vs after"), key="purify_change_salience")
+    right.plotly_chart(before_after_figure(before["tac"], run["neurons_after"]["tac"], marked,
+                                           "TAC (evaluator's view), before vs after"), key="purify_change_tac")
+    st.caption("Each layer has two rows, before and after this run, coloured on ONE scale per layer (the range of both), so a "
+               "neuron that goes quiet fades. x: the infected neurons, each layer's top 5% by TAC on the backdoored model. "
+               "TAC needs the trigger: the evaluator's view.")
+
+
+def _clean(scenario) -> Any:
+    """The clean control, trained once per dataset and architecture (with a progress bar), then from the disk cache."""
+    model = cached_clean_model(scenario, device="cpu")
+    if model is not None:
+        return model
+    bar = st.progress(0.0, text="training the clean control once (then cached)…")
+    shown = [0.0]
+
+    def progress(item: CleanProgress) -> None:
+        if time.monotonic() - shown[0] > 0.5:
+            bar.progress(item.fraction, text=f"training the clean control once (then cached): {item.fraction:.0%}")
+            shown[0] = time.monotonic()
+
+    model = clean_model(scenario, device="cpu", on_progress=progress)
+    bar.empty()
+    return model
+
+
+def _check(run: dict[str, Any], config: ReactivateConfig, with_clean: bool) -> None:
+    """Re-tune private copies of the purified, backdoored (and clean) models; keep the report in the run."""
+    source = run["source"].name
+    backdoored, splits = backdoored_model(source), splits_for(source)
+    with heavy_job("the re-activation check"):
+        models = {"purified": run["model"], "backdoored": backdoored.model}
+        if with_clean:
+            models["clean"] = _clean(backdoored.scenario)
+        bar, report = st.progress(0.0, text="re-tuning…"), None
+        for item in reactivate(models, splits.train, splits.test, backdoored.attack, config):
+            bar.progress(item.fraction, text=f"re-tuning the {item.model} model" if item.report is None else "done")
+            report = item.report or report
+        bar.empty()
+    run["reactivation"] = report.as_dict()
+
+
+def _reactivation(run: dict[str, Any]) -> None:
+    st.markdown("**Does it stay erased?** Min et al. (NeurIPS 2024) found that purified models can regain the backdoor after a "
+                "few epochs of fine-tuning on a handful of poisoned images. This re-tunes private copies of the purified, the "
+                "backdoored and a clean model on the same small poisoned set and shows the ASR each bounces back to. "
+                "It uses the trigger: the evaluator's view, never an input to a defense.")
+    d = ReactivateConfig()
+    c1, c2, c3, c4 = st.columns([1, 1, 1, 1], vertical_alignment="bottom")
+    poisoned = c1.number_input(f"Poisoned images (of {d.images})", min_value=1, max_value=d.images, value=d.poisoned, step=1,
+                               key=state.PURIFY_REACTIVATE_POISONED)
+    epochs = c2.slider("Re-tuning epochs", min_value=1, max_value=20, value=d.epochs, key=state.PURIFY_REACTIVATE_EPOCHS)
+    with_clean = c3.toggle("With a clean control", value=True, key=state.PURIFY_REACTIVATE_CLEAN,
+                           help="A model of the same architecture trained on clean data: trained once (about a minute), then cached.")
+    if c4.button("Check re-activation", key=state.PURIFY_REACTIVATE, help="Evaluator's view: it uses the trigger."):
+        _check(run, ReactivateConfig(poisoned=int(poisoned), epochs=int(epochs), seed=int(run["config"].get("seed", 0))), with_clean)
+    result = run.get("reactivation")
+    if result:
+        st.plotly_chart(reactivation_figure(result["rows"]), key="purify_reactivation")
+        table = pd.DataFrame(result["rows"]).rename(columns={"acc_before": "ACC before", "asr_before": "ASR before",
+                                                            "acc_after": "ACC after re-tuning", "asr_after": "ASR after re-tuning"})
+        st.dataframe(table, hide_index=True, key="purify_reactivation_table")
+        c = result["config"]
+        st.caption(f"Re-tuned on {c['images']} training images, {c['poisoned']} with the trigger, {c['epochs']} epochs, SGD lr "
+                   f"{c['lr']}; every model saw the same images in the same order. A purification that stays erased climbs no "
+                   "faster than the clean model; one that bounces back like the backdoored model was only superficially safe.")
+
+
+def after_run_section(kept: list[dict[str, Any]]) -> None:
+    """Pick a finished run; show its neurons before vs after and the re-activation check."""
+    done = [r for r in kept if r.get("model") is not None and r.get("source") is not None]
+    if not done:
+        return
+    st.subheader("After a run: did the infected neurons go quiet, and does it stay erased?")
+    labels = [r["label"] for r in done]
+    if st.session_state.get(state.PURIFY_CHECK_CHOICE) not in labels:
+        st.session_state.pop(state.PURIFY_CHECK_CHOICE, None)  # that run was deleted or dropped: show the newest
+    chosen = st.selectbox("Run", labels, index=len(labels) - 1, key=state.PURIFY_CHECK_CHOICE)
+    run = next(r for r in done if r["label"] == chosen)
+    _neurons(run)
+    _reactivation(run)
