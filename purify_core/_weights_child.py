@@ -111,8 +111,10 @@ def main() -> None:
     _ALLOWED = {torch.float16, torch.bfloat16, torch.float32, torch.float64,
                 torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
     budget = memory_mb * 2**20
-    _limit(resource.RLIMIT_AS, _vm_bytes("VmSize") + budget)
-    _limit(resource.RLIMIT_DATA, _vm_bytes("VmData") + budget)
+    for kind, field in ((resource.RLIMIT_AS, "VmSize"), (resource.RLIMIT_DATA, "VmData")):
+        used = _vm_bytes(field)
+        if used:  # Linux; elsewhere (no /proc) only the time limits hold
+            _limit(kind, used + budget)
     try:
         data = sys.stdin.buffer.read()
         out = _parse(data, max_tensor_mb * 2**20)
