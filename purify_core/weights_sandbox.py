@@ -43,8 +43,9 @@ __all__ = ["PARSE_SECONDS", "PARSE_MEMORY_MB", "MAX_TENSOR_MB", "parse_in_child"
 PARSE_SECONDS = 30
 #: Memory the child may take on top of what importing torch took (a 47 MiB file needed 150-300 MiB).
 PARSE_MEMORY_MB = 512
-#: Tensor bytes the child may hand back, in MiB.
-MAX_TENSOR_MB = 256
+#: Tensor bytes the child may hand back, in MiB: twice the 50 MiB upload limit (tied weights are listed twice),
+#: while a stride-0 view can declare any size from a few bytes of storage.
+MAX_TENSOR_MB = 128
 
 _CHILD = Path(__file__).with_name("_weights_child.py")
 _REFUSED, _OUT_OF_MEMORY = 2, 3

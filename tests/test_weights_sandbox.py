@@ -146,6 +146,12 @@ def test_only_dense_real_float_and_integer_tensors_are_loaded(tensor, shown):
     assert "net.conv1.weight" in str(refusal.value) and shown in str(refusal.value)
 
 
+def test_a_view_declaring_a_gibibyte_from_four_bytes_is_refused_before_it_is_copied():
+    view = torch.zeros(1).expand(2**28)  # stride 0: torch.save keeps the 4-byte storage, the load rebuilds the view
+    with pytest.raises(UserInputError, match="holds more than 128 MiB of tensors"):
+        read_state_dict(_saved({"net.conv1.weight": view}), "view.pt")
+
+
 @pytest.mark.parametrize("dtype", ["C64", "F8_E4M3", "BOOL"])
 def test_a_safetensors_file_of_another_dtype_is_refused_from_its_header(dtype):
     header = f'{{"w":{{"dtype":"{dtype}","shape":[1],"data_offsets":[0,8]}}}}'.encode()
