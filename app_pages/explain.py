@@ -17,7 +17,8 @@ st.title("Explain")
 st.markdown("Attributions (captum) say which pixels a prediction rests on. On the backdoored model the trigger should "
             "light up for triggered images; after purification it should fade.")
 
-finished = [r for r in session_runs.runs() if r["model"] is not None]
+# only runs on this very model: another model's purified copy may not even take these images
+finished = [r for r in session_runs.runs() if r["model"] is not None and r["source"].sha256 == backdoored.card.sha256]
 c1, c2 = st.columns(2)
 links.seed(state.EXPLAIN_METHOD, ATTRIBUTIONS[0], choices=ATTRIBUTIONS)
 method = links.control(c1, "selectbox", "Method", state.EXPLAIN_METHOD, options=ATTRIBUTIONS,
@@ -26,7 +27,7 @@ links.publish([state.EXPLAIN_METHOD])
 run_label = c2.selectbox("Purified model", [r["label"] for r in finished], key=state.EXPLAIN_RUN,
                          placeholder="run a purification on the Purify page first", index=0 if finished else None)
 if not finished:
-    st.info("No purified model in this session yet: run one on the Purify page. Showing the backdoored model only.")
+    st.info("No purified model of this model in this session yet: run one on the Purify page. Showing the backdoored model only.")
 
 samples = samples_for(name, 4)
 models = {"backdoored": backdoored.model}

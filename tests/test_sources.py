@@ -65,3 +65,8 @@ def test_an_export_after_switching_models_names_the_run_s_own_model(monkeypatch)
     report = files["Report (.html)"][0]()
     assert f"<title>Purify Lab report: {source.name}</title>" in report and source.sha256 in report
     assert other.name not in report and other.sha256 not in report
+    at.switch_page("app_pages/explain.py").run()  # the Explain page offers only runs on the model it shows
+    assert not at.exception and at.selectbox(key="explain_run").options == []
+    assert any("No purified model of this model" in i.value for i in at.info)
+    at.selectbox(key="scenario").select(source.name).run()
+    assert not at.exception and at.selectbox(key="explain_run").options == ["#1 ar t=0.1 highest"]
