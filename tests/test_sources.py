@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from purify_core.checkpoints import weights_bytes
 from purify_core.config import scenario_preset
 from purify_core.zoo import list_zoo, open_model, save_upload
+from ui import untrusted
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,6 +32,28 @@ def test_the_same_bytes_checked_against_another_attack_get_their_own_card(tmp_pa
     assert (tmp_path / f"{first.card.name}.json").read_bytes() == first_card, "the first card was rewritten"
     again = save_upload(model, badnets, "renamed.safetensors", tmp_path)  # same bytes, same scenario: the kept one
     assert again.card.name == first.card.name and (tmp_path / f"{first.card.name}.json").read_bytes() == first_card
+
+
+def test_two_sessions_uploading_one_file_for_two_attacks_each_see_their_own_card(tiny_backdoored, tmp_path, monkeypatch):
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    weights = weights_bytes(tiny_backdoored.model)[0]
+    sessions = {}
+    for attack, file in (("badnets", "mine.safetensors"), ("blended", "theirs.safetensors")):
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+        at.switch_page("app_pages/attack_lab.py").run()
+        at.selectbox(key="attack_dataset").select("digits").run()
+        at.selectbox(key="attack_name").select(attack).run()
+        at.file_uploader(key="attack_file").upload(file, weights).run()
+        at.button(key="attack_upload").click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        sessions[attack, file] = at
+    names = set()
+    for (attack, file), at in sessions.items():
+        at.switch_page("app_pages/home.py").run()  # after the other session's upload
+        card = untrusted.read(at.markdown[0].value)
+        assert f"uploaded as {file}; ASR is measured with a **{attack}** trigger" in card, card
+        names.add(at.selectbox(key="scenario").value)
+    assert len(names) == 2
 
 
 def test_an_export_after_switching_models_names_the_run_s_own_model(monkeypatch):
