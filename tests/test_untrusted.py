@@ -9,9 +9,11 @@ markup (`ui.untrusted.markup` is what a renderer could still parse).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 from streamlit.testing.v1 import AppTest
 
 from purify_core.checkpoints import weights_bytes
@@ -155,3 +157,16 @@ def test_class_names_from_folder_names_are_shown_as_text_on_the_card_and_in_char
     at.switch_page("app_pages/explain.py").run()
     assert not at.exception
     _assert_no_markup(_shown(at))
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.text(max_size=80) | st.text(st.sampled_from("`![](){}<>:$*_~#|&@\\/-+=. ax1\n\t"), max_size=80))
+def test_fuzzed_text_is_shown_as_typed_and_leaves_no_markup(value):
+    for form in (untrusted.text, untrusted.code):
+        markdown = form(value)
+        assert "\n" not in markdown and "\r" not in markdown
+        assert untrusted.read(markdown).strip() == untrusted.read(form(value.replace("\n", " ").replace("\t", " "))).strip()
+    assert untrusted.markup(untrusted.code(value)) == ""
+    rest = untrusted.markup(untrusted.text(value))
+    assert not set(rest) & set("\\`*_[]<>#|~$!{}&"), rest  # every markdown character is escaped
+    assert not re.search(r":[\w+-]|@[\w-]|https?:|www\.", rest), rest  # no emoji, directive, e-mail or bare URL survives
