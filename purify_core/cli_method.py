@@ -12,19 +12,30 @@ __all__ = ["add_method_commands"]
 
 
 def _scenario(args: argparse.Namespace):
-    """The shipped scenario named by `--scenario` (full name, or a unique part such as `badnets`)."""
-    from .bench.common import Case
+    """The model to work on: a shipped scenario (`--scenario`, full name or a unique part such as
+    `badnets`), or your own (`--checkpoint FILE --card FILE`); exactly one of the two."""
+    from .bench.common import Case, load_own
     from .config import check_seed
     from .data import redraw_defense
     from .zoo import list_zoo, load_shipped
 
+    own = (args.checkpoint is not None, args.card is not None)
+    if args.scenario is not None and any(own):
+        raise UserInputError("give either --scenario NAME or --checkpoint FILE --card FILE, not both")
+    if args.scenario is None and not any(own):
+        raise UserInputError("which model? give --scenario NAME (a shipped one) or --checkpoint FILE --card FILE (your own)")
+    if any(own) and not all(own):
+        raise UserInputError("--checkpoint and --card go together: the weights file and the card that describes it")
+    check_seed(args.seed, "--seed")  # the one rule for every seed
+    if all(own):
+        backdoored = load_own(args.checkpoint, args.card)
+        return Case(backdoored, redraw_defense(backdoored.splits(), args.seed), args.seed)
     names = [card.name for card in list_zoo()]
     matches = [n for n in names if n == args.scenario] or [n for n in names if args.scenario in n]
     if len(matches) != 1:
         raise UserInputError(
             f"{'no' if not matches else 'more than one'} shipped scenario matches {args.scenario!r}; shipped: {', '.join(names)}"
         )
-    check_seed(args.seed, "--seed")  # the one rule for every seed
     backdoored = load_shipped(matches[0])
     return Case(backdoored, redraw_defense(backdoored.splits(), args.seed), args.seed)
 
@@ -125,9 +136,12 @@ def _purify(args: argparse.Namespace, show: Callable) -> int:
 
 
 def _defend(args: argparse.Namespace, show: Callable) -> int:
+    from dataclasses import replace
+
     from .defenses import run_defense
 
-    config = _purify_config(args)
+    # a baseline is run as published: the preset's fine-tuning loop, without the lab's re-init or distillation
+    config = replace(_purify_config(args), reinit="none", distill=0.0)
     case = _scenario(args)
     result = _finish(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), margin=args.margin), args)
     payload = {"defense": args.defense, **_result_payload(case, result)}
@@ -161,7 +175,9 @@ def add_method_commands(command: Callable[..., argparse.ArgumentParser], show_fa
         return lambda args: func(args, show_factory(args))
 
     def common(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--scenario", required=True, help="a shipped scenario, e.g. mnist5k-smallcnn-badnets or just badnets")
+        sub.add_argument("--scenario", help="a shipped scenario, e.g. mnist5k-smallcnn-badnets or just badnets")
+        sub.add_argument("--checkpoint", help="your own model's weights (.safetensors, e.g. from train --out); needs --card")
+        sub.add_argument("--card", help="the JSON card that describes --checkpoint (its scenario, attack and sha256)")
         sub.add_argument("--seed", type=int, default=0, help="which clean defense set (0 = the scenario's own) and shuffle seed")
         return sub
 

@@ -28,7 +28,7 @@ from .marking import DIRECTIONS, SCOPES, mark, marked_count, suspicion_order
 from .neurons import NeuronMask, NeuronScores, neuron_layers, select_layers
 from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS, rank_neurons
 from .regularizers import REGULARIZERS, Regularizer, build_regularizer
-from .steps import DISTILL_SCHEDULES, Distillation, ExtraLoss, check_reinit, reinitialise
+from .steps import DISTILL_SCHEDULES, Distillation, ExtraLoss, check_reinit, reinit_targets, reinitialise
 
 __all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune"]
 
@@ -349,6 +349,7 @@ def purify(
     """
     work = copy.deepcopy(model)
     layers = [l.name for l in select_layers(neuron_layers(work), config.layers)]
+    reinit_targets(work, config.reinit)  # unknown layer names are refused before any ranking is spent
     if scores is None:
         options = {"variant": config.variant, "eta": config.eta} if config.metric == "salience" else {}
         scores = rank_neurons(work, defense, config.metric, **options)

@@ -9,24 +9,28 @@ from purify_core.bench.perf import perf_markdown, run_perf
 from purify_core.purify import PurifyConfig
 
 
-def row(lr, unmarked, strength, threshold, direction, drop, asr="99.0"):
-    return {"lr": lr, "unmarked_lr": unmarked, "strength": strength, "threshold": threshold, "direction": direction,
-            "mean_acc_drop": drop, "max_acc_drop": drop, "asr_not_used": asr}
+def row(recipe, drop, asr="99.0", **settings):
+    return {"recipe": recipe, **settings, "runs": 36, "mean_acc_drop": drop, "seconds": 1.0, "asr_not_used": asr}
 
 
 def test_the_defaults_rule_reads_clean_accuracy_only():
     rows = [
-        row(0.02, 1.0, 0.05, 0.3, "lowest", 3.0, asr="0.0"),  # erases everything, but over the ACC budget
-        row(0.01, 1.0, 0.05, 0.3, "lowest", 1.4, asr="90.0"),
-        row(0.01, 1.0, 0.05, 0.3, "highest", 1.2, asr="95.0"),  # same aggressiveness, smaller drop: chosen
-        row(0.01, 1.0, 0.01, 0.3, "highest", 0.2, asr="1.0"),
+        row("prune + head", 1.6, asr="0.0 | 0.0", reinit="dense", distill=0.5, regularizer="prune", threshold=0.5),  # over the ACC budget
+        row("head + distil", 0.9, asr="90.0 | 90.0", reinit="dense", distill=0.5, regularizer="none", threshold=0.0),  # chosen: most aggressive within budget
+        row("head + distil, more distillation", 0.5, asr="95.0 | 95.0", reinit="dense", distill=0.8, regularizer="none", threshold=0.0),
+        row("AR", 0.2, asr="1.0 | 1.0", regularizer="ar", strength=0.05, threshold=0.1),
     ]
-    assert choose(rows, budget=1.5) is rows[2]
-    flipped = [dict(r, asr_not_used="0.0") for r in rows]  # ASR changes nothing
-    assert choose(flipped, budget=1.5) == flipped[2]
-    assert choose(rows, budget=0.1) is None
-    text = defaults_markdown({"rows": rows, "chosen": rows[2], "budget": 1.5, "base": {}, "scenarios": ["a"]})
-    assert "Chosen: lr 0.01" in text and "direction highest" in text
+    assert choose(rows, budget=1.0) is rows[1]
+    for asr in ("0.0 | 0.0", "100.0 | 100.0"):  # ASR, poisoned or shuffled, changes nothing
+        flipped = [dict(r, asr_not_used=asr, **{f"asr_max_{k}": 0.0 for k in "ab"}) for r in rows]
+        assert choose(flipped, budget=1.0) == flipped[1]
+    shuffled = [dict(r, asr_not_used=rows[(i + 1) % 4]["asr_not_used"]) for i, r in enumerate(rows)]
+    assert choose(shuffled, budget=1.0)["recipe"] == "head + distil"
+    assert choose(rows, budget=2.0) is rows[0] and choose(rows, budget=0.1) is None
+    same = [rows[1], dict(rows[1], recipe="same settings, smaller drop", mean_acc_drop=0.7)]
+    assert choose(same, budget=1.0)["recipe"] == "same settings, smaller drop"
+    text = defaults_markdown({"rows": rows, "chosen": rows[1], "budget": 1.0, "base": {}, "scenarios": ["a"]})
+    assert "Chosen: **head + distil**" in text
 
 
 def test_perf_measures_salience_against_one_forward_backward_pass():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from purify_core.bench.__main__ import main as bench_main
+from purify_core.purify import purify_preset
 
 from test_cli import cli
 
@@ -50,6 +51,8 @@ def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
     assert {r["seed"] for r in raw["rankings"]} == {0, 1}
     assert {r["regularizer"] for r in raw["regularizers"]} == {"ar", "l2", "l1", "prune", "none"}
     assert {r["defense"] for r in raw["defenses"]} == {
-        "none (the backdoored model)", "purify (ours, defaults)", "finetune", "fine-pruning", "magnitude-pruning"}
+        "none (the backdoored model)", "purify (ours, defaults)", "purify (AR only: the paper's loop, the old default)",
+        "finetune", "fine-pruning", "magnitude-pruning"}
+    assert raw["lab_default"]["reinit"] == purify_preset("default").reinit and raw["config"]["reinit"] == "none"
     markdown = (tmp_path / "claims.md").read_text()
     assert "Claim 1" in markdown and "Claim 3" in markdown and "| mnist5k-smallcnn-badnets | salience |" in markdown

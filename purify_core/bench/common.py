@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator
 
 from torch import nn
@@ -13,7 +14,7 @@ from ..evaluate import Metrics, evaluate
 from ..purify import PurifyResult, StepMetrics
 from ..zoo import BackdooredModel, load_shipped, shipped_scenarios
 
-__all__ = ["Case", "cases", "finish"]
+__all__ = ["Case", "cases", "finish", "load_own"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -42,6 +43,19 @@ def cases(names: list[str] | None, seeds: list[int]) -> Iterator[Case]:
         backdoored = load_shipped(scenario.name)
         for seed in seeds:
             yield Case(backdoored, redraw_defense(backdoored.splits(), seed), seed)
+
+
+def load_own(checkpoint: str | Path, card_file: str | Path) -> BackdooredModel:
+    """A model from `train --out` or `import` (your own weights with their card), through the safe loader
+    (`checkpoints.read_card` and `load_checkpoint`: the card checked, the sha256 matched, safetensors only)."""
+    from ..attacks import build_attack
+    from ..checkpoints import load_checkpoint, read_card
+    from ..models import pick_device
+
+    card = read_card(card_file)
+    scenario = card.scenario_config
+    model = load_checkpoint(checkpoint, card, map_location=pick_device())
+    return BackdooredModel(scenario, model, card, build_attack(scenario.attack, card.input_shape, card.num_classes))
 
 
 def finish(run: Iterator[StepMetrics | PurifyResult]) -> PurifyResult:

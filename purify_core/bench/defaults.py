@@ -1,72 +1,164 @@
 """How the default purification settings were chosen, from clean data only.
 
-A grid over learning rate, AR strength, threshold and direction runs on every shipped scenario.
-The rule reads only clean test accuracy: among settings whose mean ACC drop stays within
-`budget` points, take the most aggressive (the learning rate every weight gets, lr x unmarked_lr,
-then strength, then threshold: the ones that move the weights furthest), and break ties by the smaller ACC drop. ASR is
-recorded in the table for the reader, and never read by the rule.
+A grid of recipes (the paper's AR marking, plain fine-tuning, and the lab's steps: re-initialising
+the dense layers, distilling the original model, pruning half the last conv layer by benign
+salience or by activation, 20 or 40 epochs) runs on every shipped scenario, over 3 draws of the
+clean defense set x 3 seeds (the seed draws the re-initialised weights and the batch order). The
+rule reads only clean accuracy on held-out clean test images: among recipes whose mean ACC drop
+stays within `budget` points, take the most aggressive (the one that changes the model most: a
+re-initialised head first, then the larger pruned share, then more epochs, then the smaller
+distillation weight, i.e. less pull back to the original), and break ties by the smaller ACC drop.
+ASR is recorded for the reader, and never read by the rule.
 """
 
 from __future__ import annotations
 
-import itertools
+import json
+import multiprocessing
 import statistics
+import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable
 
-from ..purify import PurifyConfig, purify
-from .common import cases, finish
+from ..purify import PurifyConfig
 from .report import machine, markdown_table
 
-__all__ = ["GRID", "run_defaults", "choose", "defaults_markdown"]
+__all__ = ["RECIPES", "run_defaults", "choose", "aggressiveness", "defaults_markdown"]
 
-GRID = {
-    "lr": (0.01, 0.02),
-    "unmarked_lr": (0.3, 1.0),
-    "strength": (0.01, 0.05),
-    "threshold": (0.1, 0.3),
-    "direction": ("lowest", "highest"),
+_PLAIN = {"regularizer": "none", "threshold": 0.0}
+_HEAD = {"reinit": "dense", "distill": 0.5}
+_PRUNE = {"regularizer": "prune", "threshold": 0.5, "layers": "last-conv", "direction": "lowest"}
+
+#: name -> the settings it changes from the base config (the base: today's loop, SGD 0.01, momentum 0.9,
+#: cosine, 2-pixel shifts, 20 epochs, AR 0.05 on the 10% highest benign salience).
+RECIPES: dict[str, dict[str, Any]] = {
+    "re-init dense + distil 0.5": {**_PLAIN, **_HEAD},
+    "prune 50% lowest salience conv + re-init dense + distil 0.5": {**_PRUNE, **_HEAD, "metric": "salience"},
+    "prune 50% least active conv + re-init dense + distil 0.5": {**_PRUNE, **_HEAD, "metric": "activation"},
+    "re-init dense + distil 0.5 linear": {**_PLAIN, **_HEAD, "distill_schedule": "linear"},
+    "re-init dense + distil 0.5 + AR": dict(_HEAD),
+    "AR, highest salience 0.1 (the old default)": {},
+    "plain fine-tuning": dict(_PLAIN),
+    "re-init dense, task loss only": {**_PLAIN, "reinit": "dense"},
+    "re-init 30% highest-salience neurons + distil 0.5": {"reinit": "marked", "threshold": 0.3, "regularizer": "none", "distill": 0.5},
+    "prune 50% lowest salience conv + re-init dense + distil 0.5 linear, 40 epochs": {**_PRUNE, **_HEAD, "metric": "salience", "distill_schedule": "linear", "epochs": 40},
+    "prune 50% least active conv + re-init dense + distil 0.5 linear, 40 epochs": {**_PRUNE, **_HEAD, "metric": "activation", "distill_schedule": "linear", "epochs": 40},
 }
-BUDGET = 1.5  # mean clean ACC drop, points
+#: Mean clean ACC drop allowed, points: the lab rule's budget since the first grid. The issue's
+#: target (1 point) is what the result is held against in the README, not a knob tuned here.
+BUDGET = 1.5
+DRAWS, SEEDS = (0, 1, 2), (0, 1, 2)
+#: Seeds per recipe: SEEDS for the first (main) recipe; the others ran on seed 0 only, for lack of
+#: CPU time on a shared 2-core machine (the same draws, so the comparison between them is paired).
+def seeds_for(recipe: str) -> tuple[int, ...]:
+    return SEEDS if recipe == next(iter(RECIPES)) else SEEDS[:1]
 
 
-def run_defaults(names: list[str] | None, base: PurifyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    models = list(cases(names, [0]))
-    rows = []
-    for values in itertools.product(*GRID.values()):
-        setting = dict(zip(GRID, values))
-        config = replace(base, eval_every=10**6, **setting)
-        drops, asrs = [], []
-        for case in models:
-            s = finish(purify(case.backdoored.model, case.splits.defense, config, case.evaluator())).summary
-            drops.append(100 * (s.before.acc - s.after.acc) if s.after else float("inf"))
-            asrs.append(100 * s.after.asr if s.after else None)
-        rows.append({**setting, "mean_acc_drop": statistics.fmean(drops), "max_acc_drop": max(drops),
-                     "asr_not_used": " / ".join("-" if a is None else f"{a:.1f}" for a in asrs)})
-        log(f"{setting}: mean ACC drop {rows[-1]['mean_acc_drop']:.2f}")
-    chosen = choose(rows)
-    return {"rows": rows, "chosen": chosen, "budget": BUDGET, "base": base.to_dict(),
-            "scenarios": [c.backdoored.name for c in models], "machine": machine()}
+_MODELS: dict[str, Any] = {}
+
+
+def _one(task: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
+    """One run in a worker process: a recipe on one scenario, clean-set draw and seed."""
+    import torch
+
+    from ..data import redraw_defense
+    from ..evaluate import evaluate
+    from ..purify import purify
+    from ..zoo import load_shipped
+    from .common import finish
+
+    torch.set_num_threads(1)
+    recipe, scenario, draw, seed, base = task
+    if scenario not in _MODELS:
+        _MODELS[scenario] = load_shipped(scenario)
+    backdoored = _MODELS[scenario]
+    splits = redraw_defense(backdoored.splits(), draw)
+    config = replace(PurifyConfig(**base), eval_every=10**6, seed=seed, **RECIPES[recipe])
+    start = time.perf_counter()
+    s = finish(purify(backdoored.model, splits.defense, config, lambda m: evaluate(m, splits.test, backdoored.attack))).summary
+    return {"recipe": recipe, "scenario": scenario, "draw": draw, "seed": seed, "seconds": time.perf_counter() - start,
+            "acc_before": 100 * s.before.acc, "acc": 100 * s.after.acc if s.after else None,
+            "asr_before": 100 * s.before.asr, "asr": 100 * s.after.asr if s.after else None, "status": s.status}
+
+
+def _key(r: dict[str, Any]) -> tuple:
+    return r["recipe"], r["scenario"], r["draw"], r["seed"]
+
+
+def run_defaults(names: list[str] | None, base: PurifyConfig, log: Callable[[str], None] = print,
+                 partial: Path | None = None, workers: int = 2, recipes: list[str] | None = None) -> dict[str, Any]:
+    """Every recipe x scenario x draw x seed; each finished run is appended to `partial` (JSON lines)
+    at once, and runs already there are not repeated, so a stopped grid resumes."""
+    from ..zoo import shipped_scenarios
+
+    scenarios = [s.name for s in shipped_scenarios() if not names or any(n in s.name for n in names)]
+    done = {}
+    if partial and partial.exists():
+        for line in partial.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                done[_key(r)] = r
+    chosen = recipes or list(RECIPES)
+    tasks = [(r, s, d, k, base.to_dict()) for r in chosen for s in scenarios for d in DRAWS for k in seeds_for(r)]
+    todo = [t for t in tasks if t[:4] not in done]
+    log(f"{len(tasks)} runs, {len(todo)} to do")
+    if todo:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            for r in pool.imap(_one, todo):
+                done[_key(r)] = r
+                if partial:
+                    with partial.open("a") as f:
+                        f.write(json.dumps(r) + "\n")
+                log(f"{r['recipe']} | {r['scenario']} draw {r['draw']} seed {r['seed']}: ACC {r['acc']}, {r['seconds']:.1f} s")
+    runs = [done[t[:4]] for t in tasks]
+    rows = [_summarise(name, [r for r in runs if r["recipe"] == name], scenarios) for name in chosen]
+    return {"rows": rows, "runs": runs, "chosen": choose(rows), "budget": BUDGET, "base": base.to_dict(),
+            "recipes": {n: RECIPES[n] for n in chosen}, "scenarios": scenarios, "draws": DRAWS, "seeds": SEEDS, "machine": machine()}
+
+
+def _summarise(name: str, runs: list[dict[str, Any]], scenarios: list[str]) -> dict[str, Any]:
+    drops = [r["acc_before"] - r["acc"] if r["acc"] is not None else float("inf") for r in runs]
+    row: dict[str, Any] = {"recipe": name, **RECIPES[name], "runs": len(runs), "mean_acc_drop": statistics.fmean(drops),
+                           "seconds": statistics.fmean(r["seconds"] for r in runs)}
+    per = []
+    for s in scenarios:
+        mine = [r for r in runs if r["scenario"] == s]
+        asr = [r["asr"] for r in mine if r["asr"] is not None]
+        drop = [r["acc_before"] - r["acc"] for r in mine if r["acc"] is not None]
+        per.append(f"{statistics.fmean(asr):.1f}/{statistics.fmean(drop):.1f}" if asr else "-")
+        row[f"asr_max_{s}"] = max(asr) if asr else None
+    row["asr_not_used"] = " | ".join(per)
+    return row
+
+
+def aggressiveness(row: dict[str, Any]) -> tuple:
+    """How far a recipe moves the model from the original, from its settings alone (bigger = further)."""
+    whole = row.get("reinit", "none") not in ("none", "marked")
+    pruned = row.get("threshold", 0.0) if row.get("regularizer") == "prune" else 0.0
+    return (whole, pruned, row.get("epochs", 20), -row.get("distill", 0.0), row.get("reinit", "none") == "marked",
+            row.get("regularizer", "ar") in ("ar", "l1", "l2"))
 
 
 def choose(rows: list[dict[str, Any]], budget: float = BUDGET) -> dict[str, Any] | None:
-    """The clean-only rule: most aggressive setting within the ACC budget, then smallest drop."""
+    """The clean-only rule: the most aggressive recipe within the ACC budget, then the smallest drop."""
     within = [r for r in rows if r["mean_acc_drop"] <= budget]
     if not within:
         return None
-    return max(within, key=lambda r: (round(r["lr"] * r["unmarked_lr"], 9), r["strength"], r["threshold"], -r["mean_acc_drop"]))
+    return max(within, key=lambda r: (aggressiveness(r), -r["mean_acc_drop"]))
 
 
 def defaults_markdown(raw: dict[str, Any]) -> str:
     chosen = raw["chosen"]
-    verdict = (f"Chosen: lr {chosen['lr']}, unmarked_lr {chosen['unmarked_lr']}, strength {chosen['strength']}, threshold {chosen['threshold']}, "
-               f"direction {chosen['direction']} (mean ACC drop {chosen['mean_acc_drop']:.2f} points)." if chosen
-               else f"No setting kept the mean ACC drop within {raw['budget']} points.")
+    verdict = (f"Chosen: **{chosen['recipe']}** (mean ACC drop {chosen['mean_acc_drop']:.2f} points)." if chosen
+               else f"No recipe kept the mean ACC drop within {raw['budget']} points.")
     return "\n\n".join([
         "# Choosing the default purification settings",
         f"Generated by `python -m purify_core.bench defaults` on {', '.join(raw['scenarios'])}. " + (__doc__ or "").split("\n\n")[1].replace("\n", " "),
-        f"Budget: {raw['budget']} points. Other settings: `{raw['base']}`. "
-        "`asr_not_used` lists each scenario's final ASR (%) in the order above, for the reader only.",
-        markdown_table(raw["rows"], ("lr", "unmarked_lr", "strength", "threshold", "direction", "mean_acc_drop", "max_acc_drop", "asr_not_used")),
+        f"Budget: {raw['budget']} points. Base settings: `{raw['base']}`; each recipe's changes: `{raw.get('recipes', {})}`. "
+        "`asr_not_used` lists, per scenario in the order above, mean ASR / mean ACC drop (%, over draws x seeds), "
+        "for the reader only; `seconds` is the mean wall time of one run on this shared machine (other jobs ran beside it); "
+        "`runs`: scenarios x draws x seeds (the first recipe on 3 seeds, the others on seed 0 only: CPU time ran out).",
+        markdown_table(raw["rows"], ("recipe", "runs", "mean_acc_drop", "seconds", "asr_not_used")),
         verdict,
     ])

@@ -1,0 +1,149 @@
+"""Re-initialisation and distillation: what they change, and that distillation at weight 0 is today's run."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from purify_core.errors import UserInputError
+from purify_core.evaluate import evaluate
+from purify_core.marking import mark
+from purify_core.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, PurifyResult, fine_tune, purify, purify_preset
+from purify_core.steps import Distillation, reinitialise
+
+FAST = PurifyConfig(epochs=2, eval_every=3)
+
+
+def state(model):
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def changed(before, model):
+    return {k for k, v in model.state_dict().items() if not torch.equal(before[k], v)}
+
+
+def test_dense_reinit_changes_every_linear_layer_and_nothing_else(hand_net):
+    before, rng = state(hand_net), torch.random.get_rng_state()
+    assert reinitialise(hand_net, "dense", {}, seed=3) == ["hidden", "out"]
+    assert changed(before, hand_net) == {"hidden.weight", "hidden.bias", "out.weight", "out.bias"}
+    assert torch.equal(rng, torch.random.get_rng_state()), "the global RNG is never drawn from"
+    bound = 1 / 12 ** 0.5  # PyTorch's default: uniform in +-1/sqrt(fan_in)
+    assert hand_net.hidden.weight.abs().max() <= bound and hand_net.hidden.bias.abs().max() <= bound
+
+
+def test_reinit_is_seeded(hand_net):
+    a, b, c = copy.deepcopy(hand_net), copy.deepcopy(hand_net), copy.deepcopy(hand_net)
+    reinitialise(a, "dense", {}, 0), reinitialise(b, "dense", {}, 0), reinitialise(c, "dense", {}, 1)
+    assert torch.equal(a.out.weight, b.out.weight) and not torch.equal(a.out.weight, c.out.weight)
+
+
+def test_named_layer_reinit_changes_only_those_layers(hand_net):
+    before = state(hand_net)
+    reinitialise(hand_net, ("conv", "bn"), {}, 0)
+    assert changed(before, hand_net) == {"conv.weight", "conv.bias", "bn.weight", "bn.bias", "bn.running_mean", "bn.running_var"}
+    assert torch.equal(hand_net.bn.weight, torch.ones(3)) and torch.equal(hand_net.bn.running_var, torch.ones(3))
+    with pytest.raises(UserInputError, match="no layer named nope"):
+        reinitialise(hand_net, ("nope",), {}, 0)
+    with pytest.raises(UserInputError, match="only Linear, Conv2d and BatchNorm"):
+        reinitialise(hand_net, ("pool",), {}, 0)
+
+
+def test_marked_reinit_changes_only_the_marked_neurons_rows(hand_net):
+    before = state(hand_net)
+    mask = {"conv": torch.tensor([False, True, False]), "hidden": torch.tensor([True, False, False, True])}
+    reinitialise(hand_net, "marked", mask, 0)
+    after = hand_net.state_dict()
+    for name, rows in [("conv", [1]), ("bn", [1]), ("hidden", [0, 3])]:
+        keep = [i for i in range(len(before[f"{name}.weight"])) if i not in rows]
+        for key in [k for k in before if k.startswith(name + ".") and before[k].ndim]:
+            assert torch.equal(before[key][keep], after[key][keep]), f"{key}: an unmarked row changed"
+            if name != "bn":
+                assert not torch.equal(before[key][rows], after[key][rows]), f"{key}: a marked row kept its values"
+    assert hand_net.bn.weight[1] == 1 and hand_net.bn.running_mean[1] == 0 and hand_net.bn.running_var[1] == 1, "BN row reset"
+    for key in ("out.weight", "out.bias"):
+        assert torch.equal(before[key], after[key]), "the classifier is not a neuron layer: untouched"
+
+
+def test_distillation_at_weight_zero_is_todays_run_exactly(tiny_backdoored):
+    model, defense = tiny_backdoored.model, tiny_backdoored.splits().defense
+    scores = _scores(model, defense)
+    mask = mark(scores, FAST.threshold, "layer", list(scores), FAST.direction)
+    today = list(fine_tune(copy.deepcopy(model), defense, mask, FAST, None, scores))
+    zero = list(fine_tune(copy.deepcopy(model), defense, mask, FAST, None, scores, extra_loss=Distillation.from_original(model, 0.0, 2.0, "constant")))
+    assert [s.task_loss for s in today[1:-1]] == [s.task_loss for s in zero[1:-1]]
+    assert all(s.distill_loss == 0.0 for s in zero[:-1])
+    a, b = today[-1].model.state_dict(), zero[-1].model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # and the config's default (distill=0) is the same run as before the field existed
+    assert purify_preset("reference").distill == 0.0 and PurifyConfig().reinit == "none"
+
+
+def _scores(model, defense):
+    from purify_core.rankings import rank_neurons
+
+    return rank_neurons(model, defense, "magnitude")
+
+
+def test_the_distillation_term_is_the_weighted_kl_at_temperature(tiny_backdoored):
+    teacher = tiny_backdoored.model
+    x = tiny_backdoored.splits().defense.x[:8]
+    student = torch.randn(8, 10)
+    term = Distillation.from_original(teacher, 0.25, 3.0, "constant")
+    scale, extra = term(x, student, 0.7)
+    with torch.no_grad():
+        p = F.softmax(teacher.eval()(x) / 3.0, dim=1)
+    q = F.log_softmax(student / 3.0, dim=1)
+    expected = 0.25 * 9.0 * (p * (p.log() - q)).sum(1).mean()
+    assert scale == 0.75 and torch.allclose(extra, expected, atol=1e-6)
+    linear = Distillation.from_original(teacher, 0.5, 2.0, "linear")
+    assert (linear.weight_at(0.0), linear.weight_at(0.5)) == (0.5, 0.25)
+
+
+def test_reinit_and_distillation_purify_a_private_copy_and_stream_the_term(tiny_backdoored):
+    model, splits = tiny_backdoored.model, tiny_backdoored.splits()
+    original = state(model)
+    config = replace(FAST, reinit="dense", distill=0.5, regularizer="none", threshold=0.0)
+    items = list(purify(model, splits.defense, config, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)))
+    result = items[-1]
+    assert isinstance(result, PurifyResult) and result.summary.status == "finished"
+    assert not changed(original, model), "the caller's model is never changed"
+    assert all(s.distill_loss > 0 for s in result.history[1:])
+    before = evaluate(model, splits.test, tiny_backdoored.attack)
+    assert result.summary.before.acc == before.acc, "'before' is the model as given, not the re-initialised copy"
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"reinit": "all"}, "unknown re-initialisation"), ({"reinit": ()}, "non-empty tuple"), ({"reinit": 3}, "reinit must be"),
+    ({"distill": 1.5}, "distillation weight"), ({"distill": -0.1}, "distillation weight"),
+    ({"temperature": 0.0}, "temperature"), ({"distill_schedule": "cubic"}, "schedule"),
+])
+def test_bad_step_settings_are_refused(overrides, message):
+    with pytest.raises(UserInputError, match=message):
+        purify_preset("default", **overrides)
+
+
+def test_reinit_from_json_is_a_tuple_again():
+    config = PurifyConfig(reinit=["net.fc1"])
+    assert config.reinit == ("net.fc1",) and config.to_dict()["reinit"] == ["net.fc1"]
+    assert PurifyConfig(**PurifyConfig(reinit=("a",)).to_dict()) == PurifyConfig(reinit=("a",))
+
+
+def test_the_presets_say_what_they_are():
+    assert set(PRESET_LABELS) == set(PURIFY_PRESETS) >= {"default", "reference", "authors-code"}
+    ref, code = purify_preset("reference"), purify_preset("authors-code")
+    assert ref.direction == "lowest" and code.direction == "highest"
+    assert (code.variant, code.layers, code.dynamic, code.beta, code.regularizer, code.kappa, code.strength) == (
+        "ema-signed", "final-linear", True, 0.5, "ar", 1.0, 0.01)
+    assert (ref.reinit, ref.distill, code.reinit, code.distill) == ("none", 0.0, "none", 0.0), "the paper's presets add no lab step"
+
+
+def test_a_run_with_the_new_steps_is_deterministic(tiny_backdoored):
+    model, defense = tiny_backdoored.model, tiny_backdoored.splits().defense
+    config = replace(FAST, reinit="dense", distill=0.5, distill_schedule="linear", regularizer="prune", threshold=0.3, layers="last-conv")
+    a, b = (list(purify(model, defense, config))[-1].model.state_dict() for _ in range(2))
+    c = list(purify(model, defense, replace(config, seed=1)))[-1].model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a) and not all(torch.equal(a[k], c[k]) for k in a)
