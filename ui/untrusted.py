@@ -12,7 +12,7 @@ browser would fetch an outside URL), a clickable link, or styled text. Two forms
 Plotly reads `<a href>`, `<b>` and the like in titles and labels: `plot(value)` is the form for a
 figure (an ImageFolder class name in a subplot title).
 
-Both put a value on one line, replace control and bidi characters, and cut it to `limit`
+All three put a value on one line, replace control and bidi characters, and cut it to `limit`
 characters. For tests: `read(markdown)` is what a reader sees of a message built from them, and
 `markup(markdown)` is what a renderer may still take as markup (all but code spans and escapes).
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import html
 import re
+import string
 import unicodedata
 
 __all__ = ["code", "text", "plot", "read", "markup"]
@@ -77,7 +78,7 @@ def _spans(markdown: str) -> list[tuple[str, str]]:
     """The source cut into ("code", content), ("escaped", char) and ("plain", char) pieces, as CommonMark reads them."""
     source, pieces, i = markdown, [], 0
     while i < len(source):
-        if source[i] == "\\" and i + 1 < len(source) and not source[i + 1].isalnum() and source[i + 1].isascii():
+        if source[i] == "\\" and i + 1 < len(source) and source[i + 1] in string.punctuation:  # CommonMark escapes only these
             pieces.append(("escaped", source[i + 1]))
             i += 2
             continue
