@@ -160,3 +160,14 @@ def test_the_cli_refuses_bad_settings_with_one_error_line(argv, message, capsys)
     code = main(["reactivate", "--scenario", "badnets", "--purify-epochs", "1", "--no-clean", *argv])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1].startswith("error: ") and message in err[-1], err
+
+
+def test_the_benchmark_table_averages_over_draws():
+    from purify_core.bench.reactivate import _summary, reactivate_markdown
+
+    rows = [{"scenario": "mnist5k-smallcnn-badnets", "seed": s, "model": m, "acc_before": 97.0, "asr_before": 1.0,
+             "acc_after": 90.0, "asr_after": a, "seconds": 1.0} for s, (m, a) in enumerate([("purified", 10.0), ("purified", 30.0), ("clean", 5.0)])]
+    summary = _summary(rows)
+    assert [(r["model"], r["ASR after re-tuning"], r["draws"]) for r in summary] == [("purified", 20.0, 2), ("clean", 5.0, 1)]
+    raw = {"preset": "default", "seeds": [0, 1], "retune": ReactivateConfig().to_dict(), "summary": summary, "config": {}, "machine": {}}
+    assert "| badnets | purified | 1.0 | 20.0 |" in reactivate_markdown(raw)
