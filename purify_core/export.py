@@ -63,6 +63,8 @@ def run_report_html(runs: list[dict[str, Any]]) -> str:
                      "ACC after": after.get("acc"), "ASR after": after.get("asr"), "steps to ASR<5%": s.get("steps_to_erase"),
                      "seconds": round(s.get("seconds", 0.0), 1)})
     settings = "".join(f"<h3>{html.escape(r['label'])}</h3><pre>{html.escape(json.dumps(r['config'], indent=2))}</pre>" for r in runs)
+    checked = [{"run": r["label"], **row} for r in runs for row in (r.get("reactivation") or {}).get("rows", [])]
+    reactivation = (f"<h2>Does it stay erased? Re-activation check (evaluator's view)</h2>{_table(checked)}" if checked else "")
     backdoored = "".join(f"<li>{html.escape(s.name)}: ACC {s.acc:.2f}%, ASR {s.asr:.2f}%, sha256 {html.escape(s.sha256)}</li>"
                          for s in sources.values())
     reproduce = json.dumps({"models": {name: {"scenario": s.scenario, "sha256": s.sha256} for name, s in sources.items()},
@@ -72,4 +74,4 @@ def run_report_html(runs: list[dict[str, Any]]) -> str:
 </head><body><h1>Purify Lab report: {title}</h1>
 <p>Backdoored model{"s" if len(sources) > 1 else ""}:</p><ul>{backdoored}</ul>
 <p>ACC and ASR in %; ASR is the evaluator's view (it needs the trigger).</p>
-{_table(rows)}{charts}<h2>Settings</h2>{settings}<h2>To reproduce</h2><pre>{html.escape(reproduce)}</pre></body></html>"""
+{_table(rows)}{charts}{reactivation}<h2>Settings</h2>{settings}<h2>To reproduce</h2><pre>{html.escape(reproduce)}</pre></body></html>"""

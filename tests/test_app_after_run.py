@@ -8,7 +8,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from purify_core.export import purified_card
+from purify_core.export import purified_card, run_report_html
 from purify_core.purify import PRESET_LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,6 +85,7 @@ def test_after_a_run_the_neurons_before_and_after_and_the_re_activation_check_ar
     assert "purify_reactivation" in {c.key for c in at.get("plotly_chart")}
     assert list(at.dataframe[-1].value["model"]) == ["purified", "backdoored", "clean"]
     assert purified_card(run, "0" * 64)["reactivation"]["rows"] == rows, "the exported card records the check"
+    assert "Re-activation check (evaluator's view)" in run_report_html([run]), "and so does the report"
     at.toggle(key="purify_reactivate_clean").set_value(False).run()
     at.button(key="purify_reactivate").click().run()
     assert not at.exception and [r["model"] for r in at.session_state["purify_runs"][0]["reactivation"]["rows"]] == ["purified", "backdoored"]
