@@ -15,10 +15,11 @@ import pandas as pd
 import streamlit as st
 
 from purify_core.clean_control import CleanProgress, cached_clean_model, clean_model
+from purify_core.errors import UserInputError
 from purify_core.method_figures import before_after_figure, reactivation_figure
 from purify_core.neuron_change import infected, neuron_scores_of
 from purify_core.reactivate import ReactivateConfig, reactivate
-from ui import state
+from ui import state, untrusted
 from ui.cache import backdoored_model, neuron_scores, splits_for
 from ui.jobs import heavy_job
 
@@ -89,7 +90,10 @@ def _reactivation(run: dict[str, Any]) -> None:
     with_clean = c3.toggle("With a clean control", value=True, key=state.PURIFY_REACTIVATE_CLEAN,
                            help="A model of the same architecture trained on clean data: trained once (about a minute), then cached.")
     if c4.button("Check re-activation", key=state.PURIFY_REACTIVATE, help="Evaluator's view: it uses the trigger."):
-        _check(run, ReactivateConfig(poisoned=int(poisoned), epochs=int(epochs), seed=int(run["config"].get("seed", 0))), with_clean)
+        try:
+            _check(run, ReactivateConfig(poisoned=int(poisoned), epochs=int(epochs), seed=int(run["config"].get("seed", 0))), with_clean)
+        except UserInputError as error:  # e.g. fewer target-class images than poisoned ones asked for
+            st.error(untrusted.text(error))
     result = run.get("reactivation")
     if result:
         st.plotly_chart(reactivation_figure(result["rows"]), key="purify_reactivation")
