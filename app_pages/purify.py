@@ -12,7 +12,7 @@ from purify_core.evaluate import evaluate
 from purify_core.export import purified_card, report_title, run_report_html, weights_bytes
 from purify_core.marking import mark, marked_count
 from purify_core.method_figures import RUN_PANELS, live_run_figure, run_curves_figure, salience_strips_figure
-from purify_core.neurons import neuron_layers, select_layers
+from purify_core.neurons import LAYER_PRESETS, neuron_layers, select_layers
 from purify_core.purify import PRESET_LABELS, PURIFY_PRESETS, purify, purify_preset
 from purify_core.regularizers import REGULARIZERS
 from purify_core.steps import DISTILL_SCHEDULES, REINIT_CHOICES
@@ -55,7 +55,7 @@ base = PURIFY_PRESETS[preset]
 links.seed(state.PURIFY_THRESHOLD, base.threshold, float, bounds=(0.0, 0.5))
 links.seed(state.PURIFY_DIRECTION, base.direction, choices=("lowest", "highest"))
 links.seed(state.PURIFY_SCOPE, base.scope, choices=("layer", "global"))
-links.seed(state.PURIFY_LAYERS, base.layers if isinstance(base.layers, str) else "all", choices=("all", "conv", "final-linear"))
+links.seed(state.PURIFY_LAYERS, base.layers if isinstance(base.layers, str) else "all", choices=LAYER_PRESETS)
 links.seed(state.PURIFY_REGULARIZER, base.regularizer, choices=REGULARIZERS)
 links.seed(state.PURIFY_STRENGTH, base.strength, float, bounds=(0.0, 10.0))
 links.seed(state.PURIFY_KAPPA, "auto" if base.kappa is None else base.kappa, _kappa, choices=KAPPAS)
@@ -74,7 +74,8 @@ direction = links.control(c1, "radio", "Mark the", state.PURIFY_DIRECTION, optio
                           "often the most salient (see Compare rankings).")
 scope = links.control(c1, "radio", "Scope", state.PURIFY_SCOPE, options=["layer", "global"], horizontal=True,
                       help="layer: that share of each layer; global: of all layers pooled, scores scaled within each layer.")
-layers = links.control(c2, "selectbox", "Layers", state.PURIFY_LAYERS, options=["all", "conv", "final-linear"])
+layers = links.control(c2, "selectbox", "Layers", state.PURIFY_LAYERS, options=list(LAYER_PRESETS),
+                       help="last-conv: the last conv layer (where Fine-Pruning prunes); final-linear: the last hidden units.")
 regularizer = links.control(c2, "selectbox", "Regularizer", state.PURIFY_REGULARIZER, options=REGULARIZERS,
                             help="ar: Adaptive Regularization; prune: zero the marked neurons and keep them at zero; none: plain fine-tuning.")
 strength = links.control(c2, "number_input", "Strength (lambda)", state.PURIFY_STRENGTH, min_value=0.0, max_value=10.0,
@@ -115,7 +116,7 @@ st.caption(f"{marked_count(mask)} neurons marked. Each row is a layer, each cell
 
 
 def live(run, items) -> None:
-    """Stream a run into a progress bar and one live four-panel chart; a Stop click reruns the page and ends it."""
+    """Stream a run into a progress bar and one live chart (a panel per loss, ACC and ASR); a Stop click reruns the page and ends it."""
     bar = st.progress(0.0, text="starting…")
     stop = st.empty()
     stop.button("Stop", key=state.PURIFY_STOP, help="Ends the run at once; the steps so far are kept.")
@@ -142,7 +143,8 @@ evaluator = lambda model: evaluate(model, splits.test, backdoored.attack)  # noq
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
     with heavy_job("this purification") as waited:
-        run = session_runs.new_run(f"{config.regularizer} t={config.threshold:g} {config.direction}",
+        steps = (f" re-init {config.reinit}" if config.reinit != "none" else "") + (f" distil {config.distill:g}" if config.distill else "")
+        run = session_runs.new_run(f"{config.regularizer} t={config.threshold:g} {config.direction}{steps}",
                                    {**config.to_dict(), "device": current_device()}, waited, source=backdoored.card)
         live(run, purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
 defense = defense_col.selectbox("Baseline defense", DEFENSES, key=state.PURIFY_DEFENSE)
@@ -167,7 +169,9 @@ if kept:
                + ", ".join(r["label"] for r in kept) + ".")
     draw({r["label"]: r["history"] for r in kept}, "overlay")
     st.caption("Every run of this session, overlaid: lower task loss fits the clean data; the regularization loss is the "
-               "penalty on the marked neurons (it falls as they shrink); the backdoor is gone when ASR falls near 0 while ACC stays up.")
+               "penalty on the marked neurons (it falls as they shrink; 0 for prune and none); the distillation loss is how far "
+               "the model's answers on clean images are from the original's (0 without distillation); the backdoor is gone "
+               "when ASR falls near 0 while ACC stays up.")
     exportable = [r for r in kept if r["model"] is not None]
     e1, e2, e3, e4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
     chosen = e1.selectbox("Export a purified model", [r["label"] for r in exportable], key=state.PURIFY_EXPORT_CHOICE)

@@ -17,7 +17,7 @@ __all__ = ["salience_strips_figure", "score_histogram_figure", "spearman_figure"
 
 #: What a purification run is watched by: (step field, panel title, shown in percent).
 RUN_PANELS = (("task_loss", "Task loss (clean cross-entropy)", False), ("reg_loss", "Regularization loss", False),
-              ("acc", "ACC (clean test)", True), ("asr", "ASR (evaluator's view)", True))
+              ("distill_loss", "Distillation loss", False), ("acc", "ACC (clean test)", True), ("asr", "ASR (evaluator's view)", True))
 
 _MARKED = "#d62728"
 

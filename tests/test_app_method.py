@@ -7,6 +7,7 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
+from purify_core.purify import PURIFY_PRESETS
 from purify_core.zoo import list_zoo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,14 +59,15 @@ def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
     assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["model"] is not None
     assert runs[0]["history"][-1]["step"] == runs[0]["history"][-1]["steps"]
     overlay = {c.key for c in at.get("plotly_chart")}
-    assert {"overlay_task_loss", "overlay_reg_loss", "overlay_acc", "overlay_asr"} <= overlay, overlay
-    assert runs[0]["history"][-1]["reg_loss"] > 0, "AR on marked neurons has a positive penalty"
+    assert {"overlay_task_loss", "overlay_reg_loss", "overlay_distill_loss", "overlay_acc", "overlay_asr"} <= overlay, overlay
+    assert runs[0]["config"]["reinit"] == "dense" and any(s["distill_loss"] > 0 for s in runs[0]["history"][1:]), \
+        "the lab default re-initialises the dense layers and distils"
     at.selectbox(key="purify_defense").set_value("fine-pruning").run()
     at.button(key="purify_run_defense").click().run()
     assert not at.exception and [r["status"] for r in at.session_state["purify_runs"]] == ["finished", "finished"]
     table = at.dataframe[0].value
     assert list(table["run"])[1] == "#2 fine-pruning"
-    at.multiselect(key="purify_delete_choice").set_value(["#1 ar t=0.1 highest"]).run()
+    at.multiselect(key="purify_delete_choice").set_value([runs[0]["label"]]).run()
     at.button(key="purify_delete").click().run()
     assert not at.exception and [r["label"] for r in at.session_state["purify_runs"]] == ["#2 fine-pruning"]
     at.switch_page("app_pages/salience.py").run()  # salience, a neuron's maps, then another ranking
@@ -131,7 +133,8 @@ def test_nonsense_in_a_link_is_ignored_with_a_warning():
     at = open_page("app_pages/purify.py", purify_threshold="banana", purify_epochs="-3", purify_regularizer="l7")
     assert not at.exception
     assert len(at.warning) == 3 and all("Ignored" in w.value for w in at.warning)
-    assert at.slider(key="purify_threshold").value == 0.1 and at.selectbox(key="purify_regularizer").value == "ar"
+    default = PURIFY_PRESETS["default"]
+    assert at.slider(key="purify_threshold").value == default.threshold and at.selectbox(key="purify_regularizer").value == default.regularizer
 
 
 def test_hide_in_a_link_hides_named_controls_and_keeps_their_link_values():
@@ -158,7 +161,7 @@ def test_purify_page_offers_the_exports_after_a_run():
     at = open_page("app_pages/purify.py", purify_epochs="1")
     at.button(key="purify_run").click().run()
     assert not at.exception
-    assert at.selectbox(key="purify_export_choice").value == "#1 ar t=0.1 highest"
+    assert at.selectbox(key="purify_export_choice").value == "#1 prune t=0.5 lowest re-init dense distil 0.5"
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Weights (.safetensors)", "Card (.json)", "Report (.html)"]
 
@@ -174,5 +177,5 @@ def test_the_oldest_run_is_dropped_with_a_notice_beyond_the_session_cap():
     at.button(key="purify_run").click().run()
     assert not at.exception
     labels = [r["label"] for r in at.session_state["purify_runs"]]
-    assert len(labels) == 8 and labels[0] == "#2 old" and labels[-1].startswith("#9 ar")
+    assert len(labels) == 8 and labels[0] == "#2 old" and labels[-1].startswith("#9 prune")
     assert any("Dropped the oldest run #1 old" in t.value for t in at.toast)
