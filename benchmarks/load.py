@@ -29,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app_server import CHROMIUM, IDLE, start_app, stop_app  # noqa: E402
+from purify_core.purify import PURIFY_PRESETS  # noqa: E402
 PAGES = ["", "salience", "compare", "explain", "attack_lab", "purify"]
 SHA = re.compile(r"Weights in memory: sha256 ([0-9a-f]{16})")
 
@@ -140,7 +141,8 @@ async def _purifier(browser, url: str, k: int, report: LoadReport, timeout: floa
         kept = page.get_by_text(re.compile(r"runs kept in this session")).first
         text = await kept.inner_text()
         labels = re.findall(r"#\d+ \S+ t=[0-9.]+ \w+", text)
-        if labels != [f"#1 ar t={float(threshold):g} highest"]:
+        default = PURIFY_PRESETS["default"]  # the run label starts "<regularizer> t=<threshold> <direction>"
+        if labels != [f"#1 {default.regularizer} t={float(threshold):g} {default.direction}"]:
             report.cross_talk.append(f"purifier {k} sees {labels}, expected only its own t={float(threshold):g} run")
         shown = await page.locator("[data-testid=stException]").all_inner_texts()
         report.errors += [f"purifier {k}: exception after the run: {t[:160]}" for t in shown]

@@ -92,4 +92,4 @@ def test_an_export_after_switching_models_names_the_run_s_own_model(monkeypatch)
     assert not at.exception and at.selectbox(key="explain_run").options == []
     assert any("No purified model of this model" in i.value for i in at.info)
     at.selectbox(key="scenario").select(source.name).run()
-    assert not at.exception and at.selectbox(key="explain_run").options == ["#1 ar t=0.1 highest"]
+    assert not at.exception and at.selectbox(key="explain_run").options == [at.session_state["purify_runs"][0]["label"]]
