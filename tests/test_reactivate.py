@@ -171,3 +171,14 @@ def test_the_benchmark_table_averages_over_draws():
     assert [(r["model"], r["ASR after re-tuning"], r["draws"]) for r in summary] == [("purified", 20.0, 2), ("clean", 5.0, 1)]
     raw = {"preset": "default", "seeds": [0, 1], "retune": ReactivateConfig().to_dict(), "summary": summary, "config": {}, "machine": {}}
     assert "| badnets | purified | 1.0 | 20.0 |" in reactivate_markdown(raw)
+
+
+def test_the_cli_checks_your_own_checkpoint_too(capsys, cache):
+    from purify_core.zoo import ZOO_DIR
+
+    name = "mnist5k-smallcnn-wanet"
+    code = main(["reactivate", "--checkpoint", str(ZOO_DIR / f"{name}.safetensors"), "--card", str(ZOO_DIR / f"{name}.json"),
+                 "--defense", "finetune", "--purify-epochs", "1", "--epochs", "1", "--poisoned", "3", "--no-clean", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and out["scenario"] == name and out["defense"] == "finetune"
+    assert [r["model"] for r in out["rows"]] == ["purified (finetune)", "backdoored"] and out["config"]["poisoned"] == 3
