@@ -30,7 +30,7 @@ from .models import ImageClassifier, build_model, pick_device
 from .train import TrainProgress, train_model
 from .zoo import default_cache_dir
 
-__all__ = ["clean_cache_dir", "clean_key", "train_clean", "clean_model", "cached_clean_model"]
+__all__ = ["clean_cache_dir", "clean_key", "CleanProgress", "train_clean", "clean_model", "cached_clean_model"]
 
 
 def clean_cache_dir() -> Path:
