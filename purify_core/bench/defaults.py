@@ -128,7 +128,7 @@ def _summarise(name: str, runs: list[dict[str, Any]], scenarios: list[str]) -> d
         drop = [r["acc_before"] - r["acc"] for r in mine if r["acc"] is not None]
         per.append(f"{statistics.fmean(asr):.1f}/{statistics.fmean(drop):.1f}" if asr else "-")
         row[f"asr_max_{s}"] = max(asr) if asr else None
-    row["asr_not_used"] = " | ".join(per)
+    row["asr_not_used"] = "; ".join(per)
     return row
 
 

@@ -1,0 +1,18 @@
+#!/bin/bash
+# The held-out check (issue 11): backdoored models trained here with other targets, seeds, poison
+# rates and trigger settings than the shipped ones (all shipped: target 0, seed 0), then the
+# default preset run on them untouched through --checkpoint/--card. Rerun: bash benchmarks/heldout.sh
+set -e
+cd "$(dirname "$0")/.."
+export PURIFY_LAB_CACHE=${PURIFY_LAB_CACHE:-$(mktemp -d)}
+MODELS=${MODELS:-/tmp/heldout/models}
+T="python -m purify_core train --dataset mnist5k --model smallcnn --no-clean-reference --out $MODELS --json"
+$T --epochs 8 --attack blended --target 3 --seed 11 --poison-rate 0.05 --attack-param alpha=0.15 --attack-param pattern_seed=7
+$T --epochs 8 --attack badnets --target 7 --seed 12 --poison-rate 0.05 --attack-param size=3 --attack-param position=top-left
+$T --epochs 5 --attack sig --target 5 --seed 13 --poison-rate 0.1 --attack-param delta=0.6 --attack-param frequency=4
+# each model with the defaults, as a user would run it (no tuning flags), on the scenario's own clean set:
+for card in "$MODELS"/*.json; do
+  python -m purify_core purify --checkpoint "${card%.json}.safetensors" --card "$card" --json
+done
+# the same, collected into benchmarks/heldout.md and .json:
+python -m purify_core.bench heldout --models "$MODELS" --seeds 1
