@@ -54,7 +54,8 @@ def reinit_targets(model: nn.Module, reinit: str | tuple[str, ...]) -> list[str]
     unknown = [n for n in reinit if n not in modules]
     if unknown:
         resettable = [n for n, m in modules.items() if isinstance(m, (nn.Linear, nn.Conv2d) + _NORMS)]
-        raise UserInputError(f"no layer named {', '.join(unknown)} to re-initialise; this model has {', '.join(resettable)}")
+        raise UserInputError(f"no layer named {', '.join(unknown)} to re-initialise: use {', '.join(REINIT_CHOICES)}, "
+                             f"or layer names of this model: {', '.join(resettable)}")
     wrong = [n for n in reinit if not isinstance(modules[n], (nn.Linear, nn.Conv2d) + _NORMS)]
     if wrong:
         raise UserInputError(f"only Linear, Conv2d and BatchNorm layers can be re-initialised, not {', '.join(wrong)}")
