@@ -3,32 +3,11 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
 
 from purify_core.export import purified_card, run_report_html
 from purify_core.purify import PRESET_LABELS
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def open_page(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(page)
-    return at.run()
-
-
-def weights_hash(model) -> str:
-    digest = hashlib.sha256()
-    for key, value in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()
+from app_helpers import open_page, weights_hash
 
 
 def test_re_initialisation_and_distillation_come_from_the_link_and_reach_the_run():

@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
-
 from purify_core.purify import PURIFY_PRESETS
 from purify_core.zoo import list_zoo
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def open_page(page: str, **query: str) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-    for key, value in query.items():
-        at.query_params[key] = value
-    at.run()
-    at.switch_page(page)
-    return at.run()
-
-
-def weights_hash(model) -> str:
-    digest = hashlib.sha256()
-    for key, value in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()
+from app_helpers import open_page, weights_hash
 
 
 def test_compare_page_grades_every_ranking_and_draws_its_charts():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import pytest
@@ -19,13 +18,7 @@ from purify_core.purify import PurifyConfig, purify
 from purify_core.reactivate import ReactivateConfig, reactivate, reactivation_set, run_reactivation
 from purify_core.zoo import list_built
 
-
-def weights_hash(model) -> str:
-    digest = hashlib.sha256()
-    for key, value in sorted(model.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(value.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()
+from app_helpers import weights_hash
 
 
 @pytest.fixture

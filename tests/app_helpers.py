@@ -1,0 +1,29 @@
+"""Helpers the app and method tests share: open a page through AppTest, and hash a model's weights."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def open_page(page: str, **query: str) -> AppTest:
+    """The app opened with `query` in its link, switched to `page` (a path under the repository)."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    for key, value in query.items():
+        at.query_params[key] = value
+    at.run()
+    at.switch_page(page)
+    return at.run()
+
+
+def weights_hash(model) -> str:
+    """A digest of every tensor in the state dict: equal only when no weight or buffer changed."""
+    digest = hashlib.sha256()
+    for key, value in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(value.detach().cpu().numpy().tobytes())
+    return digest.hexdigest()
