@@ -3,6 +3,12 @@
 Plain `pickle.load` runs whatever a file asks for, so a crafted "dataset" could execute code.
 This unpickler resolves only the few globals a pickled numpy array needs; any other global is
 refused before it is imported or called, so a malicious file fails instead of running.
+
+It is Python's own pure-Python unpickler with the dict opcodes checked: a key must be text, bytes
+or a whole number before it is hashed. A few hundred bytes of pickle can build a key of tuples
+nested 40 deep that share their halves; hashing it takes 2^40 steps inside C code that holds the
+GIL, which froze every session of the server (the same class of file that weights uploads are
+read in a child process for). Sets are refused for the same reason: a data batch holds none.
 """
 
 from __future__ import annotations
@@ -43,8 +49,43 @@ _ALLOWED: dict[tuple[str, str], Callable[..., Any]] = {
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    """An unpickler whose globals are limited to `_ALLOWED`."""
+_KEY_TYPES = (str, bytes, int)
+
+
+def _checked_key(key: Any) -> Any:
+    if type(key) not in _KEY_TYPES:  # exact types: a subclass could hash however it likes
+        raise pickle.UnpicklingError(f"a dict key is a {type(key).__name__}; only text, bytes and whole numbers are allowed")
+    return key
+
+
+class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python unpickler, whose opcodes can be checked one by one
+    """An unpickler whose globals are limited to `_ALLOWED` and whose dict keys are never hashed unchecked."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
+
+    def _load_dict(self) -> None:
+        items = self.pop_mark()
+        self.append({_checked_key(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)})
+
+    def _load_setitem(self) -> None:
+        value, key = self.stack.pop(), self.stack.pop()
+        self.stack[-1][_checked_key(key)] = value
+
+    def _load_setitems(self) -> None:
+        items = self.pop_mark()
+        target = self.stack[-1]
+        for i in range(0, len(items) - 1, 2):
+            target[_checked_key(items[i])] = items[i + 1]
+
+    def _refuse_set(self) -> None:
+        raise pickle.UnpicklingError("sets are not allowed in a data batch")
+
+    dispatch[pickle.DICT[0]] = _load_dict
+    dispatch[pickle.SETITEM[0]] = _load_setitem
+    dispatch[pickle.SETITEMS[0]] = _load_setitems
+    for _opcode in (pickle.EMPTY_SET, pickle.ADDITEMS, pickle.FROZENSET):
+        dispatch[_opcode[0]] = _refuse_set
+    del _opcode
 
     def __init__(self, file: IO[bytes], source: str, encoding: str) -> None:
         super().__init__(file, encoding=encoding)

@@ -230,6 +230,8 @@ def _limit_rows() -> list[Bad]:
     tiny_import = ("import", "--dataset", "digits", "--weights", "{tiny_weights}")
     return [
         Bad("CLI evaluate", "a card field of the wrong type (scenario seed \"abc\")", "seed must be a whole number in [0, 2147483647], got 'abc'", (*evaluate, "{card:seed_abc}")),
+        Bad("CLI train", "a CIFAR-10 batch whose dict key would take 2^40 steps to hash", "a dict key is a tuple",
+            ("train", "--dataset", "cifar10", "--data-root", "{cifar_hang}", "--out")),
         Bad("CLI evaluate", "a card nested 100,000 levels deep", "is nested too deeply to be a card", (*evaluate, "{card:deep}")),
         Bad("CLI evaluate", "a card declaring a 100000x100000 input", "input_shape's height must be a whole number in [1, 4096]", (*evaluate, "{card:huge_input}")),
         Bad("CLI evaluate", "a card declaring 10^12 classes", "num_classes must be a whole number in [2, 100000]", (*evaluate, "{card:huge_classes}")),
@@ -374,6 +376,10 @@ def _limit_files(tmp: Path) -> dict[str, Path]:
     paths["card:nan"] = tmp / "nan.json"
     paths["card:nan"].write_text(json.dumps({**card, "acc": float("nan")}))  # what a NaN trigger once wrote
     paths["a_file"].write_text("not a folder")
+    paths["cifar_hang"] = tmp / "cifar_hang"
+    (paths["cifar_hang"] / "cifar-10-batches-py").mkdir(parents=True)
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]:
+        (paths["cifar_hang"] / "cifar-10-batches-py" / name).write_bytes(nested_key(40))
     paths["bomb"].write_bytes(_png_header(6000, 6000))
     paths["big_bomb"].write_bytes(_png_header(10000, 10000))
     paths["zoo_copy"].mkdir()

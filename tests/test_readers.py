@@ -159,6 +159,18 @@ def test_safe_load_round_trips_plain_arrays(protocol):
     assert out["n"] == [1, "a", (2.5, None)] and out["s"] == 3.25
 
 
+def test_safe_load_refuses_keys_that_are_not_text_bytes_or_numbers_before_hashing_them():
+    shallow = b"\x80\x02})" + b"q\x00h\x00\x86" * 3 + b"K\x01s."  # {t3: 1}, t_k = (t_(k-1), t_(k-1)) through the memo
+    with pytest.raises(UserInputError, match="a dict key is a tuple"):
+        safe_load(shallow)
+    # 40 levels: hashing this key visits 2**40 tuples with the GIL held (the C unpickler froze the server)
+    with pytest.raises(UserInputError, match="a dict key is a tuple"):
+        safe_load(b"\x80\x02})" + b"q\x00h\x00\x86" * 40 + b"K\x01s.")
+    with pytest.raises(UserInputError, match="sets are not allowed"):
+        safe_load(pickle.dumps({"labels": frozenset({1, 2})}, protocol=4))
+    assert safe_load(pickle.dumps({"a": 1, b"b": 2, 3: [4]}, protocol=2)) == {"a": 1, b"b": 2, 3: [4]}
+
+
 def test_safe_load_reads_old_numpy_core_names_without_warnings(recwarn):
     # files pickled before numpy 2 (CIFAR-10's own) name numpy.core.multiarray, a deprecated alias now
     old = pickle.dumps({"data": np.array([[1, 2], [3, 255]], dtype=np.uint8)}, protocol=2).replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
