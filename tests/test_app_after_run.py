@@ -69,3 +69,11 @@ def test_after_a_run_the_neurons_before_and_after_and_the_re_activation_check_ar
     at.button(key="purify_reactivate").click().run()
     assert not at.exception and [r["model"] for r in at.session_state["purify_runs"][0]["reactivation"]["rows"]] == ["purified", "backdoored"]
     assert weights_hash(model) == before, "the shared cached model must never change"
+
+
+def test_the_purify_page_says_what_comes_from_the_paper_and_what_the_lab_added():
+    at = open_page("app_pages/purify.py")
+    assert not at.exception
+    box = next(e for e in at.expander if e.label == "What comes from the paper, and what the lab added")
+    text = " ".join(m.value for m in box.markdown)
+    assert "2208.06537" in text and "`reference`" in text and "`authors-code`" in text and "re-initialised" in text
