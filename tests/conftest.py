@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -52,3 +54,18 @@ def tiny_backdoored():
     for item in train_scenario(scenario_preset("tiny", "badnets"), with_clean_reference=False, device="cpu"):
         pass
     return item.result
+
+
+SLOW_TESTS = Path(__file__).with_name("slow_tests.txt")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: took over 1 s when measured (tests/slow_tests.txt); the fast tier is -m 'not slow'")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the measured slow test functions (every parametrized case of them) so `-m 'not slow'` is the fast tier."""
+    slow = {line.strip() for line in SLOW_TESTS.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    for item in items:
+        if item.nodeid.split("[")[0] in slow:
+            item.add_marker(pytest.mark.slow)
