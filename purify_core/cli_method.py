@@ -111,6 +111,7 @@ def _report(show: Callable, payload: dict[str, Any], result) -> int:
 
 
 def _purify_config(args: argparse.Namespace):
+    from .config import check_seed
     from .neurons import LAYER_PRESETS
     from .steps import REINIT_CHOICES
     from .purify import purify_preset
@@ -122,7 +123,7 @@ def _purify_config(args: argparse.Namespace):
         "distill": args.distill, "temperature": args.temperature, "distill_schedule": args.distill_schedule,
         "layers": args.layers if args.layers is None or args.layers in LAYER_PRESETS else tuple(args.layers.split(",")),
     }.items() if v is not None}
-    return purify_preset(args.preset, seed=args.seed, **overrides)
+    return purify_preset(args.preset, seed=check_seed(args.seed, "--seed"), **overrides)  # named as the flag, before the config's own check
 
 
 def _purify(args: argparse.Namespace, show: Callable) -> int:

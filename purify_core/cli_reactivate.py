@@ -17,9 +17,11 @@ __all__ = ["add_reactivate_command"]
 
 
 def _config(args: argparse.Namespace):
+    from .config import check_seed
     from .reactivate import ReactivateConfig
 
-    return ReactivateConfig(images=args.images, poisoned=args.poisoned, epochs=args.epochs, lr=args.lr, seed=args.seed)
+    return ReactivateConfig(images=args.images, poisoned=args.poisoned, epochs=args.epochs, lr=args.lr,
+                            seed=check_seed(args.seed, "--seed"))  # named as the flag, before the config's own check
 
 
 def _defend(args: argparse.Namespace, case) -> Any:

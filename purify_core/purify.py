@@ -22,6 +22,7 @@ from torch import nn
 from ._utils import model_device
 from .augment import random_shift
 from .data import ImageSet
+from .config import check_seed
 from .errors import UserInputError
 from .evaluate import Metrics
 from .marking import DIRECTIONS, SCOPES, mark, marked_count, suspicion_order
@@ -106,6 +107,7 @@ class PurifyConfig:
         for ok, message in checks:
             if not ok:
                 raise UserInputError(message)
+        check_seed(self.seed, "the purification seed")  # the one seed rule, as for training and cards
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

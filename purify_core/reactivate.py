@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .attacks import Attack
-from .config import TrainConfig
+from .config import TrainConfig, check_seed
 from .data import ImageSet
 from .errors import UserInputError
 from .evaluate import Metrics, evaluate
@@ -60,11 +60,11 @@ class ReactivateConfig:
             (_whole(self.epochs) and 1 <= self.epochs <= 100, f"re-tuning epochs must be a whole number from 1 to 100, got {self.epochs}"),
             (isinstance(self.lr, (int, float)) and 0.0 < self.lr <= 1.0, f"the re-tuning learning rate must be in (0, 1], got {self.lr}"),
             (_whole(self.batch_size) and 1 <= self.batch_size <= 4096, f"the re-tuning batch size must be 1 to 4096, got {self.batch_size}"),
-            (_whole(self.seed) and self.seed >= 0, f"the re-tuning seed must be a whole number >= 0, got {self.seed}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserInputError(message)
+        check_seed(self.seed, "the re-tuning seed")  # the one seed rule, as for training and cards
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

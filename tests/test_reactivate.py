@@ -175,3 +175,11 @@ def test_the_cli_checks_your_own_checkpoint_too(capsys, cache):
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["scenario"] == name and out["defense"] == "finetune"
     assert [r["model"] for r in out["rows"]] == ["purified (finetune)", "backdoored"] and out["config"]["poisoned"] == 3
+
+
+@pytest.mark.parametrize("make", [lambda seed: ReactivateConfig(seed=seed), lambda seed: PurifyConfig(seed=seed)])
+def test_re_tuning_and_purification_seeds_follow_the_one_seed_rule(make):
+    assert make(2**31 - 1).seed == 2**31 - 1
+    for bad in (-1, 2**31, 2**70, True, 1.5):
+        with pytest.raises(UserInputError, match=r"seed must be a whole number in \[0, 2147483647\]"):
+            make(bad)
