@@ -11,14 +11,14 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 __all__ = ["add_reactivate_command"]
 
 
 def _config(args: argparse.Namespace):
-    from .config import check_seed
-    from .reactivate import ReactivateConfig
+    from ..config import check_seed
+    from ..reactivate import ReactivateConfig
 
     return ReactivateConfig(images=args.images, poisoned=args.poisoned, epochs=args.epochs, lr=args.lr,
                             seed=check_seed(args.seed, "--seed"))  # named as the flag, before the config's own check
@@ -26,9 +26,9 @@ def _config(args: argparse.Namespace):
 
 def _defend(args: argparse.Namespace, case) -> Any:
     """The purified model: the named preset's purification, or the named baseline defense."""
-    from .cli_method import _finish
-    from .defenses import DEFENSES, run_defense
-    from .purify import PURIFY_PRESETS, purify, purify_preset
+    from .method import _finish
+    from ..defenses import DEFENSES, run_defense
+    from ..purify import PURIFY_PRESETS, purify, purify_preset
 
     overrides = {"seed": args.seed, **({"epochs": args.purify_epochs} if args.purify_epochs is not None else {})}
     model, defense = case.backdoored.model, case.splits.defense
@@ -46,9 +46,9 @@ def _defend(args: argparse.Namespace, case) -> Any:
 
 
 def _reactivate(args: argparse.Namespace, show: Callable) -> int:
-    from .cli_method import _scenario
-    from .clean_control import clean_model
-    from .reactivate import run_reactivation
+    from .method import _scenario
+    from ..clean_control import clean_model
+    from ..reactivate import run_reactivation
 
     config = _config(args)  # bad settings fail here, before anything is trained
     if args.purify_epochs is not None and not 1 <= args.purify_epochs <= 1000:
@@ -71,7 +71,7 @@ def _reactivate(args: argparse.Namespace, show: Callable) -> int:
 
 def add_reactivate_command(command: Callable[..., argparse.ArgumentParser], show_factory: Callable) -> None:
     """Register `reactivate` with `cli.build_parser`'s `command` helper."""
-    from .reactivate import ReactivateConfig
+    from ..reactivate import ReactivateConfig
 
     d = ReactivateConfig()
     sub = command("reactivate", lambda args: _reactivate(args, show_factory(args)),

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 __all__ = ["main", "build_parser"]
 
@@ -117,7 +117,7 @@ def _table(rows: list[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def _zoo_list(args: argparse.Namespace) -> int:
-    from .zoo import list_zoo
+    from ..zoo import list_zoo
 
     rows = [_card_row(c) for c in list_zoo(_existing_zoo(args))]
     _print(args, rows, lambda: _table(rows, ["name", "acc", "asr", "clean_acc", "train_seconds"]) if rows else "the zoo is empty")
@@ -125,7 +125,7 @@ def _zoo_list(args: argparse.Namespace) -> int:
 
 
 def _zoo_build(args: argparse.Namespace) -> int:
-    from .zoo import build, list_zoo, shipped_scenarios
+    from ..zoo import build, list_zoo, shipped_scenarios
 
     old_cards = {c.name: c for c in list_zoo(args.zoo_dir)} if Path(args.zoo_dir).is_dir() else {}
     if not old_cards and not args.new:  # a typo in --zoo-dir must not retrain every shipped model into a new folder
@@ -150,7 +150,7 @@ def _zoo_build(args: argparse.Namespace) -> int:
 def _zoo_verify(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from .zoo import verify
+    from ..zoo import verify
 
     results = verify(_existing_zoo(args), tolerance=args.tolerance)
     rows = [asdict(r) for r in results]
@@ -159,7 +159,7 @@ def _zoo_verify(args: argparse.Namespace) -> int:
 
 
 def _scenario_from(args: argparse.Namespace):
-    from .config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig
+    from ..config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig
 
     params = {k: _parse_scalar(v) for k, v in args.attack_param}
     return Scenario(
@@ -172,8 +172,9 @@ def _scenario_from(args: argparse.Namespace):
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .checkpoints import check_writable
-    from .zoo import build, check_scenario
+    from ..checkpoints import check_writable
+    from ..backdoored import check_scenario
+    from ..zoo import build
 
     scenario = _scenario_from(args)
     check_writable(args.out, "the output folder")  # first: loading a large dataset can take minutes
@@ -186,8 +187,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from .uploads import check_size, import_weights
-    from .zoo import check_scenario
+    from ..uploads import check_size, import_weights
+    from ..backdoored import check_scenario
 
     path = Path(args.weights)
     if not path.is_file():
@@ -203,11 +204,11 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .attacks import build_attack
-    from .checkpoints import load_checkpoint, read_card
-    from .data import load_splits
-    from .evaluate import evaluate
-    from .models import pick_device
+    from ..attacks import build_attack
+    from ..checkpoints import load_checkpoint, read_card
+    from ..data import load_splits
+    from ..evaluate import evaluate
+    from ..models import pick_device
 
     card = read_card(args.card)
     scenario = card.scenario_config
@@ -222,7 +223,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .zoo import ZOO_DIR
+    from ..zoo import ZOO_DIR
 
     parser = _Parser(prog="python -m purify_core", description="Purify Lab: backdoored models and their purification.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -270,10 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", required=True, type=Path)
     ev.add_argument("--card", required=True, type=Path)
 
-    from .cli_method import add_method_commands
+    from .method import add_method_commands
 
     add_method_commands(command, _shower)
-    from .cli_reactivate import add_reactivate_command
+    from .reactivate import add_reactivate_command
 
     add_reactivate_command(command, _shower)
     return parser

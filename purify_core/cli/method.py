@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from .errors import UserInputError
+from ..errors import UserInputError
 
 __all__ = ["add_method_commands"]
 
@@ -14,10 +14,10 @@ __all__ = ["add_method_commands"]
 def _scenario(args: argparse.Namespace):
     """The model to work on: a shipped scenario (`--scenario`, full name or a unique part such as
     `badnets`), or your own (`--checkpoint FILE --card FILE`); exactly one of the two."""
-    from .bench.common import Case, load_own
-    from .config import check_seed
-    from .data import redraw_defense
-    from .zoo import list_zoo, load_shipped
+    from ..bench.common import Case, load_own
+    from ..config import check_seed
+    from ..data import redraw_defense
+    from ..zoo import list_zoo, load_shipped
 
     own = (args.checkpoint is not None, args.card is not None)
     if args.scenario is not None and any(own):
@@ -45,7 +45,7 @@ def _percent(x: float | None) -> float | None:
 
 
 def _rank(args: argparse.Namespace, show: Callable) -> int:
-    from .rankings import rank_neurons
+    from ..rankings import rank_neurons
 
     case = _scenario(args)
     options = {"variant": args.variant} if args.metric == "salience" else {}
@@ -58,8 +58,8 @@ def _rank(args: argparse.Namespace, show: Callable) -> int:
 
 
 def _compare(args: argparse.Namespace, show: Callable) -> int:
-    from .rankings import DEFENDER_METRICS, rank_neurons
-    from .rankings.quality import pruning_curve, ranking_quality
+    from ..rankings import DEFENDER_METRICS, rank_neurons
+    from ..rankings.quality import pruning_curve, ranking_quality
 
     if not 0 < args.top < 1:
         raise UserInputError(f"--top must be a fraction in (0, 1), got {args.top}")
@@ -111,10 +111,10 @@ def _report(show: Callable, payload: dict[str, Any], result) -> int:
 
 
 def _purify_config(args: argparse.Namespace):
-    from .config import check_seed
-    from .neurons import LAYER_PRESETS
-    from .steps import REINIT_CHOICES
-    from .purify import purify_preset
+    from ..config import check_seed
+    from ..neurons import LAYER_PRESETS
+    from ..steps import REINIT_CHOICES
+    from ..purify import purify_preset
 
     overrides = {k: v for k, v in {
         "threshold": args.threshold, "regularizer": args.regularizer, "strength": args.strength, "epochs": args.epochs,
@@ -127,7 +127,7 @@ def _purify_config(args: argparse.Namespace):
 
 
 def _purify(args: argparse.Namespace, show: Callable) -> int:
-    from .purify import purify
+    from ..purify import purify
 
     config = _purify_config(args)
     case = _scenario(args)
@@ -139,7 +139,7 @@ def _purify(args: argparse.Namespace, show: Callable) -> int:
 def _defend(args: argparse.Namespace, show: Callable) -> int:
     from dataclasses import replace
 
-    from .defenses import run_defense
+    from ..defenses import run_defense
 
     # a baseline is run as published: the preset's fine-tuning loop, without the lab's re-init or distillation
     config = replace(_purify_config(args), reinit="none", distill=0.0)
@@ -150,7 +150,7 @@ def _defend(args: argparse.Namespace, show: Callable) -> int:
 
 
 def _purify_options(sub: argparse.ArgumentParser) -> None:
-    from .purify import PURIFY_PRESETS
+    from ..purify import PURIFY_PRESETS
 
     sub.add_argument("--preset", default="default", choices=list(PURIFY_PRESETS))
     sub.add_argument("--threshold", type=float, help="fraction of neurons to mark, in [0, 0.5]")
