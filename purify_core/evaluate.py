@@ -15,7 +15,7 @@ from ._utils import eval_mode, model_device
 from .attacks import Attack
 from .data import ImageSet
 
-__all__ = ["Metrics", "SamplePredictions", "predict", "accuracy", "attack_success_rate", "evaluate", "sample_predictions"]
+__all__ = ["Metrics", "percent", "SamplePredictions", "predict", "accuracy", "attack_success_rate", "evaluate", "sample_predictions"]
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,12 @@ class Metrics:
     n_triggered: int
 
     def as_percent(self) -> dict[str, float | None]:
-        return {"acc": round(100 * self.acc, 2), "asr": None if self.asr is None else round(100 * self.asr, 2)}
+        return {"acc": percent(self.acc), "asr": percent(self.asr)}
+
+
+def percent(fraction: float | None) -> float | None:
+    """A fraction in [0, 1] in percent, rounded to 2 decimals: how every table and card shows ACC and ASR."""
+    return None if fraction is None else round(100 * fraction, 2)
 
 
 @torch.no_grad()

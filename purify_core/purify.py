@@ -188,11 +188,13 @@ class PurifySummary:
     after: Metrics | None
     steps_to_erase: int | None  # first evaluated step with ASR < 5%
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["before"] = self.before.as_percent() if self.before else None
         d["after"] = self.after.as_percent() if self.after else None
         return d
+
+    as_dict = to_dict  # the old spelling, until the CLI modules read `to_dict`
 
 
 @dataclass(frozen=True, eq=False)

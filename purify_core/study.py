@@ -1,0 +1,174 @@
+"""The steps every front end shares (app, CLI, benchmarks), written once.
+
+A study of one backdoored model is: a `Case` (the model, one draw of its clean set, and the
+evaluator's view of the test set), rankings graded against TAC (`grade_rankings`), purification
+or defense generators driven to their end (`run_to_end`), numbers shown in percent (`percent`),
+and a `RunRecord` per run with its `summary_row`. Each used to be written in two to four places,
+slightly differently; here each is one function with a test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
+
+from torch import nn
+
+from .evaluate import Metrics, evaluate, percent
+from .neurons import NeuronScores
+from .purify import PurifyResult, PurifySummary, StepMetrics
+from .rankings.quality import RankingQuality, ranking_quality
+
+if TYPE_CHECKING:  # types only: the study sits above the model store, whatever module holds it
+    from .attacks import Attack
+    from .cards import Card
+    from .data import ImageSet, Splits
+    from .backdoored import BackdooredModel
+
+__all__ = ["Evaluator", "evaluator_for", "Case", "case_of", "percent", "run_to_end", "purification_result",
+           "RankingGrade", "grade_rankings", "RunRecord", "summary_row", "SUMMARY_COLUMNS", "INFECTED_SHARE"]
+
+Evaluator = Callable[[nn.Module], Metrics]
+
+#: The share of each layer TAC calls infected when rankings are graded (the paper's top 5%).
+INFECTED_SHARE = 0.05
+
+T = TypeVar("T")
+
+
+def evaluator_for(attack: "Attack", test: "ImageSet", first: int | None = None) -> Evaluator:
+    """ACC and ASR of a model on `test` (only its `first` images: a cheaper check during a run).
+
+    The evaluator's view: it applies the trigger, so a defense may report it but never read it."""
+    images = test if first is None else test.subset(range(min(first, len(test))))
+    return lambda model: evaluate(model, images, attack)
+
+
+@dataclass(frozen=True, eq=False)
+class Case:
+    """One backdoored model with one draw of its clean defense set (`seed`; 0 = the scenario's own)."""
+
+    backdoored: "BackdooredModel"
+    splits: "Splits"
+    seed: int
+
+    def evaluator(self, first: int | None = None) -> Evaluator:
+        """ACC and ASR on this case's test images (see `evaluator_for`)."""
+        return evaluator_for(self.backdoored.attack, self.splits.test, first)
+
+
+def case_of(backdoored: "BackdooredModel", seed: int) -> Case:
+    """`backdoored` with the clean defense set drawn by `seed` (the test set stays the scenario's)."""
+    from .data import redraw_defense
+
+    return Case(backdoored, redraw_defense(backdoored.splits(), seed), seed)
+
+
+def run_to_end(items: Iterable[T], on_item: Callable[[T], None] | None = None) -> T:
+    """Drive a generator (training, purification, a defense) to its last item, which is returned;
+    `on_item` sees every item on the way (progress lines, bars)."""
+    last, seen = None, False
+    for last in items:
+        seen = True
+        if on_item is not None:
+            on_item(last)
+    if not seen:
+        raise ValueError("the generator yielded nothing")
+    return last  # type: ignore[return-value]
+
+
+def purification_result(run: Iterable[StepMetrics | PurifyResult], on_step: Callable[[StepMetrics], None] | None = None) -> PurifyResult:
+    """A purification or defense run driven to its `PurifyResult`; `on_step` sees each step."""
+    result = run_to_end(run, None if on_step is None else lambda item: on_step(item) if isinstance(item, StepMetrics) else None)
+    if not isinstance(result, PurifyResult):
+        raise TypeError(f"a purification run ended with {type(result).__name__}, not a PurifyResult")
+    return result
+
+
+@dataclass(frozen=True)
+class RankingGrade:
+    """How well one defender ranking finds the neurons TAC calls infected, read both ways."""
+
+    metric: str
+    lowest: RankingQuality  # "a low score means infected" (the paper's premise)
+    highest: RankingQuality  # "a high score means infected"
+
+    def toward(self, direction: str) -> RankingQuality:
+        return self.lowest if direction == "lowest" else self.highest
+
+    def to_dict(self, digits: int | None = None) -> dict[str, Any]:
+        """The row the CLI and the benchmarks print; Spearman does not depend on the direction."""
+        r = (lambda x: x) if digits is None else (lambda x: round(x, digits))
+        return {"metric": self.metric, "auc_low": r(self.lowest.auc), "precision_low": r(self.lowest.precision_at_k),
+                "auc_high": r(self.highest.auc), "precision_high": r(self.highest.precision_at_k), "spearman_tac": r(self.lowest.spearman)}
+
+
+def grade_rankings(scores: Mapping[str, NeuronScores], tac: NeuronScores, top: float = INFECTED_SHARE) -> list[RankingGrade]:
+    """Grade every ranking in `scores` against `tac` (the oracle: the evaluator's view only).
+
+    `top` is the share of each layer TAC calls infected, in (0, 1)."""
+    from .errors import UserInputError
+
+    if not 0 < top < 1:
+        raise UserInputError(f"the infected share (top) must be a fraction in (0, 1), got {top}")
+    return [RankingGrade(metric, ranking_quality(s, tac, top, "lowest"), ranking_quality(s, tac, top, "highest"))
+            for metric, s in scores.items()]
+
+
+#: The columns of a run's summary row, in the order every front end shows them.
+SUMMARY_COLUMNS = ("ACC before", "ASR before", "ACC after", "ASR after", "steps to ASR<5%", "seconds")
+
+
+def summary_row(summary: PurifySummary | None) -> dict[str, Any]:
+    """A run's numbers in percent (None where not measured), as the app, the CLI and the report show them."""
+    if summary is None:
+        return dict.fromkeys(SUMMARY_COLUMNS[:-1]) | {"seconds": 0.0}
+    before, after = summary.before, summary.after
+    return {"ACC before": percent(before.acc) if before else None, "ASR before": percent(before.asr) if before else None,
+            "ACC after": percent(after.acc) if after else None, "ASR after": percent(after.asr) if after else None,
+            "steps to ASR<5%": summary.steps_to_erase, "seconds": round(summary.seconds, 1)}
+
+
+@dataclass(eq=False)
+class RunRecord:
+    """One purification or defense run as a front end keeps it: settings, streamed history, result.
+
+    `source` is the card of the model it purified: exports name that model, whatever is selected
+    later. `history` holds each step as a dict (what the figures draw); `summary` is set when the
+    run ends; `status` is "running" until then, or "stopped" when a rerun cut it short.
+    """
+
+    label: str
+    config: dict[str, Any]
+    source: "Card"
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: PurifySummary | None = None
+    status: str = "running"
+    reason: str = ""
+    model: nn.Module | None = None
+    waited_s: float = 0.0
+    reactivation: dict[str, Any] | None = None  # the evaluator's re-activation check, if one was run
+    neurons_after: dict[str, NeuronScores] | None = None  # the purified model's rankings, once drawn
+
+    def record(self, item: StepMetrics | PurifyResult) -> None:
+        """Keep one item of the run's generator: a step goes into the history, the result ends the run."""
+        if isinstance(item, PurifyResult):
+            self.summary, self.status, self.reason, self.model = item.summary, item.summary.status, item.summary.reason, item.model
+        else:
+            self.history.append(asdict(item))
+
+    def settle(self) -> bool:
+        """A run still "running" when nothing drives it any more was stopped: keep what it computed."""
+        if self.status != "running":
+            return False
+        self.status = "stopped"
+        self.reason = f"stopped after {self.history[-1]['step'] if self.history else 0} steps; what was computed is kept"
+        return True
+
+    def summary_dict(self) -> dict[str, Any] | None:
+        """The summary as JSON (ACC and ASR in %), as cards and the CLI write it."""
+        return None if self.summary is None else self.summary.to_dict()
+
+    def summary_row(self) -> dict[str, Any]:
+        """The run's row in tables: its label, model and status, then `summary_row`'s numbers."""
+        return {"run": self.label, "model": self.source.name, "status": self.status, **summary_row(self.summary)}
