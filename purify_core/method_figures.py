@@ -79,7 +79,7 @@ def before_after_figure(before: NeuronScores, after: NeuronScores, marked: Neuro
 
 
 def reactivation_figure(rows: list[dict]) -> go.Figure:
-    """ASR before and after the re-tuning attack, one pair of bars per model (rows from `ReactivationReport.as_dict`)."""
+    """ASR before and after the re-tuning attack, one pair of bars per model (rows from `ReactivationReport.to_dict`)."""
     models = [r["model"] for r in rows]
     fig = go.Figure([
         go.Bar(x=models, y=[r["asr_before"] for r in rows], name="ASR before", marker_color="#7f7f7f",

@@ -22,7 +22,7 @@ from torch import nn
 
 from .attacks import Attack
 from .config import TrainConfig, check_seed
-from .data import ImageSet
+from .image_set import ImageSet
 from .errors import UserInputError
 from .evaluate import Metrics, evaluate
 from .train import TrainProgress, train_model
@@ -107,10 +107,12 @@ class ReactivationRow:
     after: Metrics
     seconds: float
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         before, after = self.before.as_percent(), self.after.as_percent()
         return {"model": self.model, "acc_before": before["acc"], "asr_before": before["asr"],
                 "acc_after": after["acc"], "asr_after": after["asr"], "seconds": round(self.seconds, 2)}
+
+    as_dict = to_dict  # the old spelling, until cli_reactivate reads `to_dict`
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,11 @@ class ReactivationReport:
     def row(self, model: str) -> ReactivationRow | None:
         return next((r for r in self.rows if r.model == model), None)
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"oracle": "the re-tuning set and ASR use the trigger: the evaluator's view",
-                "config": self.config.to_dict(), "rows": [r.as_dict() for r in self.rows]}
+                "config": self.config.to_dict(), "rows": [r.to_dict() for r in self.rows]}
+
+    as_dict = to_dict  # the old spelling, until cli_reactivate reads `to_dict`
 
 
 @dataclass(frozen=True)

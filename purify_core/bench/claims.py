@@ -24,8 +24,8 @@ from ..defenses import DEFENSES, run_defense
 from ..errors import UserInputError
 from ..purify import PurifyConfig, PurifyResult, purify
 from ..rankings import DEFENDER_METRICS, METRICS, rank_neurons
-from ..rankings.quality import ranking_quality
-from .common import Case, cases, finish
+from ..study import Case, grade_rankings, purification_result
+from .common import cases
 from .report import machine, markdown_table
 
 __all__ = ["run_claims", "claims_markdown", "STRENGTHS", "LAB_DEFAULT", "OLD_DEFAULT"]
@@ -64,7 +64,7 @@ def _run(case: Case, config: PurifyConfig, defense: str | None = None) -> dict[s
     model, data, check = case.backdoored.model, case.splits.defense, case.evaluator(CHECK_IMAGES)
     config = replace(config, seed=case.seed, eval_every=CHECK_EVERY)
     run = purify(model, data, config, check) if defense is None else run_defense(defense, model, data, config, check)
-    return _outcome(finish(run), case)
+    return _outcome(purification_result(run), case)
 
 
 def backdoored_row(case: Case) -> dict[str, Any]:
@@ -114,11 +114,9 @@ def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, 
             continue
         name, model, defense = case.backdoored.name, case.backdoored.model, case.splits.defense
         scores = {m: rank_neurons(model, defense, m, attack=case.backdoored.attack) for m in METRICS}
-        for metric in DEFENDER_METRICS:
-            low = ranking_quality(scores[metric], scores["tac"], direction="lowest")
-            high = ranking_quality(scores[metric], scores["tac"], direction="highest")
-            rankings.append({"scenario": name, "seed": case.seed, "metric": metric, "auc_low": low.auc,
-                             "precision_low": low.precision_at_k, "auc_high": high.auc, "spearman": low.spearman})
+        for g in grade_rankings({m: scores[m] for m in DEFENDER_METRICS}, scores["tac"]):
+            rankings.append({"scenario": name, "seed": case.seed, "metric": g.metric, "auc_low": g.lowest.auc,
+                             "precision_low": g.lowest.precision_at_k, "auc_high": g.highest.auc, "spearman": g.lowest.spearman})
         runs: dict[tuple[str, float], dict[str, Any]] = {}
         for regularizer in PENALTIES + ("prune", "none"):
             for strength in STRENGTHS if regularizer in PENALTIES else (base.strength,):

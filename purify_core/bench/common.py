@@ -1,34 +1,19 @@
-"""Shared pieces of the benchmarks: the shipped scenarios and running a purification to its end."""
+"""Shared pieces of the benchmarks: which shipped scenarios and clean-set draws they loop over,
+and a model of your own. The steps every front end shares (a `Case`, running a purification to
+its end) live in `purify_core.study`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
-from torch import nn
-
-from ..data import Splits, redraw_defense
+from ..backdoored import BackdooredModel
 from ..errors import UserInputError
-from ..evaluate import Metrics, evaluate
-from ..purify import PurifyResult, StepMetrics
-from ..zoo import BackdooredModel, load_shipped, shipped_scenarios
+from ..study import Case, case_of
+from ..study import purification_result as finish  # the old name, until benchmarks/app_timing.py and a test switch
+from ..zoo import load_shipped, shipped_scenarios
 
-__all__ = ["Case", "cases", "finish", "load_own"]
-
-
-@dataclass(frozen=True, eq=False)
-class Case:
-    """One shipped backdoored model with one draw of the clean defense set."""
-
-    backdoored: BackdooredModel
-    splits: Splits
-    seed: int
-
-    def evaluator(self, first: int | None = None) -> Callable[[nn.Module], Metrics]:
-        """ACC and ASR on the test images (only the `first` ones: cheaper checks during a run)."""
-        test = self.splits.test if first is None else self.splits.test.subset(range(min(first, len(self.splits.test))))
-        return lambda model: evaluate(model, test, self.backdoored.attack)
+__all__ = ["cases", "load_own"]
 
 
 def cases(names: list[str] | None, seeds: list[int]) -> Iterator[Case]:
@@ -42,7 +27,7 @@ def cases(names: list[str] | None, seeds: list[int]) -> Iterator[Case]:
     for scenario in chosen:
         backdoored = load_shipped(scenario.name)
         for seed in seeds:
-            yield Case(backdoored, redraw_defense(backdoored.splits(), seed), seed)
+            yield case_of(backdoored, seed)
 
 
 def load_own(checkpoint: str | Path, card_file: str | Path) -> BackdooredModel:
@@ -57,11 +42,3 @@ def load_own(checkpoint: str | Path, card_file: str | Path) -> BackdooredModel:
     model = load_checkpoint(checkpoint, card, map_location=pick_device())
     return BackdooredModel(scenario, model, card, build_attack(scenario.attack, card.input_shape, card.num_classes))
 
-
-def finish(run: Iterator[StepMetrics | PurifyResult]) -> PurifyResult:
-    """Drive a purification or defense generator to its result."""
-    item = None
-    for item in run:
-        pass
-    assert isinstance(item, PurifyResult)
-    return item

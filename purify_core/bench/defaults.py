@@ -63,10 +63,9 @@ def _one(task: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     import torch
 
     from ..data import redraw_defense
-    from ..evaluate import evaluate
     from ..purify import purify
+    from ..study import evaluator_for, purification_result
     from ..zoo import load_shipped
-    from .common import finish
 
     torch.set_num_threads(1)
     recipe, scenario, draw, seed, base = task
@@ -76,7 +75,7 @@ def _one(task: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     splits = redraw_defense(backdoored.splits(), draw)
     config = replace(PurifyConfig(**base), eval_every=10**6, seed=seed, **RECIPES[recipe])
     start = time.perf_counter()
-    s = finish(purify(backdoored.model, splits.defense, config, lambda m: evaluate(m, splits.test, backdoored.attack))).summary
+    s = purification_result(purify(backdoored.model, splits.defense, config, evaluator_for(backdoored.attack, splits.test))).summary
     return {"recipe": recipe, "scenario": scenario, "draw": draw, "seed": seed, "seconds": time.perf_counter() - start,
             "acc_before": 100 * s.before.acc, "acc": 100 * s.after.acc if s.after else None,
             "asr_before": 100 * s.before.asr, "asr": 100 * s.after.asr if s.after else None, "status": s.status}

@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from ..data import redraw_defense
 from ..errors import UserInputError
 from ..purify import PurifyConfig
-from .common import Case, finish, load_own
+from ..study import case_of, purification_result
+from .common import load_own
 from .report import machine, markdown_table
 
 __all__ = ["ERASED", "run_heldout", "heldout_markdown"]
@@ -36,9 +36,9 @@ def run_heldout(folder: Path, seeds: list[int], config: PurifyConfig, log: Calla
         backdoored = load_own(card.with_suffix(".safetensors"), card)
         attack = backdoored.attack
         for seed in seeds:
-            case = Case(backdoored, redraw_defense(backdoored.splits(), seed), seed)
+            case = case_of(backdoored, seed)
             start = time.perf_counter()
-            s = finish(purify(backdoored.model, case.splits.defense, replace(config, seed=seed, eval_every=10**6), case.evaluator())).summary
+            s = purification_result(purify(backdoored.model, case.splits.defense, replace(config, seed=seed, eval_every=10**6), case.evaluator())).summary
             rows.append({"model": card.stem, "attack": attack.name, "target": attack.target, "poison_rate": attack.poison_rate,
                          "params": dict(attack.params), "seed": seed, "acc_before": 100 * s.before.acc, "acc_after": 100 * s.after.acc if s.after else None,
                          "asr_before": 100 * s.before.asr, "asr_after": 100 * s.after.asr if s.after else None,

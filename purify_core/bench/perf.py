@@ -19,7 +19,8 @@ import torch.nn.functional as F
 from ..evaluate import evaluate
 from ..purify import PurifyConfig, purify
 from ..rankings import DEFENDER_METRICS, batches, rank_neurons
-from .common import cases, finish
+from ..study import purification_result
+from .common import cases
 from .report import machine, markdown_table
 
 __all__ = ["run_perf", "perf_markdown"]
@@ -62,9 +63,9 @@ def run_perf(names: list[str] | None, config: PurifyConfig, repeats: int = 5) ->
     evaluation = _median_seconds(lambda: evaluate(model, test, case.backdoored.attack), repeats)
     rows.append({"what": f"evaluate ACC + ASR ({len(test)} test images)", "seconds": evaluation, "ratio": evaluation / yardstick})
     quiet = replace(config, eval_every=10**6)
-    run = _median_seconds(lambda: finish(purify(model, defense, quiet)), max(1, repeats // 2))
+    run = _median_seconds(lambda: purification_result(purify(model, defense, quiet)), max(1, repeats // 2))
     rows.append({"what": f"purification, {config.epochs} epochs, no evaluation", "seconds": run, "ratio": run / yardstick})
-    streamed = _median_seconds(lambda: finish(purify(model, defense, config, case.evaluator())), 1)
+    streamed = _median_seconds(lambda: purification_result(purify(model, defense, config, case.evaluator())), 1)
     rows.append({"what": f"purification with ACC/ASR every {config.eval_every} steps", "seconds": streamed, "ratio": streamed / yardstick})
     return {"scenario": case.backdoored.name, "defense_images": len(defense), "rows": rows,
             "peak_rss_mb": _peak_rss_mb(), "cuda_peak_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None,

@@ -17,7 +17,8 @@ from ..clean_control import clean_model
 from ..defenses import run_defense
 from ..purify import PRESET_LABELS, PurifyConfig, purify
 from ..reactivate import ReactivateConfig, run_reactivation
-from .common import cases, finish
+from ..study import purification_result
+from .common import cases
 from .report import machine, markdown_table
 
 __all__ = ["run_reactivate", "reactivate_markdown"]
@@ -43,13 +44,13 @@ def run_reactivate(names: list[str] | None, seeds: list[int], preset: str, confi
             log(f"clean control for {case.backdoored.name}: {time.perf_counter() - start:.1f} s (0 when cached)")
         run = replace(config, seed=case.seed, eval_every=10**6)
         start = time.perf_counter()
-        purified = finish(purify(case.backdoored.model, case.splits.defense, run, case.evaluator()))
-        tuned = finish(run_defense(BASELINE, case.backdoored.model, case.splits.defense, _plain(run), case.evaluator()))
+        purified = purification_result(purify(case.backdoored.model, case.splits.defense, run, case.evaluator()))
+        tuned = purification_result(run_defense(BASELINE, case.backdoored.model, case.splits.defense, _plain(run), case.evaluator()))
         defend_seconds = time.perf_counter() - start
         models = {"purified": purified.model, BASELINE: tuned.model, "backdoored": case.backdoored.model, "clean": clean_models[key]}
         models = {k: v for k, v in models.items() if v is not None}  # a diverged run has no model
         report = run_reactivation(models, case.splits.train, case.splits.test, case.backdoored.attack, replace(retune, seed=case.seed))
-        for r in report.as_dict()["rows"]:
+        for r in report.to_dict()["rows"]:
             rows.append({"scenario": case.backdoored.name, "seed": case.seed, **r})
         log(f"{case.backdoored.name} draw {case.seed}: " + ", ".join(f"{r.model} {100 * r.after.asr:.1f}%" for r in report.rows)
             + f" ASR after re-tuning ({defend_seconds:.1f} s to defend)")

@@ -38,7 +38,7 @@ class RankingQuality:
     spearman: float
     per_layer: dict[str, dict[str, float]]
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return {"auc": self.auc, "precision_at_k": self.precision_at_k, "spearman": self.spearman, "per_layer": self.per_layer}
 
 
