@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from purify_core.method_figures import pruning_curves_figure, roc_figure, spearman_figure
-from ui import links, state
+from ui import controls, state
 from ui.sidebar import current_scenario
 from ui.cache import pruning_report, ranking_report
 
@@ -15,16 +15,12 @@ st.markdown(
     "Here they are graded against **TAC**, the trigger-activated change of each neuron, which needs the trigger: "
     "this is the **evaluator's view** (oracle), never available to a defender."
 )
-TOPS = [0.02, 0.05, 0.1, 0.2]
-links.seed(state.COMPARE_TOP, 0.05, float, choices=TOPS)
-links.seed(state.COMPARE_DIRECTION, "lowest", choices=("lowest", "highest"))
+for control in controls.COMPARE:
+    controls.first_value(control)
 left, right = st.columns(2)
-top = links.control(left, "select_slider", "Infected = TAC top share per layer", state.COMPARE_TOP, options=TOPS,
-                    format_func=lambda v: f"{v:.0%}")
-direction = links.control(right, "radio", "Read a ranking as", state.COMPARE_DIRECTION, options=["lowest", "highest"], horizontal=True,
-                          format_func=lambda d: f"{d} score = infected", help="The paper's premise is lowest. On small nets the "
-                          "infected neurons are often the most active and salient ones: see which reading TAC supports here.")
-links.publish([state.COMPARE_TOP, state.COMPARE_DIRECTION])
+chosen = controls.draw_in((left, controls.COMPARE[:1]), (right, controls.COMPARE[1:]))
+top, direction = chosen[state.COMPARE_TOP], chosen[state.COMPARE_DIRECTION]
+controls.publish(controls.COMPARE)
 
 report = ranking_report(name, top, direction)
 st.dataframe(pd.DataFrame(report["rows"]).round(3), hide_index=True, key="compare_table")

@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from purify_core.attribution import ATTRIBUTIONS, attribute
+from purify_core.attribution import attribute
 from purify_core.evaluate import predict
 from purify_core.method_figures import attribution_figure
-from ui import links
+from ui import controls
 from ui import runs as session_runs
 from ui import state, untrusted
 from ui.cache import backdoored_attributions, backdoored_model, samples_for, splits_for
@@ -18,13 +18,13 @@ st.markdown("Attributions (captum) say which pixels a prediction rests on. On th
             "light up for triggered images; after purification it should fade.")
 
 # only runs on this very model: another model's purified copy may not even take these images
-finished = [r for r in session_runs.runs() if r["model"] is not None and r["source"].sha256 == backdoored.card.sha256]
+finished = [r for r in session_runs.runs() if r.model is not None and r.source.sha256 == backdoored.card.sha256]
 c1, c2 = st.columns(2)
-links.seed(state.EXPLAIN_METHOD, ATTRIBUTIONS[0], choices=ATTRIBUTIONS)
-method = links.control(c1, "selectbox", "Method", state.EXPLAIN_METHOD, options=ATTRIBUTIONS,
-                       help="Integrated Gradients and Saliency: pixel gradients; Grad-CAM: the last conv layer's view, upsampled.")
-links.publish([state.EXPLAIN_METHOD])
-run_label = c2.selectbox("Purified model", [r["label"] for r in finished], key=state.EXPLAIN_RUN,
+for control in controls.EXPLAIN:
+    controls.first_value(control)
+method = controls.draw_in((c1, controls.EXPLAIN))[state.EXPLAIN_METHOD]
+controls.publish(controls.EXPLAIN)
+run_label = c2.selectbox("Purified model", [r.label for r in finished], key=state.EXPLAIN_RUN,
                          placeholder="run a purification on the Purify page first", index=0 if finished else None)
 if not finished:
     st.info("No purified model of this model in this session yet: run one on the Purify page. Showing the backdoored model only.")
@@ -32,7 +32,7 @@ if not finished:
 samples = samples_for(name, 4)
 models = {"backdoored": backdoored.model}
 if run_label:
-    models["purified"] = next(r["model"] for r in finished if r["label"] == run_label)
+    models["purified"] = next(r.model for r in finished if r.label == run_label)
 rows = dict(backdoored_attributions(name, method))  # the shared model's are computed once for every session
 with st.spinner("Attributing…"):
     if "purified" in models:

@@ -5,8 +5,8 @@ import streamlit as st
 from purify_core.marking import mark, marked_count
 from purify_core.method_figures import maps_figure, salience_strips_figure, score_histogram_figure
 from purify_core.neuron_view import neuron_filters
-from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
-from ui import links, state
+from purify_core.rankings import METRIC_LABELS
+from ui import controls, state
 from ui.cache import neuron_maps, neuron_scores, backdoored_model
 from ui.sidebar import current_scenario
 
@@ -16,16 +16,12 @@ st.title("Salience maps")
 st.markdown("Every neuron of every layer, scored on the clean defense set. **Benign salience** is the first-order rise of "
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")
 
-CONTROLS = [state.SALIENCE_METRIC, state.SALIENCE_VARIANT, state.SALIENCE_THRESHOLD, state.SALIENCE_DIRECTION, state.SALIENCE_SCOPE]
-links.seed(state.SALIENCE_METRIC, "salience", choices=DEFENDER_METRICS)
-links.seed(state.SALIENCE_VARIANT, "abs", choices=SALIENCE_VARIANTS)
-links.seed(state.SALIENCE_THRESHOLD, 0.1, float, bounds=(0.0, 0.5))
-links.seed(state.SALIENCE_DIRECTION, "lowest", choices=("lowest", "highest"))
-links.seed(state.SALIENCE_SCOPE, "layer", choices=("layer", "global"))
+RANKING, MARKING = controls.SALIENCE[:2], controls.SALIENCE[2:]
+for control in controls.SALIENCE:
+    controls.first_value(control)
 c1, _ = st.columns([1, 2])
-metric = links.control(c1, "selectbox", "Ranking", state.SALIENCE_METRIC, options=DEFENDER_METRICS, format_func=METRIC_LABELS.get)
-variant = links.control(c1, "radio", "Salience variant", state.SALIENCE_VARIANT, options=SALIENCE_VARIANTS, horizontal=True,
-                        disabled=metric != "salience", help="abs: mean |t_k| over batches; squared: mean t_k^2; ema-signed: the authors' code.")
+ranking = controls.draw_in((c1, RANKING))
+metric, variant = ranking[state.SALIENCE_METRIC], ranking[state.SALIENCE_VARIANT]
 scores = neuron_scores(name, metric, variant if metric == "salience" else "abs")
 
 
@@ -33,11 +29,9 @@ scores = neuron_scores(name, metric, variant if metric == "salience" else "abs")
 def marked_neurons() -> None:
     """Re-marking reruns only this part: no sidebar, no neuron close-up, so a slider step answers at once."""
     c2, c3 = st.columns(2)
-    threshold = links.control(c2, "slider", "Pruning threshold", state.SALIENCE_THRESHOLD, min_value=0.0, max_value=0.5, step=0.01)
-    direction = links.control(c3, "radio", "Mark the", state.SALIENCE_DIRECTION, options=["lowest", "highest"], horizontal=True)
-    scope = links.control(c3, "radio", "Scope", state.SALIENCE_SCOPE, options=["layer", "global"], horizontal=True)
-    links.publish(CONTROLS)
-    mask = mark(scores, threshold, scope, None, direction)
+    marking = controls.draw_in((c2, MARKING[:1]), (c3, MARKING[1:]))
+    controls.publish(controls.SALIENCE)
+    mask = mark(scores, marking[state.SALIENCE_THRESHOLD], marking[state.SALIENCE_SCOPE], None, marking[state.SALIENCE_DIRECTION])
     st.plotly_chart(salience_strips_figure(scores, mask, f"{METRIC_LABELS[metric]} per layer"), key="salience_strips")
     st.caption(f"{marked_count(mask)} neurons marked (x). One row per layer, one cell per neuron, coloured by its score scaled "
                "within the layer (yellow = highest). The threshold only re-marks: the scores are cached.")

@@ -60,14 +60,14 @@ def test_plot_text_shows_tags_as_typed():
 def _linked_keys(monkeypatch) -> set[str]:
     """Every key the app seeds from a link, recorded while it runs each page once."""
     keys = {state.SCENARIO}
-    seed = links.seed
+    initial_value = links.initial_value
 
     def recording(key, *args, **kwargs):
         keys.add(key)
-        return seed(key, *args, **kwargs)
+        return initial_value(key, *args, **kwargs)
 
     with monkeypatch.context() as patched:
-        patched.setattr(links, "seed", recording)
+        patched.setattr(links, "initial_value", recording)
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
         for page in PAGES[1:]:
             at.switch_page(page).run()

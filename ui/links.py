@@ -1,6 +1,6 @@
 """Shareable links: the main controls live in the URL query string, and `hide=` hides some.
 
-`seed` gives a control its first value (from `?key=` when valid, else the default) before the
+`initial_value` gives a control its first value (from `?key=` when valid, else the default) before the
 widget is drawn; `publish` writes the current values back, so the address bar always holds a
 link to this view. Nonsense in a link is ignored with a warning that shows it as text (anyone can
 craft a link: see `ui.untrusted`). `?hide=a,b` hides the controls
@@ -40,8 +40,13 @@ def ignored(key: str, raw: str, default: Any) -> str:
     return f"Ignored {untrusted.code(f'{key}={raw}')} in the link: not a valid value here. Using {untrusted.code(repr(default))}."
 
 
-def seed(key: str, default: Any, parse: Callable[[str], Any] = str, choices: Sequence[Any] | None = None,
-         bounds: tuple[float, float] | None = None) -> None:
+def to_link(value: Any) -> str:
+    """The text a value has in a link (`from_link` reads it back)."""
+    return str(value)
+
+
+def initial_value(key: str, default: Any, parse: Callable[[str], Any] = str, choices: Sequence[Any] | None = None,
+                  bounds: tuple[float, float] | None = None) -> None:
     """Set `st.session_state[key]` once: from the link if the value is valid, else `default`."""
     if key in st.session_state:
         return
@@ -58,8 +63,8 @@ def publish(keys: Sequence[str]) -> None:
     """Mirror the controls' current values (and `hide`) in the URL; only changed values are written."""
     for key in keys:
         value = st.session_state.get(key)
-        if value is not None and st.query_params.get(key) != str(value):
-            st.query_params[key] = str(value)
+        if value is not None and st.query_params.get(key) != to_link(value):
+            st.query_params[key] = to_link(value)
     hidden = st.session_state.get(HIDE)
     if hidden and st.query_params.get(HIDE) != hidden:
         st.query_params[HIDE] = hidden
@@ -83,7 +88,7 @@ def forget(keys: Sequence[str]) -> None:
 def control(where: Any, widget: str, label: str, key: str, **kwargs: Any) -> Any:
     """Draw `where.<widget>(label, key=key, ...)` unless the link hides it; either way return its value.
 
-    Seed the key first: the widget takes its value from session state (no `value=` argument).
+    Give the key its initial value first: the widget takes its value from session state (no `value=` argument).
     """
     if hidden(key):
         return st.session_state[key]

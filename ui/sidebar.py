@@ -5,11 +5,10 @@ from __future__ import annotations
 import streamlit as st
 
 from purify_core.errors import UserInputError
-from ui import links, state, untrusted
+from ui import controls, state, untrusted
 from ui.cache import backdoored_model, built_cards, forget_built_cards, shipped_cards
 
 DEFAULT_SCENARIO = "mnist5k-smallcnn-badnets"
-MAX_SEED = 2**31 - 1
 
 
 def model_names() -> list[str]:
@@ -85,10 +84,9 @@ def scenario_picker() -> str:
         st.session_state[state.DEVICE] = devices[-1]
     st.sidebar.selectbox("Device", devices, key=state.DEVICE, disabled=len(devices) == 1,
                          help="Where training, purification and baseline defenses run. cuda appears when this server has a GPU.")
-    links.seed(state.SEED, 0, int, bounds=(0, MAX_SEED))
-    links.control(st.sidebar, "number_input", "Seed", state.SEED, min_value=0, max_value=MAX_SEED, step=1,
-                  help="Seeds the shuffling of new runs and the training of new models: same seed, same numbers.")
-    links.publish([state.SEED])
+    controls.first_value(controls.SEED)
+    controls.draw(st.sidebar, controls.SEED)
+    controls.publish([controls.SEED])
     return choice
 
 

@@ -1,12 +1,19 @@
-"""Widgets built from the core's own descriptions (an attack's parameter specs)."""
+"""Widgets built from the core's own descriptions (an attack's parameter specs).
+
+A new attack needs only its own file: its `PARAMS` give the widgets, their bounds and, when no
+preset has tuned values for it, their first values.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import streamlit as st
 
-from purify_core.attacks import ParamSpec
+from purify_core.attacks import Attack, ParamSpec
+from purify_core.config import ParamValue, scenario_preset
+from purify_core.errors import UserInputError
+from ui import state
 
 
 def param_input(where: Any, key: str, name: str, spec: ParamSpec, default: Any) -> Any:
@@ -28,3 +35,19 @@ def param_input(where: Any, key: str, name: str, spec: ParamSpec, default: Any) 
         high = int(spec.high) if spec.high is not None else None
         return where.number_input(label, min_value=low, max_value=high, step=1, key=key, help=spec.help)
     return where.number_input(label, min_value=spec.low, max_value=spec.high, step=0.05, format="%.3f", key=key, help=spec.help)
+
+
+def tuned_params(preset: str, attack: str) -> dict[str, ParamValue]:
+    """The trigger parameters a scenario preset tuned for this attack; none for an attack it does not know."""
+    try:
+        return scenario_preset(preset, attack).attack.param_dict()
+    except UserInputError:  # an attack added without preset values: its specs' defaults serve
+        return {}
+
+
+def attack_params(columns: Sequence[Any], attack: type[Attack], preset: str) -> dict[str, Any]:
+    """One widget per trigger parameter, spread over `columns`; first values from the preset, else the spec."""
+    tuned = tuned_params(preset, attack.name)
+    return {name: param_input(columns[i % len(columns)], f"{state.ATTACK_PARAM_PREFIX}{attack.name}_{name}", name, spec,
+                              tuned.get(name, spec.default))
+            for i, (name, spec) in enumerate(attack.PARAMS.items())}

@@ -1,0 +1,221 @@
+"""Every control of the app declared once: key, widget, label, choices and bounds.
+
+Choices come from the core's constants (rankings, regularizers, defenses, directions, presets),
+so a new ranking or defense shows up without touching a page. Pages only place a control
+(`draw`); the link (`first_value`, `publish`), `?hide=` and a preset reset (`reset_keys`) read
+this same table, so a control's link name, its valid values and its widget cannot disagree.
+Link names and values are those of earlier versions: every shared link still opens the same view.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from purify_core.attribution import ATTRIBUTIONS
+from purify_core.config import ARCHITECTURES, MAX_SEED
+from purify_core.defenses import DEFENSES
+from purify_core.marking import DIRECTIONS, SCOPES
+from purify_core.neurons import LAYER_PRESETS
+from purify_core.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, purify_preset
+from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
+from purify_core.regularizers import REGULARIZERS
+from purify_core.steps import DISTILL_SCHEDULES, REINIT_CHOICES
+from ui import links, state
+
+#: Widgets whose values are a list of options (the rest take bounds).
+_OPTION_WIDGETS = {"selectbox", "radio", "select_slider", "segmented_control"}
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control: how it is drawn, which values are valid (in a link too) and where its value goes.
+
+    `of_preset` gives a purification control its value under a preset, `field`/`to_core` say
+    which `PurifyConfig` field it sets and how. `linked=False`: not in links, not hideable.
+    """
+
+    key: str
+    widget: str
+    label: str
+    default: Any = None
+    parse: Callable[[str], Any] = str
+    choices: Sequence[Any] | None = None
+    bounds: tuple[float, float] | None = None
+    step: float | None = None
+    format: str | None = None
+    format_func: Callable[[Any], str] | None = None
+    help: str | None = None
+    linked: bool = True
+    of_preset: Callable[[PurifyConfig], Any] | None = None
+    field: str | None = None
+    to_core: Callable[[Any], Any] | None = None
+    #: When it matters, given the values of the controls drawn before it (else it is drawn disabled).
+    active: Callable[[dict[str, Any]], bool] | None = None
+
+    def widget_args(self) -> dict[str, Any]:
+        """The keyword arguments of its Streamlit widget."""
+        args: dict[str, Any] = {}
+        if self.widget in _OPTION_WIDGETS:
+            args["options"] = list(self.choices or ())
+        elif self.bounds is not None:
+            args["min_value"], args["max_value"] = self.bounds
+        if self.widget == "radio":
+            args["horizontal"] = True
+        extra = {"step": self.step, "format": self.format, "format_func": self.format_func, "help": self.help}
+        return args | {name: value for name, value in extra.items() if value is not None}
+
+
+def _kappa(text: str) -> str | float:
+    """A kappa from a link: `auto` (2 x RMS per tensor) or a number."""
+    return text if text == "auto" else float(text)
+
+
+KAPPAS = ("auto", 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+LEARNING_RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0)
+TOPS = (0.02, 0.05, 0.1, 0.2)
+#: The purification threshold's bounds: `PurifyConfig` and `marking.mark` accept [0, 0.5].
+THRESHOLD_BOUNDS = (0.0, 0.5)
+
+SEED = Control(state.SEED, "number_input", "Seed", 0, int, bounds=(0, MAX_SEED), step=1,
+               help="Seeds the shuffling of new runs and the training of new models: same seed, same numbers.")
+
+PURIFY_PRESET = Control(state.PURIFY_PRESET, "segmented_control", "Preset", "default", choices=tuple(PURIFY_PRESETS),
+                        format_func=lambda p: f"{p}: {PRESET_LABELS.get(p, p)}",
+                        help="Each preset resets the controls below. " + " ".join(f"{p}: {label}." for p, label in PRESET_LABELS.items()))
+PURIFY_MARKING = (
+    Control(state.PURIFY_THRESHOLD, "slider", "Pruning threshold (share of neurons marked)", parse=float, bounds=THRESHOLD_BOUNDS,
+            step=0.01, of_preset=lambda c: c.threshold, field="threshold"),
+    Control(state.PURIFY_DIRECTION, "radio", "Mark the", choices=DIRECTIONS, of_preset=lambda c: c.direction, field="direction",
+            help="lowest benign salience is the paper's premise; on small nets the infected neurons are "
+            "often the most salient (see Compare rankings)."),
+    Control(state.PURIFY_SCOPE, "radio", "Scope", choices=SCOPES, of_preset=lambda c: c.scope, field="scope",
+            help="layer: that share of each layer; global: of all layers pooled, scores scaled within each layer."),
+)
+PURIFY_PENALTY = (
+    Control(state.PURIFY_LAYERS, "selectbox", "Layers", choices=LAYER_PRESETS, field="layers",
+            of_preset=lambda c: c.layers if isinstance(c.layers, str) else "all",
+            help="last-conv: the last conv layer (where Fine-Pruning prunes); final-linear: the last hidden units."),
+    Control(state.PURIFY_REGULARIZER, "selectbox", "Regularizer", choices=REGULARIZERS, of_preset=lambda c: c.regularizer,
+            field="regularizer", help="ar: Adaptive Regularization; prune: zero the marked neurons and keep them at zero; none: plain fine-tuning."),
+    Control(state.PURIFY_STRENGTH, "number_input", "Strength (lambda)", parse=float, bounds=(0.0, 10.0), step=0.01, format="%.3f",
+            of_preset=lambda c: c.strength, field="strength"),
+    Control(state.PURIFY_KAPPA, "select_slider", "AR knee (kappa)", parse=_kappa, choices=KAPPAS, field="kappa",
+            of_preset=lambda c: "auto" if c.kappa is None else c.kappa, to_core=lambda v: None if v == "auto" else float(v),
+            active=lambda values: values[state.PURIFY_REGULARIZER] == "ar",
+            help="Where AR turns from L1 into its exponential pull. auto: 2 x the RMS of each weight tensor, "
+            "so the knee follows each layer's scale; 1.0 is the authors' fixed value."),
+)
+PURIFY_TRAINING = (
+    Control(state.PURIFY_EPOCHS, "slider", "Epochs", parse=int, bounds=(1, 60), of_preset=lambda c: c.epochs, field="epochs"),
+    Control(state.PURIFY_LR, "select_slider", "Learning rate", parse=float, choices=LEARNING_RATES, of_preset=lambda c: c.lr, field="lr"),
+    Control(state.PURIFY_REINIT, "radio", "Re-initialise", choices=REINIT_CHOICES, field="reinit",
+            of_preset=lambda c: c.reinit if c.reinit in REINIT_CHOICES else "none",
+            help="Before fine-tuning, draw fresh weights (PyTorch's default init) for: dense: every linear layer "
+            "(the hidden one and the classifier); marked: only the marked neurons; none: keep all weights."),
+    Control(state.PURIFY_DISTILL, "slider", "Distillation weight", parse=float, bounds=(0.0, 1.0), step=0.05, field="distill",
+            of_preset=lambda c: float(c.distill), to_core=float,
+            help="Loss = (1 - w) x task loss + w x T^2 x KL to the original model's answers on the same clean images. "
+            "0: no distillation."),
+    Control(state.PURIFY_TEMPERATURE, "select_slider", "Distillation temperature", parse=float, choices=TEMPERATURES,
+            field="temperature", to_core=float, active=lambda values: values[state.PURIFY_DISTILL] != 0,
+            of_preset=lambda c: float(c.temperature) if c.temperature in TEMPERATURES else 2.0),
+    Control(state.PURIFY_DISTILL_SCHEDULE, "radio", "Distillation schedule", choices=DISTILL_SCHEDULES, field="distill_schedule",
+            of_preset=lambda c: c.distill_schedule, active=lambda values: values[state.PURIFY_DISTILL] != 0,
+            help="constant: w throughout; linear: w falls to 0 by the last step."),
+)
+PURIFY = PURIFY_MARKING + PURIFY_PENALTY + PURIFY_TRAINING
+PURIFY_DEFENSE = Control(state.PURIFY_DEFENSE, "selectbox", "Baseline defense", choices=DEFENSES, linked=False)
+
+SALIENCE = (
+    Control(state.SALIENCE_METRIC, "selectbox", "Ranking", "salience", choices=DEFENDER_METRICS, format_func=METRIC_LABELS.get),
+    Control(state.SALIENCE_VARIANT, "radio", "Salience variant", "abs", choices=SALIENCE_VARIANTS,
+            active=lambda values: values[state.SALIENCE_METRIC] == "salience",
+            help="abs: mean |t_k| over batches; squared: mean t_k^2; ema-signed: the authors' code."),
+    Control(state.SALIENCE_THRESHOLD, "slider", "Pruning threshold", 0.1, float, bounds=THRESHOLD_BOUNDS, step=0.01),
+    Control(state.SALIENCE_DIRECTION, "radio", "Mark the", "lowest", choices=DIRECTIONS),
+    Control(state.SALIENCE_SCOPE, "radio", "Scope", "layer", choices=SCOPES),
+)
+
+COMPARE = (
+    Control(state.COMPARE_TOP, "select_slider", "Infected = TAC top share per layer", 0.05, float, choices=TOPS,
+            format_func=lambda v: f"{v:.0%}"),
+    Control(state.COMPARE_DIRECTION, "radio", "Read a ranking as", "lowest", choices=DIRECTIONS,
+            format_func=lambda d: f"{d} score = infected", help="The paper's premise is lowest. On small nets the "
+            "infected neurons are often the most active and salient ones: see which reading TAC supports here."),
+)
+
+EXPLAIN = (
+    Control(state.EXPLAIN_METHOD, "selectbox", "Method", ATTRIBUTIONS[0], choices=ATTRIBUTIONS,
+            help="Integrated Gradients and Saliency: pixel gradients; Grad-CAM: the last conv layer's view, upsampled."),
+)
+
+ATTACK_ARCH = Control(state.ATTACK_ARCH, "selectbox", "Architecture", choices=ARCHITECTURES, linked=False,
+                      help="smallcnn suits MNIST-sized data; smallvgg and preactresnet18 suit 32x32 colour images.")
+ATTACK_RATE = Control(state.ATTACK_RATE, "slider", "Poison rate", bounds=(0.01, 0.5), step=0.01, linked=False,
+                      help="Share of the training set that carries the trigger (clean-label attacks can only use target-class images).")
+ATTACK_EPOCHS = Control(state.ATTACK_EPOCHS, "number_input", "Epochs", bounds=(1, 100), linked=False)
+ATTACK_LR = Control(state.ATTACK_LR, "select_slider", "Learning rate", choices=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2), linked=False)
+
+#: Every control a link can set: a link's query parameter is a key of this table.
+LINKED: dict[str, Control] = {c.key: c for c in (SEED, PURIFY_PRESET, *PURIFY, *SALIENCE, *COMPARE, *EXPLAIN)}
+BY_KEY: dict[str, Control] = LINKED | {c.key: c for c in (PURIFY_DEFENSE, ATTACK_ARCH, ATTACK_RATE, ATTACK_EPOCHS, ATTACK_LR)}
+
+
+def first_value(control: Control, preset: PurifyConfig | None = None) -> None:
+    """Give a linked control its first value: the link's if valid, else its default (or its preset's value)."""
+    default = control.of_preset(preset) if control.of_preset is not None and preset is not None else control.default
+    links.initial_value(control.key, default, control.parse, control.choices, control.bounds)
+
+
+def draw(where: Any, control: Control, **extra: Any) -> Any:
+    """Place the control's widget in `where` (`st`, a column, the sidebar) and return its value.
+
+    A linked control takes its value from session state (see `first_value`) and is not drawn when
+    the link hides it; `extra` holds what depends on the page (`disabled`, `on_change`).
+    """
+    if control.linked:
+        return links.control(where, control.widget, control.label, control.key, **control.widget_args(), **extra)
+    return getattr(where, control.widget)(control.label, key=control.key, **control.widget_args(), **extra)
+
+
+def draw_in(*placed: tuple[Any, Sequence[Control]]) -> dict[str, Any]:
+    """Draw each group of controls in its place (a column), in order; their values by key.
+
+    A control with `active` is disabled when the values drawn before it make it moot.
+    """
+    values: dict[str, Any] = {}
+    for where, group in placed:
+        for control in group:
+            extra = {} if control.active is None else {"disabled": not control.active(values)}
+            values[control.key] = draw(where, control, **extra)
+    return values
+
+
+def publish(controls: Sequence[Control]) -> None:
+    """Write these controls' current values to the link."""
+    links.publish([c.key for c in controls])
+
+
+def reset_keys(controls: Sequence[Control] = PURIFY) -> list[str]:
+    """The keys a preset resets: forgetting them makes each take the new preset's value."""
+    return [c.key for c in controls]
+
+
+def draw_preset(where: Any) -> str:
+    """Place the preset picker; choosing a preset resets every purification control to its value.
+
+    Returns the preset's name, after giving each control its first value (link, else the preset's).
+    """
+    first_value(PURIFY_PRESET)
+    preset = draw(where, PURIFY_PRESET, on_change=links.forget, args=(reset_keys(),)) or PURIFY_PRESET.default
+    for control in PURIFY:
+        first_value(control, PURIFY_PRESETS[preset])
+    return preset
+
+
+def purify_config(preset: str, values: dict[str, Any], seed: int) -> PurifyConfig:
+    """The run's settings: the preset with every purification control's value (`values` by key) put in."""
+    overrides = {c.field: (c.to_core or (lambda v: v))(values[c.key]) for c in PURIFY if c.field is not None}
+    return purify_preset(preset, **overrides, seed=seed)
