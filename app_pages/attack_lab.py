@@ -5,18 +5,19 @@ import time
 import streamlit as st
 
 from purify_core.attacks import ATTACKS, build_attack
-from purify_core.config import ARCHITECTURES, AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig, scenario_preset
-from purify_core.data import data_folders, one_per_class
+from purify_core.config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig, scenario_preset
+from purify_core.data import one_per_class
 from purify_core.errors import UserInputError
 from purify_core.figures import trigger_preview_figure
-from purify_core.uploads import MAX_UPLOAD_MB, WEIGHT_SUFFIXES, import_weights
-from purify_core.zoo import key_for, load_or_train
-from ui import state, untrusted
-from ui.cache import splits_of
+from purify_core.uploads import WEIGHT_SUFFIXES, import_weights
+from purify_core.model_store import key_for, load_or_train
+from ui import controls, state, untrusted
+from ui.cache import dataset_splits
 from ui.card import show_card
 from ui.jobs import heavy_job
+from ui.server import MAX_UPLOAD_MB, data_folders
 from ui.sidebar import current_device, current_seed, open_on_next_run
-from ui.widgets import param_input
+from ui.widgets import attack_params
 
 st.title("Attack lab")
 st.markdown("Implant a backdoor yourself: choose the data, the model and the trigger, then train; or upload weights you "
@@ -51,12 +52,12 @@ if dataset in FOLDER_DATASETS:
         st.info("This server has no dataset folders yet: put a CIFAR-10, GTSRB or ImageFolder tree under the folder "
                 "`$PURIFY_LAB_DATA` names (default `~/.cache/purify_lab/data`), or use the CLI with `--data-root`.")
         st.stop()
-arch = c3.selectbox("Architecture", ARCHITECTURES, key=state.ATTACK_ARCH,
-                    help="smallcnn suits MNIST-sized data; smallvgg and preactresnet18 suit 32x32 colour images.")
-preset = scenario_preset("tiny" if dataset == "digits" else "demo")
+arch = controls.draw(c3, controls.ATTACK_ARCH)
+preset_name = "tiny" if dataset == "digits" else "demo"
+preset = scenario_preset(preset_name)
 data = preset.data if dataset in ("mnist5k", "digits") else DataConfig(dataset, root=root)
 try:
-    splits = splits_of(data)
+    splits = dataset_splits(data)
 except UserInputError as error:
     st.error(untrusted.text(error))
     st.stop()
@@ -68,13 +69,8 @@ a1, a2 = st.columns([1, 2])
 attack_name = a1.selectbox("Attack", list(ATTACKS), key=state.ATTACK_NAME, format_func=lambda n: f"{n}: {ATTACKS[n].summary}")
 target = a1.selectbox("Target class", range(splits.num_classes), key=state.ATTACK_TARGET, format_func=lambda i: splits.classes[i])
 st.session_state.setdefault(state.ATTACK_RATE, 0.08 if ATTACKS[attack_name].clean_label else 0.1)
-rate = a1.slider("Poison rate", 0.01, 0.5, step=0.01, key=state.ATTACK_RATE,
-                 help="Share of the training set that carries the trigger (clean-label attacks can only use target-class images).")
-tuned = scenario_preset("tiny" if dataset == "digits" else "demo", attack_name).attack.param_dict()
-specs = ATTACKS[attack_name].PARAMS
-p_cols = a2.columns(2)
-params = {name: param_input(p_cols[i % 2], f"{state.ATTACK_PARAM_PREFIX}{attack_name}_{name}", name, spec, tuned.get(name, spec.default))
-          for i, (name, spec) in enumerate(specs.items())}
+rate = controls.draw(a1, controls.ATTACK_RATE)
+params = attack_params(a2.columns(2), ATTACKS[attack_name], preset_name)
 try:
     attack_config = AttackConfig.of(attack_name, int(target), float(rate), **params)
     attack = build_attack(attack_config, splits.input_shape, splits.num_classes)
@@ -93,9 +89,9 @@ train_tab, upload_tab = st.tabs(["Train here", "Upload weights"])
 with train_tab:
     t1, t2, t3 = st.columns([1, 1, 1], vertical_alignment="bottom")
     st.session_state.setdefault(state.ATTACK_EPOCHS, preset.train.epochs)
-    epochs = t1.number_input("Epochs", 1, 100, key=state.ATTACK_EPOCHS)
+    epochs = controls.draw(t1, controls.ATTACK_EPOCHS)
     st.session_state.setdefault(state.ATTACK_LR, preset.train.lr)
-    lr = t2.select_slider("Learning rate", [0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2], key=state.ATTACK_LR)
+    lr = controls.draw(t2, controls.ATTACK_LR)
     train = TrainConfig(epochs=int(epochs), batch_size=preset.train.batch_size, lr=float(lr))
     scenario = Scenario(data=data, model=ModelConfig(arch), attack=attack_config, train=train, seed=current_seed()) if not problem else None
     clicked = t3.button("Train", type="primary", key=state.ATTACK_TRAIN, disabled=problem is not None,
@@ -130,7 +126,7 @@ with upload_tab:
         scenario = Scenario(data=data, model=ModelConfig(arch), attack=attack_config, seed=current_seed())
         try:
             with heavy_job("the check of these weights"), st.spinner("Checking the weights against the architecture and measuring ACC and ASR…"):
-                saved = import_weights(upload.getvalue(), upload.name, scenario)
+                saved = import_weights(upload.getvalue(), upload.name, scenario, max_mb=MAX_UPLOAD_MB)
         except UserInputError as error:
             st.error(untrusted.text(error))
         else:
