@@ -105,3 +105,21 @@ def test_a_new_attack_with_only_param_specs_shows_in_the_attack_lab(monkeypatch,
     at.selectbox(key=prefix + "side").select("right").run()
     assert not at.exception and [c.key for c in at.get("plotly_chart")] == ["attack_preview"]
     assert not at.button(key=state.ATTACK_TRAIN).disabled
+
+
+def test_an_attack_module_dropped_into_the_package_is_found(tmp_path, monkeypatch):
+    import sys
+
+    import purify_core.attacks as attacks
+
+    (tmp_path / "lab_extra_attack.py").write_text(
+        "import torch\nfrom .base import Attack, ParamSpec\n\n\nclass Extra(Attack):\n    name = 'lab-extra'\n"
+        "    summary = 'test'\n    PARAMS = {'value': ParamSpec(0.5, 'pixel value', low=0.0, high=1.0)}\n\n"
+        "    def apply(self, x: torch.Tensor) -> torch.Tensor:\n        return torch.full_like(x, self.params['value'])\n")
+    monkeypatch.setattr(attacks, "__path__", [*attacks.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "purify_core.attacks.lab_extra_attack", raising=False)
+    try:
+        found = {cls.name for cls in attacks._found()}
+    finally:
+        sys.modules.pop("purify_core.attacks.lab_extra_attack", None)
+    assert found == set(ATTACKS) | {"lab-extra"} and list(ATTACKS)[:4] == ["badnets", "blended", "wanet", "sig"]
