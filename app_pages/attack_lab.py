@@ -23,8 +23,6 @@ st.title("Attack lab")
 st.markdown("Implant a backdoor yourself: choose the data, the model and the trigger, then train; or upload weights you "
             "trained elsewhere. Either way the new model's card opens at the top of this page and every other page works on it.")
 
-DATASETS = {"mnist5k": "MNIST, 5,000 real digits (shipped)", "digits": "8x8 digits (shipped, trains in seconds)",
-            "cifar10": "CIFAR-10 (server folder)", "gtsrb": "GTSRB (server folder)", "imagefolder": "ImageFolder (server folder)"}
 FOLDER_DATASETS = ("cifar10", "gtsrb", "imagefolder")
 
 made = st.session_state.get(state.ATTACK_MADE)
@@ -39,7 +37,7 @@ if made:
 
 st.subheader("1. Data and model")
 c1, c2, c3 = st.columns(3)
-dataset = c1.selectbox("Dataset", list(DATASETS), format_func=DATASETS.get, key=state.ATTACK_DATASET)
+dataset = controls.draw(c1, controls.ATTACK_DATASET)
 root = None
 if dataset in FOLDER_DATASETS:
     folders = [str(f) for f in data_folders()]

@@ -15,8 +15,7 @@ st.markdown(
     "Here they are graded against **TAC**, the trigger-activated change of each neuron, which needs the trigger: "
     "this is the **evaluator's view** (oracle), never available to a defender."
 )
-for control in controls.COMPARE:
-    controls.first_value(control)
+controls.first_values(controls.COMPARE)
 left, right = st.columns(2)
 chosen = controls.draw_in((left, controls.COMPARE[:1]), (right, controls.COMPARE[1:]))
 top, direction = chosen[state.COMPARE_TOP], chosen[state.COMPARE_DIRECTION]

@@ -20,8 +20,7 @@ st.markdown("Attributions (captum) say which pixels a prediction rests on. On th
 # only runs on this very model: another model's purified copy may not even take these images
 finished = [r for r in session_runs.runs() if r.model is not None and r.source.sha256 == backdoored.card.sha256]
 c1, c2 = st.columns(2)
-for control in controls.EXPLAIN:
-    controls.first_value(control)
+controls.first_values(controls.EXPLAIN)
 method = controls.draw_in((c1, controls.EXPLAIN))[state.EXPLAIN_METHOD]
 controls.publish(controls.EXPLAIN)
 run_label = c2.selectbox("Purified model", [r.label for r in finished], key=state.EXPLAIN_RUN,

@@ -17,8 +17,7 @@ st.markdown("Every neuron of every layer, scored on the clean defense set. **Ben
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")
 
 RANKING, MARKING = controls.SALIENCE[:2], controls.SALIENCE[2:]
-for control in controls.SALIENCE:
-    controls.first_value(control)
+controls.first_values(controls.SALIENCE)
 c1, _ = st.columns([1, 2])
 ranking = controls.draw_in((c1, RANKING))
 metric, variant = ranking[state.SALIENCE_METRIC], ranking[state.SALIENCE_VARIANT]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from purify_core.attribution import ATTRIBUTIONS
-from purify_core.config import ARCHITECTURES, MAX_SEED
+from purify_core.config import ARCHITECTURES, DATASETS, MAX_SEED
 from purify_core.defenses import DEFENSES
 from purify_core.marking import DIRECTIONS, SCOPES
 from purify_core.neurons import LAYER_PRESETS
@@ -151,6 +151,11 @@ EXPLAIN = (
             help="Integrated Gradients and Saliency: pixel gradients; Grad-CAM: the last conv layer's view, upsampled."),
 )
 
+#: What each dataset is, in the Attack lab's words (a dataset missing here shows by its name).
+DATASET_LABELS = {"mnist5k": "MNIST, 5,000 real digits (shipped)", "digits": "8x8 digits (shipped, trains in seconds)",
+                  "cifar10": "CIFAR-10 (server folder)", "gtsrb": "GTSRB (server folder)", "imagefolder": "ImageFolder (server folder)"}
+ATTACK_DATASET = Control(state.ATTACK_DATASET, "selectbox", "Dataset", choices=DATASETS, linked=False,
+                         format_func=lambda d: DATASET_LABELS.get(d, d))
 ATTACK_ARCH = Control(state.ATTACK_ARCH, "selectbox", "Architecture", choices=ARCHITECTURES, linked=False,
                       help="smallcnn suits MNIST-sized data; smallvgg and preactresnet18 suit 32x32 colour images.")
 ATTACK_RATE = Control(state.ATTACK_RATE, "slider", "Poison rate", bounds=(0.01, 0.5), step=0.01, linked=False,
@@ -160,13 +165,20 @@ ATTACK_LR = Control(state.ATTACK_LR, "select_slider", "Learning rate", choices=(
 
 #: Every control a link can set: a link's query parameter is a key of this table.
 LINKED: dict[str, Control] = {c.key: c for c in (SEED, PURIFY_PRESET, *PURIFY, *SALIENCE, *COMPARE, *EXPLAIN)}
-BY_KEY: dict[str, Control] = LINKED | {c.key: c for c in (PURIFY_DEFENSE, ATTACK_ARCH, ATTACK_RATE, ATTACK_EPOCHS, ATTACK_LR)}
+BY_KEY: dict[str, Control] = LINKED | {c.key: c for c in (PURIFY_DEFENSE, ATTACK_DATASET, ATTACK_ARCH, ATTACK_RATE, ATTACK_EPOCHS,
+                                                           ATTACK_LR)}
 
 
 def first_value(control: Control, preset: PurifyConfig | None = None) -> None:
     """Give a linked control its first value: the link's if valid, else its default (or its preset's value)."""
     default = control.of_preset(preset) if control.of_preset is not None and preset is not None else control.default
     links.initial_value(control.key, default, control.parse, control.choices, control.bounds)
+
+
+def first_values(controls: Sequence[Control], preset: PurifyConfig | None = None) -> None:
+    """`first_value` for each control of a page, before any is drawn."""
+    for control in controls:
+        first_value(control, preset)
 
 
 def draw(where: Any, control: Control, **extra: Any) -> Any:
@@ -210,8 +222,7 @@ def draw_preset(where: Any) -> str:
     """
     first_value(PURIFY_PRESET)
     preset = draw(where, PURIFY_PRESET, on_change=links.forget, args=(reset_keys(),)) or PURIFY_PRESET.default
-    for control in PURIFY:
-        first_value(control, PURIFY_PRESETS[preset])
+    first_values(PURIFY, PURIFY_PRESETS[preset])
     return preset
 
 
