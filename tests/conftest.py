@@ -1,15 +1,26 @@
-"""Shared fixtures: a tiny hand-built network with fixed weights, and a tiny trained backdoored model."""
+"""Shared fixtures (a tiny hand-built network with fixed weights, a tiny trained backdoored model) and the test tiers."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import torch
+from hypothesis.configuration import set_hypothesis_home_dir
 from torch import nn
 
 from purify_core.config import scenario_preset
 from purify_core.zoo import train_scenario
+from tiers import CHROMIUM, TIER_MARKS, drives_the_app, measured_slow
+
+
+# Hypothesis keeps its example database and caches out of the tree (a test run leaves `git status` clean),
+# in the system's temporary folder, where a failing example is still replayed on the next run.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "purify-lab-hypothesis")
 
 
 class HandNet(nn.Module):
@@ -56,16 +67,44 @@ def tiny_backdoored():
     return item.result
 
 
-SLOW_TESTS = Path(__file__).with_name("slow_tests.txt")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: took over 1 s when measured (tests/slow_tests.txt); the fast tier is -m 'not slow'")
+def _fixture_funcs(item: pytest.Item) -> list:
+    info = getattr(item, "_fixtureinfo", None)
+    return [d.func for defs in (info.name2fixturedefs.values() if info else ()) for d in defs]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the measured slow test functions (every parametrized case of them) so `-m 'not slow'` is the fast tier."""
-    slow = {line.strip() for line in SLOW_TESTS.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    """Sort every test into one tier (pytest.ini): app and browser from the code, slow from tests/slow_tests.txt."""
+    slow = measured_slow()
     for item in items:
-        if item.nodeid.split("[")[0] in slow:
+        func = getattr(item, "function", None)
+        if func is not None and (drives_the_app(func) or any(drives_the_app(f) for f in _fixture_funcs(item))):
+            item.add_marker(pytest.mark.app)
+        if item.nodeid.split("[")[0] in slow or any(item.get_closest_marker(m) for m in TIER_MARKS):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _apptest_only_in_the_app_tier(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that opens the app without being marked `app` fails, so the fast tier stays fast."""
+    module = sys.modules.get("streamlit.testing.v1.app_test")
+    if module is None or request.node.get_closest_marker("app"):
+        return
+
+    def refuse(self, *args, **kwargs) -> None:
+        pytest.fail(f"{request.node.nodeid} opens the app through AppTest: mark it @pytest.mark.app "
+                    "(tests/conftest.py finds direct uses and helpers in tests/ on its own)")
+
+    monkeypatch.setattr(module.AppTest, "__init__", refuse)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Browser tests need Playwright and Debian's Chromium: skipped without them, failed when CI asks for them."""
+    if not item.get_closest_marker("browser"):
+        return
+    missing = [what for what, there in (("playwright", importlib.util.find_spec("playwright") is not None),
+                                        (CHROMIUM, Path(CHROMIUM).exists())) if not there]
+    if missing:
+        reason = f"the browser tier needs {' and '.join(missing)} (.ci/run installs Chromium)"
+        if os.environ.get("PURIFY_LAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"{reason}; PURIFY_LAB_REQUIRE_BROWSER=1 makes this a failure, not a skip", pytrace=False)
+        pytest.skip(reason)

@@ -410,6 +410,7 @@ def test_the_cli_answers_a_bad_input_with_one_line(row, files, capsys, tmp_path,
             for a in argv]
     if argv[-1] == "--out":
         argv.append(str(files["out"]))
+    before = _files_in(tmp_path) | _files_in(ZOO_DIR)
     try:
         code = main(argv)
     except SystemExit as exit:  # a usage error (argparse): exit code 2
@@ -419,6 +420,16 @@ def test_the_cli_answers_a_bad_input_with_one_line(row, files, capsys, tmp_path,
     assert err[-1].startswith("error: ") and row.message in err[-1], err
     assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "pwned").exists(), "a pickle ran"
+    assert _files_in(tmp_path) | _files_in(ZOO_DIR) == before, "a refused input wrote, changed or removed a file"
+
+
+def _files_in(folder: Path) -> set[tuple[str, int, int]]:
+    """Every file under `folder` with its size and modification time: any write, removal or new file shows.
+
+    A save's empty lock file (`.NAME.lock`, see checkpoints.save_pair) holds no data and may stay.
+    """
+    return {(str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*")
+            if p.is_file() and not (p.name.endswith(".lock") and p.stat().st_size == 0)}
 
 
 def _attack_lab(at: AppTest) -> AppTest:

@@ -7,6 +7,7 @@ from dataclasses import replace
 from purify_core.bench.defaults import choose, defaults_markdown
 from purify_core.bench.perf import perf_markdown, run_perf
 from purify_core.purify import PurifyConfig
+from purify_core.rankings import DEFENDER_METRICS
 
 
 def row(recipe, drop, asr="99.0", **settings):
@@ -33,13 +34,29 @@ def test_the_defaults_rule_reads_clean_accuracy_only():
     assert "Chosen: **head + distil**" in text
 
 
-def test_perf_measures_salience_against_one_forward_backward_pass():
+def test_a_timing_is_the_median_of_the_repeats_after_a_warm_up(monkeypatch):
+    from purify_core.bench import perf
+
+    clock = iter([0.0, 1.0, 10.0, 13.0, 20.0, 22.0])  # three timed calls: 1 s, 3 s, 2 s
+    monkeypatch.setattr(perf.time, "perf_counter", lambda: next(clock))
+    calls = []
+    assert perf._median_seconds(lambda: calls.append(1), repeats=3) == 2.0
+    assert len(calls) == 4, "one warm-up call, then the three timed ones"
+
+
+def test_perf_gives_every_step_as_a_multiple_of_one_forward_backward_pass(monkeypatch):
+    """Timings faked by hand (yardstick 0.5 s, every other step 2 s): each ratio must read 4."""
+    from purify_core.bench import perf
+
+    timings = iter([0.5] + [2.0] * 20)
+    monkeypatch.setattr(perf, "_median_seconds", lambda fn, repeats: next(timings))
     raw = run_perf(["badnets"], replace(PurifyConfig(), epochs=1), repeats=1)
     rows = {r["what"]: r for r in raw["rows"]}
-    assert rows["one forward+backward pass over the defense set"]["ratio"] == 1.0
-    salience = rows["ranking: salience"]
-    assert salience["seconds"] > 0 and salience["ratio"] == salience["seconds"] / rows["one forward+backward pass over the defense set"]["seconds"]
-    assert raw["peak_rss_mb"] > 0 and "| ranking: salience |" in perf_markdown(raw)
+    assert rows.pop("one forward+backward pass over the defense set") == {
+        "what": "one forward+backward pass over the defense set", "seconds": 0.5, "ratio": 1.0}
+    assert {f"ranking: {m}" for m in DEFENDER_METRICS} < set(rows) and len(rows) == len(DEFENDER_METRICS) + 3
+    assert all(r["seconds"] == 2.0 and r["ratio"] == 4.0 for r in rows.values()), rows
+    assert raw["peak_rss_mb"] > 0 and "| ranking: salience | 2.000 | 4.000 |" in perf_markdown(raw)
 
 
 def test_a_benchmark_with_no_matching_scenario_is_a_clear_error(tmp_path, capsys):

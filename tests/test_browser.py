@@ -1,12 +1,16 @@
 """The real app in Debian's Chromium: every page, a purification, Stop, a shared link, screenshots.
 
-Starts `streamlit run app.py` on a free loopback port and drives it with Playwright. The
-screenshots land in docs/screenshots/, where the README shows them.
+Starts `streamlit run app.py` on a free loopback port and drives it with Playwright. Screenshots go
+to a temporary folder, or to the folder named by PURIFY_LAB_SCREENSHOTS (the README's pictures:
+`PURIFY_LAB_SCREENSHOTS=docs/screenshots python -m pytest -m browser`), so a test run leaves the
+tree as it was.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,11 +20,23 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from app_server import CHROMIUM, IDLE, start_app, stop_app  # noqa: E402
 
-SHOTS = ROOT / "docs" / "screenshots"
 VIEW = {"width": 1400, "height": 2000}  # Streamlit scrolls inside its own container: a tall window shows the page
+pytestmark = pytest.mark.browser  # tests/conftest.py skips these without Chromium, or fails them under PURIFY_LAB_REQUIRE_BROWSER=1
 
-sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed (.ci/run installs it)")
+#: Counts the script runs that ended (the app's state attribute turning to notRunning), so a test waits for
+#: the run its click started rather than for a fixed time.
+COUNT_RUNS = """new MutationObserver(changes => changes.forEach(change => {
+    if (change.target.getAttribute('data-test-script-state') === 'notRunning') window.__runsEnded = (window.__runsEnded || 0) + 1;
+})).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});"""
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory) -> Path:
+    """Where screenshots go: PURIFY_LAB_SCREENSHOTS when set (relative to the repository), else a temporary folder."""
+    asked = os.environ.get("PURIFY_LAB_SCREENSHOTS")
+    folder = ROOT / asked if asked else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +51,18 @@ def server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield b
         b.close()
+
+
+def new_page(browser):
+    page = browser.new_page(viewport=VIEW)
+    page.add_init_script(COUNT_RUNS)
+    return page
 
 
 def settle(page, charts: int = 0, timeout: float = 120_000) -> None:
@@ -46,8 +70,16 @@ def settle(page, charts: int = 0, timeout: float = 120_000) -> None:
     page.wait_for_selector(IDLE, timeout=timeout)
     if charts:
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot').length >= {charts}", timeout=timeout)
-    page.wait_for_timeout(500)
-    page.wait_for_selector(IDLE, timeout=timeout)
+        page.wait_for_selector(IDLE, timeout=timeout)
+
+
+@contextmanager
+def a_run(page, charts: int = 0, timeout: float = 120_000):
+    """Around an action (a click, a key): wait until the script run it starts has ended, then settle."""
+    before = page.evaluate("window.__runsEnded || 0")
+    yield
+    page.wait_for_function(f"(window.__runsEnded || 0) > {before}", timeout=timeout)
+    settle(page, charts, timeout)
 
 
 def errors_on(page) -> list[str]:
@@ -56,51 +88,50 @@ def errors_on(page) -> list[str]:
 
 @pytest.mark.parametrize("path, charts, shot", [("", 2, "home"), ("salience", 4, "salience"), ("compare", 2, "compare"),
                                                ("attack_lab", 1, "attack_lab")])
-def test_every_page_renders_in_chromium(server, browser, path, charts, shot):
-    page = browser.new_page(viewport=VIEW)
+def test_every_page_renders_in_chromium(server, browser, shots, path, charts, shot):
+    page = new_page(browser)
     page.goto(f"{server}/{path}")
     settle(page, charts)
     assert not errors_on(page)
     assert page.get_by_test_id("stSidebar").get_by_text("Backdoored model").count() == 1, "a direct link runs app.py's sidebar"
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{shot}.png"), full_page=True)
+    page.screenshot(path=str(shots / f"{shot}.png"), full_page=True)
     page.close()
 
 
-def test_purify_stop_and_explain_in_one_session(server, browser):
-    page = browser.new_page(viewport=VIEW)
+def test_purify_stop_and_explain_in_one_session(server, browser, shots):
+    page = new_page(browser)
     page.goto(f"{server}/purify?purify_epochs=3")
     settle(page, 1)
-    page.get_by_role("button", name="Run purification").click()
-    page.wait_for_selector("text=Runs in this session", timeout=180_000)
-    settle(page, 4)
+    with a_run(page, 4, timeout=180_000):
+        page.get_by_role("button", name="Run purification").click()
+        page.wait_for_selector("text=Runs in this session", timeout=180_000)
     assert not errors_on(page)
     assert page.locator("[data-testid=stDataFrame]").count() >= 1
-    page.screenshot(path=str(SHOTS / "purify.png"), full_page=True)
+    page.screenshot(path=str(shots / "purify.png"), full_page=True)
 
     # a long second run, stopped while it streams: the first run and the steps so far are kept
     page.get_by_role("slider").nth(1).focus()  # epochs slider: jump to the maximum
-    page.keyboard.press("End")
-    settle(page)
+    with a_run(page):
+        page.keyboard.press("End")
     page.get_by_role("button", name="Run purification").click()
     page.wait_for_selector("text=/step \\d+\\/\\d+/", timeout=60_000)
-    page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()  # ours, not the header one
-    settle(page)
+    with a_run(page):
+        page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()  # ours, not the header one
     assert not errors_on(page)
     table = page.locator("[data-testid=stDataFrame]").first
     table.wait_for(timeout=30_000)
     page.wait_for_function("document.body.innerText.includes('stopped after')", timeout=30_000)
 
-    page.get_by_role("link", name="Explain").first.click()
-    settle(page, 1)
+    with a_run(page, 1):
+        page.get_by_role("link", name="Explain").first.click()
     assert not errors_on(page)
     assert page.get_by_text("purified:").count() >= 1
-    page.screenshot(path=str(SHOTS / "explain.png"), full_page=True)
+    page.screenshot(path=str(shots / "explain.png"), full_page=True)
     page.close()
 
 
 def test_a_shared_link_brings_the_controls_back(server, browser):
-    page = browser.new_page(viewport=VIEW)
+    page = new_page(browser)
     page.goto(f"{server}/purify?purify_threshold=0.3&purify_regularizer=l2&purify_direction=lowest")
     settle(page, 1)
     assert float(page.get_by_test_id("stSliderThumbValue").first.inner_text()) == 0.3
@@ -117,7 +148,7 @@ def test_markup_in_a_link_is_shown_as_text(server, browser):
     """A crafted link puts no image, link, HTML, styled text or LaTeX on the page, and nothing is fetched."""
     payload = "![x](http://127.0.0.1:9/x.png) [click](http://127.0.0.1:9) <img src=x onerror=alert(1)> :red[big] $x$"
     fetched: list[str] = []
-    page = browser.new_page(viewport=VIEW)
+    page = new_page(browser)
     page.on("request", lambda request: fetched.append(request.url))
     page.goto(f"{server}/purify?purify_lr={quote(payload)}&scenario={quote(payload)}&seed={quote('a` ' + payload)}")
     settle(page, 1)
@@ -133,24 +164,24 @@ def test_markup_in_a_link_is_shown_as_text(server, browser):
     page.close()
 
 
-def test_train_a_backdoor_in_the_attack_lab_and_work_on_it(server, browser):
-    page = browser.new_page(viewport=VIEW)
+def test_train_a_backdoor_in_the_attack_lab_and_work_on_it(server, browser, shots):
+    page = new_page(browser)
     page.goto(f"{server}/attack_lab")
     settle(page, 1)
     page.locator("[data-testid=stSelectbox]").filter(has_text="Dataset").click()
-    page.get_by_role("option", name="8x8 digits").click()
-    settle(page, 1)
+    with a_run(page, 1):
+        page.get_by_role("option", name="8x8 digits").click()
     assert not errors_on(page)
-    page.get_by_role("button", name="Train", exact=True).click()
-    page.wait_for_selector("text=is ready and selected", timeout=180_000)
-    settle(page, 3)
+    with a_run(page, 3, timeout=180_000):
+        page.get_by_role("button", name="Train", exact=True).click()
+        page.wait_for_selector("text=is ready and selected", timeout=180_000)
     assert not errors_on(page)
     picker = page.get_by_test_id("stSidebar").locator("[data-testid=stSelectbox]").first
     shown = picker.locator("input").first.input_value() + picker.inner_text()
     assert "digits-smallcnn-badnets" in shown and "trained here" in shown, shown
-    page.screenshot(path=str(SHOTS / "attack_lab_trained.png"), full_page=True)
-    page.get_by_role("link", name="Salience maps").first.click()
-    settle(page, 4)
+    page.screenshot(path=str(shots / "attack_lab_trained.png"), full_page=True)
+    with a_run(page, 4):
+        page.get_by_role("link", name="Salience maps").first.click()
     assert not errors_on(page)
     assert "scenario=digits-smallcnn-badnets" in page.url
     page.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -16,12 +15,13 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_never_more_than_the_limit_run_at_once():
     slots, peak, lock = JobSlots(2), [0], threading.Lock()
+    pair = threading.Barrier(2, timeout=10)  # two holders meet inside: the limit is reached, not hoped for
 
     def job() -> None:
         with slots.slot(poll=0.01):
             with lock:
                 peak[0] = max(peak[0], slots.running)
-            time.sleep(0.05)
+            pair.wait()
 
     threads = [threading.Thread(target=job) for _ in range(8)]
     for t in threads:
@@ -33,15 +33,16 @@ def test_never_more_than_the_limit_run_at_once():
 
 def test_a_waiting_job_reports_and_a_stopped_wait_takes_no_slot():
     slots, reports = JobSlots(1), []
-    release = threading.Event()
+    taken, release = threading.Event(), threading.Event()
 
     def holder() -> None:
         with slots.slot():
+            taken.set()
             release.wait(5)
 
     thread = threading.Thread(target=holder)
     thread.start()
-    time.sleep(0.05)
+    assert taken.wait(5)
 
     def stop_after_three(waited: float) -> None:
         reports.append(waited)
@@ -81,17 +82,30 @@ def test_a_purification_waits_for_a_free_slot_then_runs(monkeypatch):
             taken.set()
             release.wait(30)
 
+    reports: list[float] = []
+    plain_slot = slots.slot
+
+    def reporting_slot(on_wait=None, poll: float = 0.5):
+        """The page's own slot, freed once the page has said twice that it waits (one whole poll)."""
+        def waiting(seconds: float) -> None:
+            reports.append(seconds)
+            on_wait(seconds)
+            if len(reports) == 2:
+                release.set()
+        return plain_slot(waiting, poll)
+
+    monkeypatch.setattr(slots, "slot", reporting_slot)
     thread = threading.Thread(target=busy_server)
     thread.start()
-    taken.wait(5)
+    assert taken.wait(5)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.query_params["purify_epochs"] = "1"
     at.run()
     at.switch_page("app_pages/purify.py").run()
-    threading.Timer(2.0, release.set).start()
     at.button(key="purify_run").click().run()
     thread.join()
     assert not at.exception
     (run,) = at.session_state["purify_runs"]
-    assert run["status"] == "finished" and run["waited_s"] >= 1.5, run["waited_s"]
+    assert len(reports) == 2 and reports[1] >= 0.5, reports
+    assert run.status == "finished" and run.waited_s >= 0.5, (run.waited_s, reports)
     assert slots.running == 0

@@ -1,0 +1,52 @@
+"""The test tiers (pytest.ini, README "Testing"): which tests drive the app, and which were measured slow.
+
+Kept apart from conftest.py so tests/test_tiers.py can check the rules themselves.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+SLOW_TESTS = TESTS / "slow_tests.txt"
+CHROMIUM = "/usr/bin/chromium"  # Debian's, the one benchmarks/app_server.py launches (never a downloaded browser)
+TIER_MARKS = ("app", "browser")  # each implies slow: the fast tier runs neither the pages nor a browser
+
+
+def measured_slow() -> set[str]:
+    """The test functions (file::name) listed in tests/slow_tests.txt."""
+    return {line.strip() for line in SLOW_TESTS.read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+def _is_apptest(obj: object) -> bool:
+    return getattr(obj, "__qualname__", None) == "AppTest" and getattr(obj, "__module__", "").startswith("streamlit.testing")
+
+
+def _code_names(code) -> set[str]:
+    """The global names a function's code (and the code of functions nested in it) refers to."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _code_names(const)
+    return names
+
+
+def drives_the_app(func: object, seen: set | None = None) -> bool:
+    """Whether `func`, or a helper of the tests it calls by name, uses streamlit's AppTest.
+
+    Read from the code, not run: the marker must be known before the test runs so `-m` can choose.
+    """
+    seen = set() if seen is None else seen
+    code = getattr(func, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    for name in _code_names(code):
+        target = getattr(func, "__globals__", {}).get(name)
+        if _is_apptest(target):
+            return True
+        if inspect.isfunction(target) and Path(target.__code__.co_filename).resolve().parent == TESTS \
+                and drives_the_app(target, seen):
+            return True
+    return False
