@@ -181,7 +181,7 @@ def run_load(sessions: int = 30, purifiers: int = 10, rounds: int = 1, timeout_s
     """Start a server, drive the sessions, stop the server; every wait is bounded by `timeout_s`."""
     if not 0 <= purifiers <= sessions:
         raise SystemExit("error: --purifiers must be between 0 and --sessions")
-    from purify_core.jobs import default_job_limit
+    from ui.job_slots import default_job_limit
 
     report = LoadReport(sessions, purifiers, default_job_limit())
     server, url = start_app(tempfile.mkdtemp(prefix="purify-load-"))

@@ -13,7 +13,8 @@ from .config import (
     TrainConfig,
     scenario_preset,
 )
-from .data import ImageSet, Splits, load_splits
+from .data import Splits, load_splits
+from .image_set import ImageSet
 from .errors import ChecksumMismatchError, UserInputError
 from .evaluate import Metrics, evaluate
 from .models import build_model, pick_device
@@ -24,7 +25,9 @@ from .neurons import NeuronMask, NeuronScores, neuron_layers
 from .purify import PurifyConfig, PurifyResult, StepMetrics, fine_tune, purify, purify_preset
 from .rankings import METRICS, rank_neurons
 from .regularizers import REGULARIZERS, ar_penalty, build_regularizer
-from .zoo import BackdooredModel, BuildProgress, load_or_train, load_shipped, list_zoo, train_scenario
+from .backdoored import BackdooredModel, BuildProgress, train_scenario
+from .model_store import load_or_train
+from .zoo import load_shipped, list_zoo
 
 __all__ = [
     "DEFENSES",

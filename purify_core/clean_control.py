@@ -28,7 +28,7 @@ from .errors import UserInputError
 from .evaluate import accuracy
 from .models import ImageClassifier, build_model, pick_device
 from .train import TrainProgress, train_model
-from .zoo import default_cache_dir
+from .model_store import default_cache_dir
 
 __all__ = ["clean_cache_dir", "clean_key", "CleanProgress", "train_clean", "clean_model", "cached_clean_model"]
 
@@ -62,7 +62,7 @@ def train_clean(scenario: Scenario, device: torch.device | str | None = None) ->
     device = torch.device(device) if device is not None else pick_device()
     splits = load_splits(scenario.data)
     x = splits.train.x
-    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)  # as zoo._fresh_model
+    mean, std = x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)  # as backdoored._fresh_model
     with seeded(scenario.seed):
         model = build_model(scenario.model, splits.input_shape, splits.num_classes, mean, std).to(device)
     for step in train_model(model, splits.train, scenario.train, seed=scenario.seed):

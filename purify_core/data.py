@@ -12,37 +12,18 @@ clean set the defender owns.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import readers
 from .config import DataConfig
 from .errors import UserInputError
+from .image_set import ImageSet
 
-__all__ = ["ImageSet", "Splits", "load_splits", "redraw_defense", "stratified_split", "data_folders", "one_per_class"]
-
-
-@dataclass(frozen=True, eq=False)
-class ImageSet:
-    """Images (N, C, H, W) float32 in [0, 1] and their labels (N,) int64."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __post_init__(self) -> None:
-        if self.x.ndim != 4 or self.y.ndim != 1 or len(self.x) != len(self.y):
-            raise UserInputError(f"images must be (N, C, H, W) with N labels, got {tuple(self.x.shape)} and {tuple(self.y.shape)}")
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def subset(self, index: torch.Tensor | np.ndarray) -> "ImageSet":
-        index = torch.as_tensor(index, dtype=torch.long)
-        return ImageSet(self.x[index], self.y[index])
+__all__ = ["Splits", "load_splits", "redraw_defense", "stratified_split", "one_per_class"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -109,8 +90,6 @@ def _read(cfg: DataConfig) -> tuple[ImageSet, ImageSet | None, tuple[str, ...]]:
         return _mnist5k()
     if cfg.dataset == "digits":
         return _digits()
-    from . import readers
-
     if cfg.dataset == "cifar10":
         return readers.read_cifar10(cfg.root, download=cfg.download)
     if cfg.dataset == "gtsrb":
@@ -147,15 +126,3 @@ def one_per_class(images: ImageSet, n: int) -> torch.Tensor:
     firsts = [int(torch.nonzero(images.y == c)[0]) for c in torch.unique(images.y).tolist()]
     return images.x[firsts[:n]]
 
-
-def data_folders() -> list[Path]:
-    """Dataset folders a web user may pick: the subfolders of `$PURIFY_LAB_DATA` (default ~/.cache/purify_lab/data).
-
-    The app never takes a free-form server path from a browser; a server owner puts CIFAR-10,
-    GTSRB or ImageFolder trees there (the CLI takes any path).
-    """
-    root = Path(os.environ.get("PURIFY_LAB_DATA", "").strip() or Path.home() / ".cache" / "purify_lab" / "data").expanduser()
-    try:  # an empty variable means unset (not the working directory); an unreadable folder offers nothing
-        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")) if root.is_dir() else []
-    except OSError:
-        return []

@@ -13,7 +13,7 @@ from torch import nn
 
 from ._utils import eval_mode, model_device
 from .attacks import Attack
-from .data import ImageSet
+from .image_set import ImageSet
 
 __all__ = ["Metrics", "percent", "SamplePredictions", "predict", "accuracy", "attack_success_rate", "evaluate", "sample_predictions"]
 

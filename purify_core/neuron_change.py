@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .attacks import Attack
-from .data import ImageSet
+from .image_set import ImageSet
 from .neurons import NeuronMask, NeuronScores
 from .rankings import rank_neurons
 

@@ -21,7 +21,7 @@ from torch import nn
 
 from ._utils import model_device
 from .augment import random_shift
-from .data import ImageSet
+from .image_set import ImageSet
 from .config import check_seed
 from .errors import UserInputError
 from .evaluate import Metrics

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .config import MAX_CLASSES
-from .data import ImageSet
+from .image_set import ImageSet
 from .errors import UserInputError
 from .images import open_image
 from .safe_pickle import safe_load

@@ -22,7 +22,8 @@ from .rankings.quality import RankingQuality, ranking_quality
 if TYPE_CHECKING:  # types only: the study sits above the model store, whatever module holds it
     from .attacks import Attack
     from .cards import Card
-    from .data import ImageSet, Splits
+    from .data import Splits
+    from .image_set import ImageSet
     from .backdoored import BackdooredModel
 
 __all__ = ["Evaluator", "evaluator_for", "Case", "case_of", "percent", "run_to_end", "purification_result",

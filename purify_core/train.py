@@ -13,7 +13,7 @@ from torch import nn
 
 from ._utils import model_device
 from .config import TrainConfig
-from .data import ImageSet
+from .image_set import ImageSet
 from .errors import UserInputError
 
 __all__ = ["TrainProgress", "train_model", "make_optimizer"]

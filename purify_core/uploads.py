@@ -16,32 +16,36 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import state_mismatch
+from .backdoored import BackdooredModel, acc_asr_percent, attack_for, save_model
+from .cards import Card
+from .checkpoints import library_versions, state_mismatch, weights_bytes
 from .config import ModelConfig, Scenario
 from .data import load_splits
 from .errors import UserInputError
+from .evaluate import evaluate
+from .model_store import default_cache_dir, open_model
 from .models import ImageClassifier, build_model
 from .weights_format import check_safetensors, check_torch_zip, short
 from .weights_sandbox import parse_in_child
-from .zoo import BackdooredModel, save_upload
 
-__all__ = ["MAX_UPLOAD_MB", "WEIGHT_SUFFIXES", "check_size", "read_state_dict", "model_from_weights", "import_weights",
-           "check_finite_outputs"]
+__all__ = ["MAX_WEIGHTS_MB", "WEIGHT_SUFFIXES", "check_size", "read_state_dict", "model_from_weights", "import_weights",
+           "check_finite_outputs", "save_upload"]
 
-#: The largest weights file accepted, in MiB; `.streamlit/config.toml` sets the same upload limit.
-MAX_UPLOAD_MB = 50
+#: The largest weights file read into memory and handed to the parsing child, in MiB (any caller: the CLI's
+#: import too). A web server sets its own upload limit (`ui/server.py`), at most this.
+MAX_WEIGHTS_MB = 50
 WEIGHT_SUFFIXES = ("safetensors", "pt", "pth")
 #: Test images the forward check runs on before an upload is kept.
 FORWARD_CHECK_IMAGES = 16
 
 
-def check_size(size: int, filename: str, max_mb: int = MAX_UPLOAD_MB) -> None:
+def check_size(size: int, filename: str, max_mb: int = MAX_WEIGHTS_MB) -> None:
     """Refuse a weights file over the limit (callers holding only a path check before reading it)."""
     if size > max_mb * 1024 * 1024:
         raise UserInputError(f"{short(filename, 80)} is {size / 2**20:.1f} MiB; the limit is {max_mb} MiB")
 
 
-def read_state_dict(data: bytes, filename: str, max_mb: int = MAX_UPLOAD_MB) -> dict[str, torch.Tensor]:
+def read_state_dict(data: bytes, filename: str, max_mb: int = MAX_WEIGHTS_MB) -> dict[str, torch.Tensor]:
     """Tensors from an uploaded file, by its suffix; never unpickles an arbitrary object.
 
     The cheap checks refuse most bad files in this process; what passes them is parsed in a child
@@ -83,13 +87,13 @@ def model_from_weights(state: dict[str, torch.Tensor], arch: str, input_shape: t
 
 
 def import_weights(data: bytes, filename: str, scenario: Scenario, cache_dir: Path | None = None,
-                   prefix: str = "upload") -> BackdooredModel:
+                   prefix: str = "upload", max_mb: int = MAX_WEIGHTS_MB) -> BackdooredModel:
     """Read, check, evaluate and keep an uploaded model for `scenario`'s data, architecture and trigger.
 
-    Returns the `BackdooredModel` saved as `<prefix>-<sha>` in the disk cache; raises `UserInputError`
-    with a one-line reason for anything that does not fit, before anything is written.
+    Returns the `BackdooredModel` saved as `<prefix>-<sha>-<fingerprint>` in the model store; raises
+    `UserInputError` with a one-line reason for anything that does not fit, before anything is written.
     """
-    state = read_state_dict(data, filename)
+    state = read_state_dict(data, filename, max_mb)
     splits = load_splits(scenario.data)
     model = model_from_weights(state, scenario.model.arch, splits.input_shape, splits.num_classes, filename)
     check_finite_outputs(model, splits.test.x[:FORWARD_CHECK_IMAGES], filename)
@@ -107,3 +111,35 @@ def check_finite_outputs(model: ImageClassifier, images: torch.Tensor, filename:
     if not torch.isfinite(outputs).all():
         raise UserInputError(f"{short(filename, 80)} gives NaN or infinite outputs on {len(images)} test images (weights too "
                              "large, or a normalisation std of 0?): a model must give finite outputs to be measured")
+
+
+def save_upload(model: ImageClassifier, scenario: Scenario, filename: str, cache_dir: Path | None = None,
+                prefix: str = "upload") -> BackdooredModel:
+    """Evaluate an uploaded model on the scenario's data and trigger, and keep it as `<prefix>-<sha>-<fingerprint>`.
+
+    The app lists an `upload-` model only in the session that uploaded it; `import-` models (the
+    CLI's, put there by whoever runs the server) are listed for everyone.
+
+    The trigger is the evaluator's view of the attack the user says the model carries: ASR is
+    only as meaningful as that claim, so the key holds the scenario's fingerprint too: the same
+    bytes checked against another attack or data get their own card, and never rewrite another's.
+    Same bytes and scenario: the upload already kept is reused as it is (card included).
+    """
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    key = f"{prefix}-{weights_bytes(model)[1][:12]}-{scenario.fingerprint}"
+    if (folder / f"{key}.safetensors").is_file() and (folder / f"{key}.json").is_file():
+        try:
+            return open_model(key, folder)
+        except UserInputError:
+            pass  # a damaged pair (e.g. its sha256 no longer matches): written anew below
+    splits = load_splits(scenario.data)
+    attack = attack_for(scenario, splits)
+    acc, asr = acc_asr_percent(evaluate(model, splits.test, attack))
+    card = Card(
+        name=scenario.name, scenario=scenario.to_dict(), input_shape=splits.input_shape, num_classes=splits.num_classes,
+        classes=splits.classes, trigger={**attack.describe(), "source": f"uploaded as {filename}"}, acc=acc, asr=asr,
+        clean_acc=None, clean_asr=None, train_seconds=0.0, clean_train_seconds=None, n_train=len(splits.train),
+        n_poisoned=0, sha256="", versions=library_versions(),
+    )
+    saved = save_model(BackdooredModel(scenario, model, card, attack), folder / f"{key}.safetensors", folder / f"{key}.json")
+    return BackdooredModel(scenario, model, Card.from_dict({**saved.card.to_dict(), "name": key}), attack)

@@ -14,7 +14,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from torch import nn
 
 from purify_core.config import scenario_preset
-from purify_core.zoo import train_scenario
+from purify_core.backdoored import train_scenario
 from tiers import CHROMIUM, TIER_MARKS, drives_the_app, measured_slow
 
 

@@ -29,9 +29,11 @@ from purify_core.config import ModelConfig
 from purify_core.errors import UserInputError
 from purify_core.models import build_model
 from purify_core import weights_sandbox
-from purify_core.uploads import MAX_UPLOAD_MB, read_state_dict
-from purify_core.zoo import ZOO_DIR, open_model
+from purify_core.uploads import read_state_dict
+from purify_core.model_store import open_model
+from purify_core.zoo import ZOO_DIR
 from ui import untrusted
+from ui.server import MAX_UPLOAD_MB
 from ui.links import from_link, ignored
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,7 +14,8 @@ from torch import nn
 from purify_core.attacks import build_attack
 from purify_core.checkpoints import Card, load_checkpoint, save_checkpoint
 from purify_core.config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig, scenario_preset
-from purify_core.data import ImageSet, load_splits
+from purify_core.data import load_splits
+from purify_core.image_set import ImageSet
 from purify_core.errors import ChecksumMismatchError, UserInputError
 from purify_core.evaluate import attack_success_rate, evaluate
 from purify_core.models import build_model

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from purify_core.jobs import JobSlots, default_job_limit, shared_slots
+from ui.job_slots import JobSlots, default_job_limit, shared_slots
 
 ROOT = Path(__file__).resolve().parent.parent
 

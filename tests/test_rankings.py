@@ -175,7 +175,7 @@ def test_ranking_quality_statistics():
 
 def test_pruning_curve_starts_at_the_model_and_leaves_it_alone(hand_net, hand_batches):
     from purify_core.evaluate import Metrics, accuracy
-    from purify_core.data import ImageSet
+    from purify_core.image_set import ImageSet
 
     data = ImageSet(torch.cat([b[0] for b in hand_batches]), torch.cat([b[1] for b in hand_batches]))
     before = snapshot(hand_net)

@@ -16,7 +16,7 @@ from purify_core.method_figures import before_after_figure, reactivation_figure
 from purify_core.neuron_change import infected, neuron_change
 from purify_core.purify import PurifyConfig, purify
 from purify_core.reactivate import ReactivateConfig, reactivate, reactivation_set, run_reactivation
-from purify_core.zoo import list_built
+from purify_core.model_store import list_built
 
 from app_helpers import weights_hash
 
@@ -40,12 +40,12 @@ def test_the_re_tuning_set_holds_the_asked_poisoned_images(tiny_backdoored):
 
 
 def test_a_clean_label_attack_poisons_target_class_images_and_keeps_their_labels():
-    from purify_core.zoo import _attack_for
+    from purify_core.backdoored import attack_for
     from purify_core.data import load_splits
 
     scenario = scenario_preset("tiny", "sig")
     splits = load_splits(scenario.data)
-    attack = _attack_for(scenario, splits)
+    attack = attack_for(scenario, splits)
     retune = reactivation_set(splits.train, attack, ReactivateConfig(images=40, poisoned=5))
     assert (retune.y[:5] == attack.target).all() and len(retune) == 40
     with pytest.raises(UserInputError, match="target-class images"):

@@ -11,7 +11,9 @@ from streamlit.testing.v1 import AppTest
 
 from purify_core.checkpoints import weights_bytes
 from purify_core.config import scenario_preset
-from purify_core.zoo import list_zoo, open_model, save_upload
+from purify_core.model_store import open_model
+from purify_core.uploads import save_upload
+from purify_core.zoo import list_zoo
 from ui import untrusted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,7 +75,7 @@ def test_an_export_after_switching_models_names_the_run_s_own_model(monkeypatch)
     at.run()
     at.switch_page("app_pages/purify.py").run()
     at.button(key="purify_run").click().run()
-    assert not at.exception and at.session_state["purify_runs"][0]["source"].sha256 == source.sha256
+    assert not at.exception and at.session_state["purify_runs"][0].source.sha256 == source.sha256
     made.clear()
     at.selectbox(key="scenario").select(other.name).run()
     assert not at.exception and at.selectbox(key="scenario").value == other.name
@@ -92,4 +94,4 @@ def test_an_export_after_switching_models_names_the_run_s_own_model(monkeypatch)
     assert not at.exception and at.selectbox(key="explain_run").options == []
     assert any("No purified model of this model" in i.value for i in at.info)
     at.selectbox(key="scenario").select(source.name).run()
-    assert not at.exception and at.selectbox(key="explain_run").options == [at.session_state["purify_runs"][0]["label"]]
+    assert not at.exception and at.selectbox(key="explain_run").options == [at.session_state["purify_runs"][0].label]

@@ -19,7 +19,7 @@ from purify_core.evaluate import evaluate
 from purify_core.models import build_model
 from purify_core.train import train_model
 from purify_core.uploads import import_weights, model_from_weights, read_state_dict
-from purify_core.zoo import list_built, open_model
+from purify_core.model_store import list_built, open_model
 
 TINY = scenario_preset("tiny", "badnets")
 SHAPE, CLASSES = (1, 8, 8), 10

@@ -9,7 +9,9 @@ import torch
 
 from purify_core.config import scenario_preset
 from purify_core.errors import ChecksumMismatchError, UserInputError
-from purify_core.zoo import SHIPPED_ATTACKS, ZOO_DIR, build, list_zoo, load_or_train, load_shipped, train_scenario, verify
+from purify_core.backdoored import train_scenario
+from purify_core.model_store import load_or_train
+from purify_core.zoo import SHIPPED_ATTACKS, ZOO_DIR, build, list_zoo, load_shipped, verify
 
 TINY = scenario_preset("tiny", "badnets")
 

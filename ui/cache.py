@@ -11,7 +11,7 @@ import torch
 import streamlit as st
 
 from purify_core import BackdooredModel, Card, list_zoo
-from purify_core.zoo import default_cache_dir, list_built, open_model
+from purify_core.model_store import default_cache_dir, list_built, open_model
 from purify_core.data import Splits, load_splits
 from purify_core.config import DataConfig
 from purify_core.evaluate import SamplePredictions, sample_predictions
@@ -45,6 +45,7 @@ def backdoored_model(name: str) -> BackdooredModel:
 
 @st.cache_resource(show_spinner="Loading the dataset…")
 def splits_for(name: str) -> Splits:
+    """The splits of the model named `name` (its scenario's data): shared, never modify the tensors."""
     return load_splits(backdoored_model(name).scenario.data)
 
 
@@ -106,8 +107,9 @@ def neuron_maps(name: str, layer: str, neuron: int) -> list:
 
 
 @st.cache_resource(show_spinner="Loading the dataset…", max_entries=8)
-def splits_of(data: DataConfig) -> Splits:
-    """A dataset split for the Attack lab (not yet a model's): shared, never modify the tensors."""
+def dataset_splits(data: DataConfig) -> Splits:
+    """A data config's splits, for the Attack lab before any model exists (`splits_for` takes a model's key):
+    shared, never modify the tensors."""
     return load_splits(data)
 
 

@@ -7,7 +7,7 @@ from typing import Iterator
 
 import streamlit as st
 
-from purify_core.jobs import shared_slots
+from ui.job_slots import shared_slots
 
 
 @contextmanager

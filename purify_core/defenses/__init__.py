@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from ..data import ImageSet
+from ..image_set import ImageSet
 from ..errors import UserInputError
 from ..neurons import neuron_layers
 from ..purify import Evaluator, PurifyConfig, PurifyResult, StepMetrics, fine_tune

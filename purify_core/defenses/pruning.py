@@ -10,7 +10,7 @@ from typing import Sequence
 
 from torch import nn
 
-from ..data import ImageSet
+from ..image_set import ImageSet
 from ..evaluate import accuracy
 from ..marking import mark
 from ..neurons import NeuronMask, NeuronScores, pruned_copies

@@ -11,7 +11,7 @@ from typing import Any, Callable, Union
 from torch import nn
 
 from ..attacks import Attack
-from ..data import ImageSet
+from ..image_set import ImageSet
 from .._utils import private_copy
 from ..errors import UserInputError
 from ..neurons import NeuronScores

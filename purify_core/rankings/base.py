@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from .._utils import eval_mode, model_device
-from ..data import ImageSet
+from ..image_set import ImageSet
 
 __all__ = ["Batches", "batches", "as_batches", "ranking_context", "per_channel"]
 

@@ -1,4 +1,7 @@
-"""A server-wide limit on concurrent heavy jobs (training, purification, baseline defenses).
+"""A server-wide limit on concurrent heavy jobs (training, purification, baseline defenses): a rule of the web app.
+
+Streamlit-free (the load benchmark reads the limit too), and no part of the torch library: the CLI
+and the benchmarks run one job at a time and never need it.
 
 Thirty students pressing Run at once on a 2-core server would each get a fifteenth of a core and
 every page would freeze. Instead, at most `limit` jobs run; the others wait for a free slot and
