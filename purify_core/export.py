@@ -1,7 +1,7 @@
 """Exports of a purification: the weights (safetensors), a card, and a self-contained HTML report.
 
-A run is a dict (label, status, config, summary, history) whose `source` is the `Card` of the model
-it purified: every export names that model, never whichever model is selected when it is made.
+A run is a `study.RunRecord` whose `source` is the `Card` of the model it purified: every export
+names that model, never whichever model is selected when it is made.
 """
 
 from __future__ import annotations
@@ -12,23 +12,24 @@ from typing import Any
 
 import plotly.io as pio
 
-from .checkpoints import Card, library_versions, weights_bytes
+from .checkpoints import library_versions, weights_bytes
 from .method_figures import RUN_PANELS, run_curves_figure
+from .study import RunRecord
 
 __all__ = ["weights_bytes", "purified_card", "report_title", "run_report_html"]
 
 
-def purified_card(run: dict[str, Any], sha256: str) -> dict[str, Any]:
+def purified_card(run: RunRecord, sha256: str) -> dict[str, Any]:
     """What a purified checkpoint is: the run's source model, the settings and numbers of the run, versions."""
-    source: Card = run["source"]
+    source = run.source
     return {
         "name": f"{source.name}-purified",
         "source": {"name": source.name, "sha256": source.sha256, "scenario": source.scenario},
         "input_shape": list(source.input_shape),
         "num_classes": source.num_classes,
         "classes": list(source.classes),
-        "purification": {"label": run["label"], "config": run["config"], "summary": run["summary"]},
-        "reactivation": run.get("reactivation"),  # the evaluator's re-activation check, if one was run
+        "purification": {"label": run.label, "config": run.config, "summary": run.summary_dict()},
+        "reactivation": run.reactivation,  # the evaluator's re-activation check, if one was run
         "sha256": sha256,
         "versions": library_versions(),
     }
@@ -42,28 +43,22 @@ def _table(rows: list[dict[str, Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def report_title(runs: list[dict[str, Any]]) -> str:
+def report_title(runs: list[RunRecord]) -> str:
     """The source model's name when every run purified the same one, else how many models."""
-    names = list(dict.fromkeys(r["source"].name for r in runs))
+    names = list(dict.fromkeys(r.source.name for r in runs))
     return names[0] if len(names) == 1 else f"{len(names)} models"
 
 
-def run_report_html(runs: list[dict[str, Any]]) -> str:
+def run_report_html(runs: list[RunRecord]) -> str:
     """One HTML file (plotly.js inlined once) with the runs' charts, numbers and settings, titled by their source models."""
-    sources = {r["source"].name: r["source"] for r in runs}
+    sources = {r.source.name: r.source for r in runs}
     title = html.escape(report_title(runs))
-    histories = {r["label"]: r["history"] for r in runs}
+    histories = {r.label: r.history for r in runs}
     figures = [run_curves_figure(histories, field, title, percent=percent) for field, title, percent in RUN_PANELS]
     charts = "".join(pio.to_html(f, full_html=False, include_plotlyjs="inline" if i == 0 else False) for i, f in enumerate(figures))
-    rows = []
-    for r in runs:
-        s = r.get("summary") or {}
-        before, after = s.get("before") or {}, s.get("after") or {}
-        rows.append({"run": r["label"], "model": r["source"].name, "status": r["status"], "ACC before": before.get("acc"), "ASR before": before.get("asr"),
-                     "ACC after": after.get("acc"), "ASR after": after.get("asr"), "steps to ASR<5%": s.get("steps_to_erase"),
-                     "seconds": round(s.get("seconds", 0.0), 1)})
-    settings = "".join(f"<h3>{html.escape(r['label'])}</h3><pre>{html.escape(json.dumps(r['config'], indent=2))}</pre>" for r in runs)
-    checked = [{"run": r["label"], **row} for r in runs for row in (r.get("reactivation") or {}).get("rows", [])]
+    rows = [r.summary_row() for r in runs]
+    settings = "".join(f"<h3>{html.escape(r.label)}</h3><pre>{html.escape(json.dumps(r.config, indent=2))}</pre>" for r in runs)
+    checked = [{"run": r.label, **row} for r in runs for row in (r.reactivation or {}).get("rows", [])]
     reactivation = (f"<h2>Does it stay erased? Re-activation check (evaluator's view)</h2>{_table(checked)}" if checked else "")
     backdoored = "".join(f"<li>{html.escape(s.name)}: ACC {s.acc:.2f}%, ASR {s.asr:.2f}%, sha256 {html.escape(s.sha256)}</li>"
                          for s in sources.values())

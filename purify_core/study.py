@@ -151,6 +151,15 @@ class RunRecord:
     reactivation: dict[str, Any] | None = None  # the evaluator's re-activation check, if one was run
     neurons_after: dict[str, NeuronScores] | None = None  # the purified model's rankings, once drawn
 
+    @classmethod
+    def of_run(cls, label: str, source: "Card", run: Iterable[StepMetrics | PurifyResult]) -> "RunRecord":
+        """The record of a run driven to its end here (scripts, tests): every step, then the result and its settings."""
+        record = cls(label=label, config={}, source=source)
+        result = purification_result(run, on_step=record.record)
+        record.record(result)
+        record.config = result.config.to_dict()
+        return record
+
     def record(self, item: StepMetrics | PurifyResult) -> None:
         """Keep one item of the run's generator: a step goes into the history, the result ends the run."""
         if isinstance(item, PurifyResult):

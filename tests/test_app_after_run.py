@@ -19,9 +19,9 @@ def test_re_initialisation_and_distillation_come_from_the_link_and_reach_the_run
     at.button(key="purify_run").click().run()
     assert not at.exception
     run = at.session_state["purify_runs"][0]
-    config = run["config"]
+    config = run.config
     assert (config["reinit"], config["distill"], config["temperature"], config["distill_schedule"]) == ("dense", 0.5, 4.0, "linear")
-    assert any(s["distill_loss"] > 0 for s in run["history"][1:]), "distillation was on"
+    assert any(s["distill_loss"] > 0 for s in run.history[1:]), "distillation was on"
     assert at.query_params["purify_reinit"] == ["dense"] or at.query_params["purify_reinit"] == "dense"
     card = purified_card(run, "0" * 64)  # the export records the new settings
     assert card["purification"]["config"]["reinit"] == "dense" and card["purification"]["config"]["distill"] == 0.5
@@ -58,16 +58,16 @@ def test_after_a_run_the_neurons_before_and_after_and_the_re_activation_check_ar
     at.button(key="purify_reactivate").click().run()
     assert not at.exception
     run = at.session_state["purify_runs"][0]
-    rows = run["reactivation"]["rows"]
+    rows = run.reactivation["rows"]
     assert [r["model"] for r in rows] == ["purified", "backdoored", "clean"]
-    assert run["reactivation"]["config"]["poisoned"] == 5 and run["reactivation"]["config"]["epochs"] == 1
+    assert run.reactivation["config"]["poisoned"] == 5 and run.reactivation["config"]["epochs"] == 1
     assert "purify_reactivation" in {c.key for c in at.get("plotly_chart")}
     assert list(at.dataframe[-1].value["model"]) == ["purified", "backdoored", "clean"]
     assert purified_card(run, "0" * 64)["reactivation"]["rows"] == rows, "the exported card records the check"
     assert "Re-activation check (evaluator's view)" in run_report_html([run]), "and so does the report"
     at.toggle(key="purify_reactivate_clean").set_value(False).run()
     at.button(key="purify_reactivate").click().run()
-    assert not at.exception and [r["model"] for r in at.session_state["purify_runs"][0]["reactivation"]["rows"]] == ["purified", "backdoored"]
+    assert not at.exception and [r["model"] for r in at.session_state["purify_runs"][0].reactivation["rows"]] == ["purified", "backdoored"]
     assert weights_hash(model) == before, "the shared cached model must never change"
 
 

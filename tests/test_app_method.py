@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from purify_core.purify import PURIFY_PRESETS
+from purify_core.study import RunRecord
 from purify_core.zoo import list_zoo
 
 from app_helpers import open_page, weights_hash
@@ -34,20 +35,20 @@ def test_purify_page_runs_keeps_runs_and_leaves_the_cached_model_alone():
     at.button(key="purify_run").click().run()
     assert not at.exception
     runs = at.session_state["purify_runs"]
-    assert len(runs) == 1 and runs[0]["status"] == "finished" and runs[0]["model"] is not None
-    assert runs[0]["history"][-1]["step"] == runs[0]["history"][-1]["steps"]
+    assert len(runs) == 1 and runs[0].status == "finished" and runs[0].model is not None
+    assert runs[0].history[-1]["step"] == runs[0].history[-1]["steps"]
     overlay = {c.key for c in at.get("plotly_chart")}
     assert {"overlay_task_loss", "overlay_reg_loss", "overlay_distill_loss", "overlay_acc", "overlay_asr"} <= overlay, overlay
-    assert runs[0]["config"]["reinit"] == "dense" and any(s["distill_loss"] > 0 for s in runs[0]["history"][1:]), \
+    assert runs[0].config["reinit"] == "dense" and any(s["distill_loss"] > 0 for s in runs[0].history[1:]), \
         "the lab default re-initialises the dense layers and distils"
     at.selectbox(key="purify_defense").set_value("fine-pruning").run()
     at.button(key="purify_run_defense").click().run()
-    assert not at.exception and [r["status"] for r in at.session_state["purify_runs"]] == ["finished", "finished"]
+    assert not at.exception and [r.status for r in at.session_state["purify_runs"]] == ["finished", "finished"]
     table = at.dataframe[0].value
     assert list(table["run"])[1] == "#2 fine-pruning"
-    at.multiselect(key="purify_delete_choice").set_value([runs[0]["label"]]).run()
+    at.multiselect(key="purify_delete_choice").set_value([runs[0].label]).run()
     at.button(key="purify_delete").click().run()
-    assert not at.exception and [r["label"] for r in at.session_state["purify_runs"]] == ["#2 fine-pruning"]
+    assert not at.exception and [r.label for r in at.session_state["purify_runs"]] == ["#2 fine-pruning"]
     at.switch_page("app_pages/salience.py").run()  # salience, a neuron's maps, then another ranking
     at.selectbox(key="salience_metric").set_value("gradxact").run()
     assert not at.exception
@@ -102,7 +103,7 @@ def test_kappa_from_a_link_reaches_the_run():
     at = open_page("app_pages/purify.py", purify_kappa="0.5", purify_epochs="1")
     assert not at.exception and not at.warning and at.select_slider(key="purify_kappa").value == 0.5
     at.button(key="purify_run").click().run()
-    assert not at.exception and at.session_state["purify_runs"][0]["config"]["kappa"] == 0.5
+    assert not at.exception and at.session_state["purify_runs"][0].config["kappa"] == 0.5
     auto = open_page("app_pages/purify.py", purify_kappa="7")
     assert auto.select_slider(key="purify_kappa").value == "auto" and any("purify_kappa=7" in w.value for w in auto.warning)
 
@@ -123,7 +124,7 @@ def test_hide_in_a_link_hides_named_controls_and_keeps_their_link_values():
     assert at.slider(key="purify_epochs").value == 20
     at.slider(key="purify_epochs").set_value(1).run()
     at.button(key="purify_run").click().run()
-    assert not at.exception and at.session_state["purify_runs"][0]["config"]["regularizer"] == "prune"
+    assert not at.exception and at.session_state["purify_runs"][0].config["regularizer"] == "prune"
 
 
 def test_salience_and_compare_controls_come_back_from_a_link():
@@ -147,13 +148,12 @@ def test_purify_page_offers_the_exports_after_a_run():
 def test_the_oldest_run_is_dropped_with_a_notice_beyond_the_session_cap():
     at = open_page("app_pages/purify.py", purify_epochs="1")
     source = next(c for c in list_zoo() if c.name == "mnist5k-smallcnn-badnets")
-    fake = [{"label": f"#{i} old", "config": {}, "history": [], "summary": None, "status": "finished", "reason": "",
-             "model": None, "waited_s": 0.0, "source": source} for i in range(1, 9)]
+    fake = [RunRecord(label=f"#{i} old", config={}, source=source, status="finished") for i in range(1, 9)]
     at.session_state["purify_runs"] = fake
     at.session_state["purify_run_counter"] = 8
     at.run()
     at.button(key="purify_run").click().run()
     assert not at.exception
-    labels = [r["label"] for r in at.session_state["purify_runs"]]
+    labels = [r.label for r in at.session_state["purify_runs"]]
     assert len(labels) == 8 and labels[0] == "#2 old" and labels[-1].startswith("#9 prune")
     assert any("Dropped the oldest run #1 old" in t.value for t in at.toast)

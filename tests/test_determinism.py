@@ -47,6 +47,6 @@ def test_the_app_gives_the_same_numbers_for_the_same_settings():
     at.button(key="purify_run").click().run()
     assert not at.exception
     one, two = at.session_state["purify_runs"]
-    assert one["config"] == two["config"] and one["config"]["seed"] == 5 and one["config"]["device"] == "cpu"
-    assert [_comparable(s) for s in one["history"]] == [_comparable(s) for s in two["history"]]
-    assert one["summary"]["after"] == two["summary"]["after"]
+    assert one.config == two.config and one.config["seed"] == 5 and one.config["device"] == "cpu"
+    assert [_comparable(s) for s in one.history] == [_comparable(s) for s in two.history]
+    assert one.summary_dict()["after"] == two.summary_dict()["after"]

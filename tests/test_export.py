@@ -2,43 +2,38 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 from safetensors.torch import load
 
 from purify_core.evaluate import predict
 from purify_core.export import purified_card, run_report_html, weights_bytes
 from purify_core.purify import PurifyConfig, purify
+from purify_core.study import RunRecord
 from purify_core.zoo import load_shipped
 
 
 def test_exported_weights_card_and_report():
     backdoored = load_shipped("mnist5k-smallcnn-blended")
     splits = backdoored.splits()
-    items = list(purify(backdoored.model, splits.defense, PurifyConfig(epochs=1, eval_every=3)))
-    result = items[-1]
-    run = {"label": "#1 ar", "status": result.summary.status, "config": result.config.to_dict(),
-           "summary": result.summary.as_dict(), "history": [asdict(i) for i in items[:-1]], "source": backdoored.card}
-    data, sha = weights_bytes(result.model)
+    run = RunRecord.of_run("#1 ar", backdoored.card, purify(backdoored.model, splits.defense, PurifyConfig(epochs=1, eval_every=3)))
+    data, sha = weights_bytes(run.model)
     fresh = load_shipped("mnist5k-smallcnn-blended").model
     fresh.load_state_dict(load(data))
     x = splits.test.x[:50]
-    assert torch.equal(predict(fresh, x), predict(result.model, x))
+    assert torch.equal(predict(fresh, x), predict(run.model, x))
     card = purified_card(run, sha)
     assert card["source"]["sha256"] == backdoored.card.sha256 and card["sha256"] == sha
-    assert card["purification"]["config"]["regularizer"] == "ar"
+    assert card["purification"]["config"]["regularizer"] == "ar" and card["purification"]["summary"] == run.summary.to_dict()
     page = run_report_html([run])
     assert page.count("<script") >= 1 and "<script src=" not in page  # plotly.js inlined, nothing fetched
-    assert "#1 ar" in page and "To reproduce" in page and backdoored.card.sha256 in page
+    assert "<td>#1 ar</td><td>mnist5k-smallcnn-blended</td><td>finished</td>" in page and "To reproduce" in page and backdoored.card.sha256 in page
     assert "<title>Purify Lab report: mnist5k-smallcnn-blended</title>" in page
 
 
 def test_a_report_of_runs_on_two_models_names_each_run_s_own_source():
     """A session may purify several models: the report names each run's source, never one for all."""
     first, second = load_shipped("mnist5k-smallcnn-badnets").card, load_shipped("mnist5k-smallcnn-wanet").card
-    runs = [{"label": f"#{i} ar", "status": "stopped", "config": {}, "summary": None, "history": [], "source": card}
-            for i, card in enumerate((first, second), 1)]
+    runs = [RunRecord(label=f"#{i} ar", config={}, source=card, status="stopped") for i, card in enumerate((first, second), 1)]
     page = run_report_html(runs)
     assert "<title>Purify Lab report: 2 models</title>" in page
     assert first.sha256 in page and second.sha256 in page

@@ -19,24 +19,25 @@ from purify_core.errors import UserInputError
 from purify_core.method_figures import before_after_figure, reactivation_figure
 from purify_core.neuron_change import infected, neuron_scores_of
 from purify_core.reactivate import ReactivateConfig, reactivate
+from purify_core.study import RunRecord
 from ui import state, untrusted
 from ui.cache import backdoored_model, neuron_scores, splits_for
 from ui.jobs import heavy_job
 
 
-def _neurons(run: dict[str, Any]) -> None:
+def _neurons(run: RunRecord) -> None:
     """Benign salience and TAC per neuron, before vs after, each layer on one scale."""
-    source = run["source"].name
+    source = run.source.name
     backdoored, splits = backdoored_model(source), splits_for(source)
-    if "neurons_after" not in run:
+    if run.neurons_after is None:
         with st.spinner("Scoring the purified model's neurons…"):
-            run["neurons_after"] = neuron_scores_of(run["model"], splits.defense, backdoored.attack)
+            run.neurons_after = neuron_scores_of(run.model, splits.defense, backdoored.attack)
     before = {"salience": neuron_scores(source, "salience", "abs"), "tac": neuron_scores(source, "tac")}
     marked = infected(before["tac"])
     left, right = st.columns(2)
-    left.plotly_chart(before_after_figure(before["salience"], run["neurons_after"]["salience"], marked,
+    left.plotly_chart(before_after_figure(before["salience"], run.neurons_after["salience"], marked,
                                           "Benign salience, before vs after"), key="purify_change_salience")
-    right.plotly_chart(before_after_figure(before["tac"], run["neurons_after"]["tac"], marked,
+    right.plotly_chart(before_after_figure(before["tac"], run.neurons_after["tac"], marked,
                                            "TAC (evaluator's view), before vs after"), key="purify_change_tac")
     st.caption("Each layer has two rows, before and after this run, coloured on ONE scale per layer (the range of both), so a "
                "neuron that goes quiet fades. x: the infected neurons, each layer's top 5% by TAC on the backdoored model. "
@@ -61,12 +62,12 @@ def _clean(scenario) -> Any:
     return model
 
 
-def _check(run: dict[str, Any], config: ReactivateConfig, with_clean: bool) -> None:
+def _check(run: RunRecord, config: ReactivateConfig, with_clean: bool) -> None:
     """Re-tune private copies of the purified, backdoored (and clean) models; keep the report in the run."""
-    source = run["source"].name
+    source = run.source.name
     backdoored, splits = backdoored_model(source), splits_for(source)
     with heavy_job("the re-activation check"):
-        models = {"purified": run["model"], "backdoored": backdoored.model}
+        models = {"purified": run.model, "backdoored": backdoored.model}
         if with_clean:
             models["clean"] = _clean(backdoored.scenario)
         bar, report = st.progress(0.0, text="re-tuning…"), None
@@ -74,10 +75,10 @@ def _check(run: dict[str, Any], config: ReactivateConfig, with_clean: bool) -> N
             bar.progress(item.fraction, text=f"re-tuning the {item.model} model" if item.report is None else "done")
             report = item.report or report
         bar.empty()
-    run["reactivation"] = report.as_dict()
+    run.reactivation = report.to_dict()
 
 
-def _reactivation(run: dict[str, Any]) -> None:
+def _reactivation(run: RunRecord) -> None:
     st.markdown("**Does it stay erased?** Min et al. (NeurIPS 2024) found that purified models can regain the backdoor after a "
                 "few epochs of fine-tuning on a handful of poisoned images. This re-tunes private copies of the purified, the "
                 "backdoored and a clean model on the same small poisoned set and shows the ASR each bounces back to. "
@@ -91,10 +92,10 @@ def _reactivation(run: dict[str, Any]) -> None:
                            help="A model of the same architecture trained on clean data: trained once (about a minute), then cached.")
     if c4.button("Check re-activation", key=state.PURIFY_REACTIVATE, help="Evaluator's view: it uses the trigger."):
         try:
-            _check(run, ReactivateConfig(poisoned=int(poisoned), epochs=int(epochs), seed=int(run["config"].get("seed", 0))), with_clean)
+            _check(run, ReactivateConfig(poisoned=int(poisoned), epochs=int(epochs), seed=int(run.config.get("seed", 0))), with_clean)
         except UserInputError as error:  # e.g. fewer target-class images than poisoned ones asked for
             st.error(untrusted.text(error))
-    result = run.get("reactivation")
+    result = run.reactivation
     if result:
         st.plotly_chart(reactivation_figure(result["rows"]), key="purify_reactivation")
         table = pd.DataFrame(result["rows"]).rename(columns={"acc_before": "ACC before", "asr_before": "ASR before",
@@ -106,16 +107,16 @@ def _reactivation(run: dict[str, Any]) -> None:
                    "faster than the clean model; one that bounces back like the backdoored model was only superficially safe.")
 
 
-def after_run_section(kept: list[dict[str, Any]]) -> None:
+def after_run_section(kept: list[RunRecord]) -> None:
     """Pick a finished run; show its neurons before vs after and the re-activation check."""
-    done = [r for r in kept if r.get("model") is not None and r.get("source") is not None]
+    done = [r for r in kept if r.model is not None]
     if not done:
         return
     st.subheader("After a run: did the infected neurons go quiet, and does it stay erased?")
-    labels = [r["label"] for r in done]
+    labels = [r.label for r in done]
     if st.session_state.get(state.PURIFY_CHECK_CHOICE) not in labels:
         st.session_state.pop(state.PURIFY_CHECK_CHOICE, None)  # that run was deleted or dropped: show the newest
     chosen = st.selectbox("Run", labels, index=len(labels) - 1, key=state.PURIFY_CHECK_CHOICE)
-    run = next(r for r in done if r["label"] == chosen)
+    run = next(r for r in done if r.label == chosen)
     _neurons(run)
     _reactivation(run)

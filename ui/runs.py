@@ -6,34 +6,28 @@ rerun) is found still "running" on the next script run and kept as "stopped" wit
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, Iterator
 
 import streamlit as st
 
-from purify_core.checkpoints import Card
+from purify_core.cards import Card
 from purify_core.purify import PurifyResult, StepMetrics
+from purify_core.study import RunRecord
 from ui import state
 from ui.cache import backdoored_model
 from ui.sidebar import current_scenario
 
 
-def runs() -> list[dict[str, Any]]:
+def runs() -> list[RunRecord]:
     return st.session_state.setdefault(state.RUNS, [])
 
 
-def settle_interrupted() -> list[dict[str, Any]]:
+def settle_interrupted() -> list[RunRecord]:
     """A run still marked running belongs to a script run that Stop (or a rerun) ended: keep it as stopped."""
-    settled = []
-    for run in runs():
-        if run["status"] == "running":
-            run["status"] = "stopped"
-            run["reason"] = f"stopped after {run['history'][-1]['step'] if run['history'] else 0} steps; what was computed is kept"
-            settled.append(run)
-    return settled
+    return [run for run in runs() if run.settle()]
 
 
-def new_run(kind: str, config: dict[str, Any], waited_s: float = 0.0, source: Card | None = None) -> dict[str, Any]:
+def new_run(kind: str, config: dict[str, Any], waited_s: float = 0.0, source: Card | None = None) -> RunRecord:
     """A fresh run record; the oldest runs are dropped beyond `MAX_RUNS` (said in the UI).
 
     `waited_s` is how long the run waited for a free job slot (see `ui.jobs`). `source` is the card
@@ -42,26 +36,23 @@ def new_run(kind: str, config: dict[str, Any], waited_s: float = 0.0, source: Ca
     if source is None:
         source = backdoored_model(current_scenario()).card
     number = st.session_state[state.RUN_COUNTER] = st.session_state.get(state.RUN_COUNTER, 0) + 1
-    run = {"label": f"#{number} {kind}", "config": config, "history": [], "summary": None, "status": "running", "reason": "",
-           "model": None, "waited_s": round(waited_s, 1), "source": source}
+    run = RunRecord(label=f"#{number} {kind}", config=config, source=source, waited_s=round(waited_s, 1))
     kept = runs()
     kept.append(run)
     while len(kept) > state.MAX_RUNS:
         dropped = kept.pop(0)
-        st.toast(f"Dropped the oldest run {dropped['label']} (this session keeps {state.MAX_RUNS}).")
+        st.toast(f"Dropped the oldest run {dropped.label} (this session keeps {state.MAX_RUNS}).")
     return run
 
 
-def stream(run: dict[str, Any], items: Iterator[StepMetrics | PurifyResult]) -> Iterator[StepMetrics]:
+def stream(run: RunRecord, items: Iterator[StepMetrics | PurifyResult]) -> Iterator[StepMetrics]:
     """Record every step into `run` as it arrives, then the result; yields the steps for charts."""
     for item in items:
+        run.record(item)
         if isinstance(item, PurifyResult):
-            run["summary"] = item.summary.as_dict()
-            run["status"], run["reason"], run["model"] = item.summary.status, item.summary.reason, item.model
             return
-        run["history"].append(asdict(item))
         yield item
 
 
 def delete(labels: list[str]) -> None:
-    st.session_state[state.RUNS] = [r for r in runs() if r["label"] not in labels]
+    st.session_state[state.RUNS] = [r for r in runs() if r.label not in labels]
