@@ -94,7 +94,7 @@ def list_built(cache_dir: Path | None = None) -> list[Card]:
 
 def open_model(key: str, cache_dir: Path | None = None, zoo_dir: Path = ZOO_DIR,
                device: torch.device | str | None = None) -> BackdooredModel:
-    """A model by key: a shipped scenario name, or a trained / uploaded model in the disk cache."""
+    """A model by key: a shipped scenario's name, or a model trained, uploaded or imported into the store."""
     if not isinstance(key, str) or not _KEY.fullmatch(key) or ".." in key:
         raise UserInputError(f"{key!r} is not a model name")
     if (Path(zoo_dir) / f"{key}.json").is_file():

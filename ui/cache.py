@@ -57,7 +57,7 @@ def samples_for(name: str, n: int = 8) -> SamplePredictions:
 
 @st.cache_resource(show_spinner="Scoring every neuron…")
 def neuron_scores(name: str, metric: str, variant: str = "abs") -> dict:
-    """One ranking of a shipped model on its clean defense set; cached, so re-marking is instant."""
+    """One ranking of a model (shipped, trained or uploaded) on its clean defense set; cached, so re-marking is instant."""
     from purify_core.rankings import rank_neurons
 
     backdoored = backdoored_model(name)
