@@ -1,1 +1,1 @@
-"""Benchmarks: `python -m purify_core.bench claims|perf|defaults`."""
+"""Benchmarks of the core: `python -m purify_core bench claims|perf|defaults|reactivate|heldout`."""

@@ -1,158 +1,39 @@
-"""The method's subcommands: `rank`, `compare`, `purify`, `defend` (registered by `cli`)."""
+"""The method's subcommands: `rank`, `compare`, `purify` and `defend`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UserInputError
+from .arguments import case_from, model_options
+from .output import print_result, print_step
+from .registry import command
 
-__all__ = ["add_method_commands"]
+__all__ = ["purify_options", "purify_config", "run_printing_steps"]
 
-
-def _scenario(args: argparse.Namespace):
-    """The model to work on: a shipped scenario (`--scenario`, full name or a unique part such as
-    `badnets`), or your own (`--checkpoint FILE --card FILE`); exactly one of the two."""
-    from ..bench.common import Case, load_own
-    from ..config import check_seed
-    from ..data import redraw_defense
-    from ..zoo import list_zoo, load_shipped
-
-    own = (args.checkpoint is not None, args.card is not None)
-    if args.scenario is not None and any(own):
-        raise UserInputError("give either --scenario NAME or --checkpoint FILE --card FILE, not both")
-    if args.scenario is None and not any(own):
-        raise UserInputError("which model? give --scenario NAME (a shipped one) or --checkpoint FILE --card FILE (your own)")
-    if any(own) and not all(own):
-        raise UserInputError("--checkpoint and --card go together: the weights file and the card that describes it")
-    check_seed(args.seed, "--seed")  # the one rule for every seed
-    if all(own):
-        backdoored = load_own(args.checkpoint, args.card)
-        return Case(backdoored, redraw_defense(backdoored.splits(), args.seed), args.seed)
-    names = [card.name for card in list_zoo()]
-    matches = [n for n in names if n == args.scenario] or [n for n in names if args.scenario in n]
-    if len(matches) != 1:
-        raise UserInputError(
-            f"{'no' if not matches else 'more than one'} shipped scenario matches {args.scenario!r}; shipped: {', '.join(names)}"
-        )
-    backdoored = load_shipped(matches[0])
-    return Case(backdoored, redraw_defense(backdoored.splits(), args.seed), args.seed)
+_SEED_HELP = "which clean defense set (0 = the scenario's own) and shuffle seed"
 
 
-def _percent(x: float | None) -> float | None:
-    return None if x is None else round(100 * x, 2)
+class _PresetNames:
+    """The purification presets as argparse choices, read when first needed (the presets import torch)."""
+
+    def _names(self) -> list[str]:
+        from ..purify import PURIFY_PRESETS
+
+        return list(PURIFY_PRESETS)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self):
+        return iter(self._names())
 
 
-def _rank(args: argparse.Namespace, show: Callable) -> int:
-    from ..rankings import rank_neurons
-
-    case = _scenario(args)
-    options = {"variant": args.variant} if args.metric == "salience" else {}
-    scores = rank_neurons(case.backdoored.model, case.splits.defense, args.metric, attack=case.backdoored.attack, **options)
-    payload = {"scenario": case.backdoored.name, "metric": args.metric, "scores": {n: [round(float(v), 6) for v in s] for n, s in scores.items()}}
-    rows = [{"layer": n, "neurons": len(s), "min": float(s.min()), "median": float(s.median()), "max": float(s.max()),
-             "lowest 5": " ".join(str(int(i)) for i in s.argsort()[:5])} for n, s in scores.items()]
-    show(payload, rows, ["layer", "neurons", "min", "median", "max", "lowest 5"])
-    return 0
-
-
-def _compare(args: argparse.Namespace, show: Callable) -> int:
-    from ..rankings import DEFENDER_METRICS, rank_neurons
-    from ..rankings.quality import pruning_curve, ranking_quality
-
-    if not 0 < args.top < 1:
-        raise UserInputError(f"--top must be a fraction in (0, 1), got {args.top}")
-    case = _scenario(args)
-    model, defense, attack = case.backdoored.model, case.splits.defense, case.backdoored.attack
-    tac = rank_neurons(model, defense, "tac", attack=attack)
-    rows, curves = [], {}
-    for metric in DEFENDER_METRICS:
-        scores = rank_neurons(model, defense, metric)
-        low, high = ranking_quality(scores, tac, args.top, "lowest"), ranking_quality(scores, tac, args.top, "highest")
-        rows.append({"metric": metric, "auc_low": round(low.auc, 3), "precision_low": round(low.precision_at_k, 3),
-                     "auc_high": round(high.auc, 3), "precision_high": round(high.precision_at_k, 3), "spearman_tac": round(low.spearman, 3)})
-        if args.curves:
-            points = pruning_curve(model, scores, case.evaluator(), direction=args.direction)
-            curves[metric] = [{"fraction": p.fraction, "acc": _percent(p.acc), "asr": _percent(p.asr)} for p in points]
-    payload = {"scenario": case.backdoored.name, "top": args.top, "seed": args.seed, "oracle": "TAC and ASR use the trigger: the evaluator's view",
-               "rankings": rows, "pruning_curves": curves}
-    show(payload, rows, list(rows[0]))
-    return 0
-
-
-def _finish(run, args: argparse.Namespace) -> Any:
-    item = None
-    for item in run:
-        if getattr(item, "acc", None) is not None:
-            print(f"  step {item.step}/{item.steps}: ACC {100 * item.acc:.1f}%, ASR {100 * (item.asr or 0):.1f}%", file=sys.stderr)
-    return item
-
-
-def _result_payload(case, result) -> dict[str, Any]:
-    summary = result.summary.as_dict()
-    return {"scenario": case.backdoored.name, "seed": case.seed, **summary, "config": result.config.to_dict()}
-
-
-def _result_rows(payload: dict[str, Any]) -> list[dict[str, Any]]:
-    before, after = payload["before"] or {}, payload["after"] or {}
-    return [{"status": payload["status"], "marked": payload["marked"], "steps": payload["steps"],
-             "ACC before": before.get("acc"), "ACC after": after.get("acc"), "ASR before": before.get("asr"),
-             "ASR after": after.get("asr"), "steps to ASR<5%": payload["steps_to_erase"], "seconds": round(payload["seconds"], 1)}]
-
-
-def _report(show: Callable, payload: dict[str, Any], result) -> int:
-    """Print the result; a diverged run also says why on stderr and exits 1."""
-    show(payload, _result_rows(payload), None)
-    if result.summary.status == "diverged":
-        print(f"error: the run diverged: {result.summary.reason}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _purify_config(args: argparse.Namespace):
-    from ..config import check_seed
-    from ..neurons import LAYER_PRESETS
-    from ..steps import REINIT_CHOICES
-    from ..purify import purify_preset
-
-    overrides = {k: v for k, v in {
-        "threshold": args.threshold, "regularizer": args.regularizer, "strength": args.strength, "epochs": args.epochs,
-        "direction": args.direction, "scope": args.scope, "lr": args.lr, "kappa": args.kappa, "metric": args.metric,
-        "reinit": args.reinit if args.reinit is None or args.reinit in REINIT_CHOICES else tuple(args.reinit.split(",")),
-        "distill": args.distill, "temperature": args.temperature, "distill_schedule": args.distill_schedule,
-        "layers": args.layers if args.layers is None or args.layers in LAYER_PRESETS else tuple(args.layers.split(",")),
-    }.items() if v is not None}
-    return purify_preset(args.preset, seed=check_seed(args.seed, "--seed"), **overrides)  # named as the flag, before the config's own check
-
-
-def _purify(args: argparse.Namespace, show: Callable) -> int:
-    from ..purify import purify
-
-    config = _purify_config(args)
-    case = _scenario(args)
-    result = _finish(purify(case.backdoored.model, case.splits.defense, config, case.evaluator()), args)
-    payload = _result_payload(case, result)
-    return _report(show, payload, result)
-
-
-def _defend(args: argparse.Namespace, show: Callable) -> int:
-    from dataclasses import replace
-
-    from ..defenses import run_defense
-
-    # a baseline is run as published: the preset's fine-tuning loop, without the lab's re-init or distillation
-    config = replace(_purify_config(args), reinit="none", distill=0.0)
-    case = _scenario(args)
-    result = _finish(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), margin=args.margin), args)
-    payload = {"defense": args.defense, **_result_payload(case, result)}
-    return _report(show, payload, result)
-
-
-def _purify_options(sub: argparse.ArgumentParser) -> None:
-    from ..purify import PURIFY_PRESETS
-
-    sub.add_argument("--preset", default="default", choices=list(PURIFY_PRESETS))
+def purify_options(sub: argparse.ArgumentParser) -> None:
+    """The settings of a purification (`purify`, and the fine-tuning loop of `defend`)."""
+    sub.add_argument("--preset", default="default", choices=_PresetNames())
     sub.add_argument("--threshold", type=float, help="fraction of neurons to mark, in [0, 0.5]")
     sub.add_argument("--regularizer", help="ar, l2, l1, prune or none")
     sub.add_argument("--strength", type=float, help="regularization strength (lambda)")
@@ -169,28 +50,136 @@ def _purify_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--distill-schedule", help="constant, or linear (the weight falls to 0 over the run)")
 
 
-def add_method_commands(command: Callable[..., argparse.ArgumentParser], show_factory: Callable) -> None:
-    """Register the method's subcommands with `cli.build_parser`'s `command` helper."""
+def purify_config(args: argparse.Namespace) -> Any:
+    """The preset with the flags that were given laid over it."""
+    from ..config import check_seed
+    from ..neurons import LAYER_PRESETS
+    from ..purify import purify_preset
+    from ..steps import REINIT_CHOICES
 
-    def wrap(func: Callable) -> Callable[[argparse.Namespace], int]:
-        return lambda args: func(args, show_factory(args))
+    overrides = {k: v for k, v in {
+        "threshold": args.threshold, "regularizer": args.regularizer, "strength": args.strength, "epochs": args.epochs,
+        "direction": args.direction, "scope": args.scope, "lr": args.lr, "kappa": args.kappa, "metric": args.metric,
+        "reinit": args.reinit if args.reinit is None or args.reinit in REINIT_CHOICES else tuple(args.reinit.split(",")),
+        "distill": args.distill, "temperature": args.temperature, "distill_schedule": args.distill_schedule,
+        "layers": args.layers if args.layers is None or args.layers in LAYER_PRESETS else tuple(args.layers.split(",")),
+    }.items() if v is not None}
+    return purify_preset(args.preset, seed=check_seed(args.seed, "--seed"), **overrides)  # named as the flag, before the config's own check
 
-    def common(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sub.add_argument("--scenario", help="a shipped scenario, e.g. mnist5k-smallcnn-badnets or just badnets")
-        sub.add_argument("--checkpoint", help="your own model's weights (.safetensors, e.g. from train --out); needs --card")
-        sub.add_argument("--card", help="the JSON card that describes --checkpoint (its scenario, attack and sha256)")
-        sub.add_argument("--seed", type=int, default=0, help="which clean defense set (0 = the scenario's own) and shuffle seed")
-        return sub
 
-    rank = common(command("rank", wrap(_rank), help="score every neuron with one ranking"))
-    rank.add_argument("--metric", default="salience", help="salience, activation, magnitude, gradxact or tac (oracle)")
-    rank.add_argument("--variant", default="abs", help="benign salience variant: abs, squared or ema-signed")
-    compare = common(command("compare", wrap(_compare), help="ranking quality against TAC (the evaluator's view)"))
-    compare.add_argument("--top", type=float, default=0.05, help="share of each layer that counts as infected by TAC")
-    compare.add_argument("--curves", action="store_true", help="add pruning curves (ACC and ASR vs fraction zeroed)")
-    compare.add_argument("--direction", default="lowest", help="prune the lowest or highest scores in the curves")
-    _purify_options(common(command("purify", wrap(_purify), help="mark neurons and purify a private copy")))
-    defend = common(command("defend", wrap(_defend), help="run a baseline defense: finetune, fine-pruning, magnitude-pruning"))
-    defend.add_argument("--defense", required=True, help="finetune, fine-pruning or magnitude-pruning")
-    defend.add_argument("--margin", type=float, default=0.04, help="defense-set accuracy a pruning defense may give up")
-    _purify_options(defend)
+def run_printing_steps(run: Any) -> Any:
+    """A purification or defense run driven to its result, each measured step on stderr."""
+    from ..study import purification_result
+
+    return purification_result(run, on_step=print_step)
+
+
+def _rank_options(sub: argparse.ArgumentParser) -> None:
+    model_options(sub, _SEED_HELP)
+    sub.add_argument("--metric", default="salience", help="salience, activation, magnitude, gradxact or tac (oracle)")
+    sub.add_argument("--variant", default="abs", help="benign salience variant: abs, squared or ema-signed")
+
+
+def _compare_options(sub: argparse.ArgumentParser) -> None:
+    model_options(sub, _SEED_HELP)
+    sub.add_argument("--top", type=float, default=0.05, help="share of each layer that counts as infected by TAC")
+    sub.add_argument("--curves", action="store_true", help="add pruning curves (ACC and ASR vs fraction zeroed)")
+    sub.add_argument("--direction", default="lowest", help="prune the lowest or highest scores in the curves")
+
+
+def _purify_options(sub: argparse.ArgumentParser) -> None:
+    model_options(sub, _SEED_HELP)
+    purify_options(sub)
+
+
+def _defend_options(sub: argparse.ArgumentParser) -> None:
+    model_options(sub, _SEED_HELP)
+    sub.add_argument("--defense", required=True, help="finetune, fine-pruning or magnitude-pruning")
+    sub.add_argument("--margin", type=float, default=0.04, help="defense-set accuracy a pruning defense may give up")
+    purify_options(sub)
+
+
+@command("rank", "score every neuron with one ranking", _rank_options)
+def rank(args: argparse.Namespace) -> int:
+    from ..rankings import rank_neurons
+
+    case = case_from(args)
+    options = {"variant": args.variant} if args.metric == "salience" else {}
+    scores = rank_neurons(case.backdoored.model, case.splits.defense, args.metric, attack=case.backdoored.attack, **options)
+    payload = {"scenario": case.backdoored.name, "metric": args.metric, "scores": {n: [round(float(v), 6) for v in s] for n, s in scores.items()}}
+    rows = [{"layer": n, "neurons": len(s), "min": float(s.min()), "median": float(s.median()), "max": float(s.max()),
+             "lowest 5": " ".join(str(int(i)) for i in s.argsort()[:5])} for n, s in scores.items()]
+    print_result(args, payload, rows)
+    return 0
+
+
+@command("compare", "ranking quality against TAC (the evaluator's view)", _compare_options)
+def compare(args: argparse.Namespace) -> int:
+    from ..evaluate import percent
+    from ..rankings import DEFENDER_METRICS, rank_neurons
+    from ..rankings.quality import pruning_curve
+    from ..study import grade_rankings
+
+    if not 0 < args.top < 1:
+        raise UserInputError(f"--top must be a fraction in (0, 1), got {args.top}")
+    case = case_from(args)
+    model, defense, attack = case.backdoored.model, case.splits.defense, case.backdoored.attack
+    tac = rank_neurons(model, defense, "tac", attack=attack)
+    scores = {metric: rank_neurons(model, defense, metric) for metric in DEFENDER_METRICS}
+    rows = [grade.to_dict(digits=3) for grade in grade_rankings(scores, tac, args.top)]
+    curves = {}
+    if args.curves:
+        evaluator = case.evaluator()
+        for metric, metric_scores in scores.items():
+            points = pruning_curve(model, metric_scores, evaluator, direction=args.direction)
+            curves[metric] = [{"fraction": p.fraction, "acc": percent(p.acc), "asr": percent(p.asr)} for p in points]
+    payload = {"scenario": case.backdoored.name, "top": args.top, "seed": args.seed, "oracle": "TAC and ASR use the trigger: the evaluator's view",
+               "rankings": rows, "pruning_curves": curves}
+    print_result(args, payload, rows)
+    return 0
+
+
+def _result_payload(case: Any, result: Any) -> dict[str, Any]:
+    return {"scenario": case.backdoored.name, "seed": case.seed, **result.summary.to_dict(), "config": result.config.to_dict()}
+
+
+#: The CLI's columns for a run: its state, then the summary row (ACC before and after, then ASR).
+_RUN_COLUMNS = ("status", "marked", "steps", "ACC before", "ACC after", "ASR before", "ASR after", "steps to ASR<5%", "seconds")
+
+
+def _run_row(summary: Any) -> dict[str, Any]:
+    from ..study import summary_row
+
+    return {"status": summary.status, "marked": summary.marked, "steps": summary.steps, **summary_row(summary)}
+
+
+def _report(args: argparse.Namespace, payload: dict[str, Any], result: Any) -> int:
+    """Print the result; a diverged run also says why on stderr and exits 1."""
+    print_result(args, payload, [_run_row(result.summary)], _RUN_COLUMNS)
+    if result.summary.status == "diverged":
+        print(f"error: the run diverged: {result.summary.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+@command("purify", "mark neurons and purify a private copy", _purify_options)
+def purify(args: argparse.Namespace) -> int:
+    from ..purify import purify as run_purify
+
+    config = purify_config(args)
+    case = case_from(args)
+    result = run_printing_steps(run_purify(case.backdoored.model, case.splits.defense, config, case.evaluator()))
+    return _report(args, _result_payload(case, result), result)
+
+
+@command("defend", "run a baseline defense: finetune, fine-pruning, magnitude-pruning", _defend_options)
+def defend(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..defenses import run_defense
+
+    # a baseline is run as published: the preset's fine-tuning loop, without the lab's re-init or distillation
+    config = replace(purify_config(args), reinit="none", distill=0.0)
+    case = case_from(args)
+    result = run_printing_steps(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), margin=args.margin))
+    return _report(args, {"defense": args.defense, **_result_payload(case, result)}, result)
