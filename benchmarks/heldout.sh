@@ -15,4 +15,4 @@ for card in "$MODELS"/*.json; do
   python -m purify_core purify --checkpoint "${card%.json}.safetensors" --card "$card" --json
 done
 # the same, collected into benchmarks/heldout.md and .json:
-python -m purify_core.bench heldout --models "$MODELS" --seeds 3
+python -m purify_core bench heldout --models "$MODELS" --seeds 3

@@ -1,4 +1,4 @@
-"""Does the server keep answering while it reads a hostile upload? `python benchmarks/upload_health.py`
+"""Does the server keep answering while it reads a hostile upload? `python -m benchmarks.upload_health`
 
 Starts `streamlit run app.py` on loopback, opens the Attack lab in Debian's Chromium (Playwright),
 and uploads, one after the other, a 562-byte `.pt` whose dict key takes hours to hash (nested
@@ -20,11 +20,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-from app_server import CHROMIUM, IDLE, start_app, stop_app  # noqa: E402
-from test_bad_inputs import nested_key, size_balloon, torch_zip  # noqa: E402
+from tests.test_bad_inputs import nested_key, size_balloon, torch_zip  # the same hostile files the tests refuse
+
+from .app_server import CHROMIUM, IDLE, ROOT, start_app, stop_app
 
 PAYLOADS = {"hang.pt": lambda: torch_zip(nested_key(40)), "balloon.pt": lambda: torch_zip(size_balloon(2 * 10**8))}
 
@@ -97,7 +95,7 @@ def main() -> int:
         health.stop.set()
         stop_app(server)
     (ROOT / "benchmarks" / "upload_health.json").write_text(json.dumps(rows, indent=2) + "\n")
-    lines = ["# Hostile uploads and the server's health endpoint", "", "`python benchmarks/upload_health.py` (Chromium, one server).", "",
+    lines = ["# Hostile uploads and the server's health endpoint", "", "`python -m benchmarks.upload_health` (Chromium, one server).", "",
              "| " + " | ".join(rows[0]) + " |", "| " + " | ".join("---" for _ in rows[0]) + " |"]
     lines += ["| " + " | ".join(str(v).replace("|", "/").replace("\n", " ") for v in row.values()) + " |" for row in rows]
     (ROOT / "benchmarks" / "upload_health.md").write_text("\n".join(lines) + "\n")

@@ -9,16 +9,13 @@ tree as it was.
 from __future__ import annotations
 
 import os
-import sys
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from app_server import CHROMIUM, IDLE, start_app, stop_app  # noqa: E402
+from benchmarks.app_server import CHROMIUM, IDLE, ROOT, start_app, stop_app
 
 VIEW = {"width": 1400, "height": 2000}  # Streamlit scrolls inside its own container: a tall window shows the page
 pytestmark = pytest.mark.browser  # tests/conftest.py skips these without Chromium, or fails them under PURIFY_LAB_REQUIRE_BROWSER=1

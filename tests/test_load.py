@@ -1,19 +1,14 @@
-"""Five sessions on one server at once (the CI-sized version of `benchmarks/load.py`'s classroom of 30)."""
+"""Five sessions on one server at once (the CI-sized version of `python -m benchmarks.load`'s classroom of 30)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.browser  # tests/conftest.py skips it without Chromium, or fails it under PURIFY_LAB_REQUIRE_BROWSER=1
 
 
 def test_five_sessions_at_once_see_only_their_own_runs_and_leave_the_shared_model_alone():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from load import run_load
+    from benchmarks.load import run_load
 
     report = run_load(sessions=5, purifiers=2, timeout_s=300)
     summary = report.summary()
