@@ -37,7 +37,7 @@ from .config import ModelConfig, shown
 from .errors import ChecksumMismatchError, UserInputError
 from .models import ImageClassifier, build_model
 
-__all__ = ["Card", "weights_bytes", "save_checkpoint", "load_checkpoint", "read_card", "write_card", "sha256_file", "library_versions",
+__all__ = ["Card", "weights_bytes", "save_checkpoint", "load_checkpoint", "read_card", "write_card", "library_versions",
            "state_mismatch", "save_pair", "model_shapes", "check_writable", "MAX_PARAMETERS"]
 
 #: A card file is a few KB; anything past this is not a card (and is never parsed).
@@ -63,6 +63,7 @@ def library_versions() -> dict[str, str]:
 
 
 def sha256_file(path: str | Path) -> str:
+    """The weights file's hash, read in 1 MiB blocks: `_settle` checks a half-finished save against its card."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):

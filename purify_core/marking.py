@@ -9,7 +9,7 @@ import torch
 from .errors import UserInputError
 from .neurons import NeuronMask, NeuronScores
 
-__all__ = ["SCOPES", "DIRECTIONS", "mark", "normalise_within_layer", "marked_count", "suspicion_order"]
+__all__ = ["SCOPES", "DIRECTIONS", "check_threshold", "check_scope", "check_direction", "mark", "normalise_within_layer", "marked_count", "suspicion_order"]
 
 SCOPES = ("layer", "global")
 DIRECTIONS = ("lowest", "highest")
@@ -27,13 +27,26 @@ def suspicion_order(scores: torch.Tensor, direction: str = "lowest") -> torch.Te
     return torch.sort(scores.double(), descending=direction == "highest", stable=True).indices
 
 
-def _check(threshold: float, scope: str, direction: str) -> None:
+def check_threshold(threshold: float) -> None:
+    """The share of neurons to mark: at most half, since the paper's premise is that few are infected."""
     if not 0.0 <= threshold <= 0.5:
         raise UserInputError(f"the pruning threshold must be in [0, 0.5], got {threshold}")
+
+
+def check_scope(scope: str) -> None:
     if scope not in SCOPES:
         raise UserInputError(f"unknown marking scope {scope!r}; choose one of {', '.join(SCOPES)}")
+
+
+def check_direction(direction: str) -> None:
     if direction not in DIRECTIONS:
         raise UserInputError(f"unknown direction {direction!r}; choose one of {', '.join(DIRECTIONS)}")
+
+
+def _check(threshold: float, scope: str, direction: str) -> None:
+    check_threshold(threshold)
+    check_scope(scope)
+    check_direction(direction)
 
 
 def mark(

@@ -25,10 +25,10 @@ from .image_set import ImageSet
 from .config import check_seed
 from .errors import UserInputError
 from .evaluate import Metrics
-from .marking import DIRECTIONS, SCOPES, mark, marked_count, suspicion_order
+from .marking import check_direction, check_scope, check_threshold, mark, marked_count, suspicion_order
 from .neurons import NeuronMask, NeuronScores, neuron_layers, select_layers
 from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS, rank_neurons
-from .regularizers import REGULARIZERS, Regularizer, build_regularizer
+from .regularizers import Regularizer, build_regularizer, check_kappa, check_regularizer, check_strength
 from .steps import DISTILL_SCHEDULES, Distillation, ExtraLoss, check_reinit, reinit_targets, reinitialise
 
 __all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune"]
@@ -65,7 +65,6 @@ class PurifyConfig:
     batch_size: int = 32
     cosine: bool = True
     shift: int = 2
-    freeze_bn: bool = False
     dynamic: bool = False
     beta: float = 0.5
     eval_every: int = 10
@@ -78,15 +77,20 @@ class PurifyConfig:
     def __post_init__(self) -> None:
         if isinstance(self.reinit, list):
             object.__setattr__(self, "reinit", tuple(self.reinit))  # from JSON (a link, a saved run)
-        checks = [
+        for ok, message in [
             (self.metric in DEFENDER_METRICS, f"unknown or oracle-only ranking {self.metric!r}; choose one of {', '.join(DEFENDER_METRICS)}"),
             (self.variant in SALIENCE_VARIANTS, f"unknown salience variant {self.variant!r}; choose one of {', '.join(SALIENCE_VARIANTS)}"),
-            (0.0 <= self.threshold <= 0.5, f"the pruning threshold must be in [0, 0.5], got {self.threshold}"),
-            (self.scope in SCOPES, f"unknown scope {self.scope!r}; choose one of {', '.join(SCOPES)}"),
-            (self.direction in DIRECTIONS, f"unknown direction {self.direction!r}; choose one of {', '.join(DIRECTIONS)}"),
-            (self.regularizer in REGULARIZERS, f"unknown regularizer {self.regularizer!r}; choose one of {', '.join(REGULARIZERS)}"),
-            (0.0 <= self.strength < math.inf, f"the regularization strength must be a finite number >= 0, got {self.strength}"),
-            (self.kappa is None or 0 < self.kappa < math.inf, f"kappa must be a finite number > 0, got {self.kappa}"),
+        ]:
+            if not ok:
+                raise UserInputError(message)
+        # the marking and regularizer settings: the same checks `mark` and `build_regularizer` make
+        check_threshold(self.threshold)
+        check_scope(self.scope)
+        check_direction(self.direction)
+        check_regularizer(self.regularizer)
+        check_strength(self.strength)
+        check_kappa(self.kappa)
+        checks = [
             (isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, f"epochs must be a whole number from 1 to 1000, got {self.epochs}"),
             (0.0 < self.lr < math.inf, f"the learning rate must be a finite number > 0, got {self.lr}"),
             (0.0 <= self.unmarked_lr <= 1.0, f"unmarked_lr is a multiplier in [0, 1], got {self.unmarked_lr}"),
@@ -155,7 +159,7 @@ def purify_preset(name: str = "default", **overrides: Any) -> PurifyConfig:
         raise UserInputError(f"unknown purification setting: {error}") from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StepMetrics:
     """One optimiser step; `acc`/`asr` are filled every `eval_every` steps (and at step 0)."""
 
@@ -175,7 +179,7 @@ class StepMetrics:
         return self.step / self.steps if self.steps else 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PurifySummary:
     """Before and after, how fast the backdoor went, and how the run ended."""
 
@@ -197,7 +201,7 @@ class PurifySummary:
     as_dict = to_dict  # the old spelling, until the CLI modules read `to_dict`
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, kw_only=True)
 class PurifyResult:
     """The last item of a run: the purified model (None if the run diverged) and its summary."""
 
@@ -219,12 +223,6 @@ def _active_mask(mask: NeuronMask, order: dict[str, torch.Tensor] | None, fracti
         keep[ranked[: math.ceil(fraction * len(ranked))]] = True
         active[name] = keep
     return active
-
-
-def _bn_eval(model: nn.Module) -> None:
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.eval()
 
 
 @torch.no_grad()
@@ -272,7 +270,8 @@ def fine_tune(
     generator = torch.Generator().manual_seed(config.seed)
     history: list[StepMetrics] = []
     start = time.perf_counter()
-    first = StepMetrics(0, steps, 0, float("nan"), 0.0, 0.0, regularizer.marked(), before.acc if before else None, before.asr if before else None)
+    first = StepMetrics(step=0, steps=steps, epoch=0, task_loss=float("nan"), reg_loss=0.0, seconds=0.0, marked=regularizer.marked(),
+                        acc=before.acc if before else None, asr=before.asr if before else None)
     history.append(first)
     yield first
     status, reason, step, explode_at = "finished", f"ran all {config.epochs} epochs", 0, None
@@ -289,8 +288,6 @@ def fine_tune(
                     raise _Halt
                 index = permutation[b * config.batch_size : (b + 1) * config.batch_size]
                 model.train()
-                if config.freeze_bn:
-                    _bn_eval(model)
                 x = random_shift(defense.x[index], config.shift, generator).to(device)
                 logits = model(x)
                 task = F.cross_entropy(logits, defense.y[index].to(device))
@@ -320,9 +317,9 @@ def fine_tune(
                 metrics = evaluator(model) if evaluator and (step % config.eval_every == 0 or step == steps) else None
                 if metrics and steps_to_erase is None and metrics.asr is not None and metrics.asr < ERASED_ASR:
                     steps_to_erase = step
-                item = StepMetrics(step, steps, epoch, task_value, reg_value, time.perf_counter() - start,
-                                   regularizer.marked(),
-                                   metrics.acc if metrics else None, metrics.asr if metrics else None, extra_value)
+                item = StepMetrics(step=step, steps=steps, epoch=epoch, task_loss=task_value, reg_loss=reg_value,
+                                   seconds=time.perf_counter() - start, marked=regularizer.marked(),
+                                   acc=metrics.acc if metrics else None, asr=metrics.asr if metrics else None, distill_loss=extra_value)
                 history.append(item)
                 yield item
     except _Halt:
@@ -337,8 +334,9 @@ def fine_tune(
     if not diverged and evaluator:
         last = history[-1]
         after = evaluator(model) if last.acc is None else Metrics(last.acc, last.asr, before.n_clean, before.n_triggered)
-    summary = PurifySummary(status, reason, step, time.perf_counter() - start, marked_count(mask), before, after, steps_to_erase)
-    yield PurifyResult(None if diverged else model, summary, mask, config, history)
+    summary = PurifySummary(status=status, reason=reason, steps=step, seconds=time.perf_counter() - start, marked=marked_count(mask),
+                            before=before, after=after, steps_to_erase=steps_to_erase)
+    yield PurifyResult(model=None if diverged else model, summary=summary, mask=mask, config=config, history=history)
 
 
 def purify(

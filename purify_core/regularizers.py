@@ -9,6 +9,7 @@ branch for `w < -1` had the sign wrong).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 from .errors import UserInputError
 from .neurons import NeuronMask, neuron_layers, owned_parameters
 
-__all__ = ["REGULARIZERS", "ar_penalty", "adaptive_kappa", "Regularizer", "build_regularizer"]
+__all__ = ["REGULARIZERS", "check_regularizer", "check_strength", "check_kappa", "ar_penalty", "adaptive_kappa", "Regularizer", "build_regularizer"]
 
 REGULARIZERS = ("ar", "l2", "l1", "prune", "none")
 
@@ -102,6 +103,23 @@ class Regularizer:
                     t.param[t.rows] = 0.0
 
 
+def check_regularizer(name: str) -> None:
+    if name not in REGULARIZERS:
+        raise UserInputError(f"unknown regularizer {name!r}; choose one of {', '.join(REGULARIZERS)}")
+
+
+def check_strength(strength: float) -> None:
+    """Lambda scales the penalty; infinity or NaN would wipe the marked weights in one step."""
+    if not 0.0 <= strength < math.inf:
+        raise UserInputError(f"the regularization strength must be a finite number >= 0, got {strength}")
+
+
+def check_kappa(kappa: float | None) -> None:
+    """AR's knee; None takes each tensor's adaptive one."""
+    if kappa is not None and not 0.0 < kappa < math.inf:
+        raise UserInputError(f"kappa must be a finite number > 0, got {kappa}")
+
+
 def build_regularizer(
     model: nn.Module,
     mask: NeuronMask,
@@ -110,12 +128,9 @@ def build_regularizer(
     kappa: float | None = None,
 ) -> Regularizer:
     """A regularizer over `model`'s marked neurons; `kappa=None` takes the adaptive knee per tensor."""
-    if name not in REGULARIZERS:
-        raise UserInputError(f"unknown regularizer {name!r}; choose one of {', '.join(REGULARIZERS)}")
-    if not strength >= 0 or strength == float("inf"):
-        raise UserInputError(f"the regularization strength must be a finite number >= 0, got {strength}")
-    if kappa is not None and not (kappa > 0 and kappa < float("inf")):
-        raise UserInputError(f"kappa must be a finite number > 0, got {kappa}")
+    check_regularizer(name)
+    check_strength(strength)
+    check_kappa(kappa)
     targets = {
         layer.name: [_Target(p, kappa if kappa is not None else adaptive_kappa(p)) for p in owned_parameters(model, layer).values()]
         for layer in neuron_layers(model)

@@ -130,7 +130,7 @@ def summary_row(summary: PurifySummary | None) -> dict[str, Any]:
             "steps to ASR<5%": summary.steps_to_erase, "seconds": round(summary.seconds, 1)}
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, kw_only=True)
 class RunRecord:
     """One purification or defense run as a front end keeps it: settings, streamed history, result.
 

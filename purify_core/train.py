@@ -16,7 +16,7 @@ from .config import TrainConfig
 from .image_set import ImageSet
 from .errors import UserInputError
 
-__all__ = ["TrainProgress", "train_model", "make_optimizer"]
+__all__ = ["TrainProgress", "train_model"]
 
 
 @dataclass(frozen=True)
@@ -36,12 +36,6 @@ class TrainProgress:
         return ((self.epoch - 1) * self.batches + self.batch) / (self.epochs * self.batches)
 
 
-def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-
-
 def train_model(model: nn.Module, data: ImageSet, config: TrainConfig, seed: int) -> Iterator[TrainProgress]:
     """Train `model` in place on `data` with cross-entropy, yielding after every batch.
 
@@ -50,7 +44,7 @@ def train_model(model: nn.Module, data: ImageSet, config: TrainConfig, seed: int
     weights. Closing the generator stops training after the current batch.
     """
     device = model_device(model)
-    optimizer = make_optimizer(model.parameters(), config)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     batches = (len(data) + config.batch_size - 1) // config.batch_size
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs * batches)
     generator = torch.Generator().manual_seed(seed)

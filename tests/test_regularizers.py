@@ -114,3 +114,25 @@ def test_pruned_neurons_stay_exactly_zero_through_optimiser_steps(hand_net, hand
 def test_bad_regularizer_settings_are_refused(hand_net, kwargs, message):
     with pytest.raises(UserInputError, match=message):
         build_regularizer(hand_net, {}, **kwargs)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("regularizer", "l3"), ("strength", -1.0), ("strength", float("inf")), ("kappa", 0.0), ("kappa", float("nan")),
+    ("threshold", 0.7), ("threshold", float("nan")), ("scope", "model"), ("direction", "sideways"),
+])
+def test_a_bad_marking_or_penalty_setting_gets_the_same_line_from_the_config_and_the_function(hand_net, field, value):
+    """One check per setting: PurifyConfig, `mark` and `build_regularizer` refuse it with the same words."""
+    from dataclasses import replace
+
+    from purify_core.marking import mark
+    from purify_core.purify import PurifyConfig
+
+    with pytest.raises(UserInputError) as from_config:
+        replace(PurifyConfig(), **{field: value})
+    scores = {layer.name: torch.arange(layer.width, dtype=torch.float64) for layer in neuron_layers(hand_net)}
+    with pytest.raises(UserInputError) as from_function:
+        if field in ("threshold", "scope", "direction"):
+            mark(scores, **{"threshold": 0.1, "scope": "layer", "direction": "lowest", field: value})
+        else:
+            build_regularizer(hand_net, {}, **{"name" if field == "regularizer" else field: value})
+    assert str(from_config.value) == str(from_function.value)

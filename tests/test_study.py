@@ -88,3 +88,18 @@ def test_summary_row_of_a_diverged_run_has_no_after_numbers():
                             before=Metrics(0.9, 0.99, 10, 9), after=None, steps_to_erase=None)
     assert summary_row(summary) == {"ACC before": 90.0, "ASR before": 99.0, "ACC after": None, "ASR after": None,
                                     "steps to ASR<5%": None, "seconds": 1.3}
+
+
+def test_records_are_built_by_keyword_only():
+    with pytest.raises(TypeError):
+        StepMetrics(0, 1, 0, 0.0, 0.0, 0.0, 0)  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        RunRecord("#1", {}, None)  # type: ignore[misc]
+
+
+def test_a_card_or_config_naming_adam_is_refused_with_one_line():
+    """Adam was an option nothing trained with; it is refused, not silently trained with SGD."""
+    from purify_core.config import TrainConfig
+
+    with pytest.raises(UserInputError, match="optimizer must be 'sgd'"):
+        TrainConfig(optimizer="adam")
