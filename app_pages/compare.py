@@ -17,8 +17,7 @@ st.markdown(
 )
 controls.first_values(controls.COMPARE)
 left, right = st.columns(2)
-chosen = controls.draw_in((left, controls.COMPARE[:1]), (right, controls.COMPARE[1:]))
-top, direction = chosen[state.COMPARE_TOP], chosen[state.COMPARE_DIRECTION]
+top, direction = controls.draw(left, controls.COMPARE_TOP), controls.draw(right, controls.COMPARE_DIRECTION)
 controls.publish(controls.COMPARE)
 
 report = ranking_report(name, top, direction)

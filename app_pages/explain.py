@@ -21,7 +21,7 @@ st.markdown("Attributions (captum) say which pixels a prediction rests on. On th
 finished = [r for r in session_runs.runs() if r.model is not None and r.source.sha256 == backdoored.card.sha256]
 c1, c2 = st.columns(2)
 controls.first_values(controls.EXPLAIN)
-method = controls.draw_in((c1, controls.EXPLAIN))[state.EXPLAIN_METHOD]
+method = controls.draw(c1, controls.EXPLAIN_METHOD)
 controls.publish(controls.EXPLAIN)
 run_label = c2.selectbox("Purified model", [r.label for r in finished], key=state.EXPLAIN_RUN,
                          placeholder="run a purification on the Purify page first", index=0 if finished else None)

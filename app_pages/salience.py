@@ -16,10 +16,9 @@ st.title("Salience maps")
 st.markdown("Every neuron of every layer, scored on the clean defense set. **Benign salience** is the first-order rise of "
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")
 
-RANKING, MARKING = controls.SALIENCE[:2], controls.SALIENCE[2:]
 controls.first_values(controls.SALIENCE)
 c1, _ = st.columns([1, 2])
-ranking = controls.draw_in((c1, RANKING))
+ranking = controls.draw_in((c1, controls.SALIENCE_RANKING))
 metric, variant = ranking[state.SALIENCE_METRIC], ranking[state.SALIENCE_VARIANT]
 scores = neuron_scores(name, metric, variant if metric == "salience" else "abs")
 
@@ -28,7 +27,7 @@ scores = neuron_scores(name, metric, variant if metric == "salience" else "abs")
 def marked_neurons() -> None:
     """Re-marking reruns only this part: no sidebar, no neuron close-up, so a slider step answers at once."""
     c2, c3 = st.columns(2)
-    marking = controls.draw_in((c2, MARKING[:1]), (c3, MARKING[1:]))
+    marking = controls.draw_in((c2, [controls.SALIENCE_THRESHOLD]), (c3, controls.SALIENCE_MARK))
     controls.publish(controls.SALIENCE)
     mask = mark(scores, marking[state.SALIENCE_THRESHOLD], marking[state.SALIENCE_SCOPE], None, marking[state.SALIENCE_DIRECTION])
     st.plotly_chart(salience_strips_figure(scores, mask, f"{METRIC_LABELS[metric]} per layer"), key="salience_strips")

@@ -128,28 +128,29 @@ PURIFY_TRAINING = (
 PURIFY = PURIFY_MARKING + PURIFY_PENALTY + PURIFY_TRAINING
 PURIFY_DEFENSE = Control(state.PURIFY_DEFENSE, "selectbox", "Baseline defense", choices=DEFENSES, linked=False)
 
-SALIENCE = (
+SALIENCE_RANKING = (
     Control(state.SALIENCE_METRIC, "selectbox", "Ranking", "salience", choices=DEFENDER_METRICS, format_func=METRIC_LABELS.get),
     Control(state.SALIENCE_VARIANT, "radio", "Salience variant", "abs", choices=SALIENCE_VARIANTS,
             active=lambda values: values[state.SALIENCE_METRIC] == "salience",
             help="abs: mean |t_k| over batches; squared: mean t_k^2; ema-signed: the authors' code."),
-    Control(state.SALIENCE_THRESHOLD, "slider", "Pruning threshold", 0.1, float, bounds=THRESHOLD_BOUNDS, step=0.01),
+)
+SALIENCE_THRESHOLD = Control(state.SALIENCE_THRESHOLD, "slider", "Pruning threshold", 0.1, float, bounds=THRESHOLD_BOUNDS, step=0.01)
+SALIENCE_MARK = (
     Control(state.SALIENCE_DIRECTION, "radio", "Mark the", "lowest", choices=DIRECTIONS),
     Control(state.SALIENCE_SCOPE, "radio", "Scope", "layer", choices=SCOPES),
 )
+SALIENCE = (*SALIENCE_RANKING, SALIENCE_THRESHOLD, *SALIENCE_MARK)
 
-COMPARE = (
-    Control(state.COMPARE_TOP, "select_slider", "Infected = TAC top share per layer", 0.05, float, choices=TOPS,
-            format_func=lambda v: f"{v:.0%}"),
-    Control(state.COMPARE_DIRECTION, "radio", "Read a ranking as", "lowest", choices=DIRECTIONS,
-            format_func=lambda d: f"{d} score = infected", help="The paper's premise is lowest. On small nets the "
-            "infected neurons are often the most active and salient ones: see which reading TAC supports here."),
-)
+COMPARE_TOP = Control(state.COMPARE_TOP, "select_slider", "Infected = TAC top share per layer", 0.05, float, choices=TOPS,
+                      format_func=lambda v: f"{v:.0%}")
+COMPARE_DIRECTION = Control(state.COMPARE_DIRECTION, "radio", "Read a ranking as", "lowest", choices=DIRECTIONS,
+                            format_func=lambda d: f"{d} score = infected", help="The paper's premise is lowest. On small nets the "
+                            "infected neurons are often the most active and salient ones: see which reading TAC supports here.")
+COMPARE = (COMPARE_TOP, COMPARE_DIRECTION)
 
-EXPLAIN = (
-    Control(state.EXPLAIN_METHOD, "selectbox", "Method", ATTRIBUTIONS[0], choices=ATTRIBUTIONS,
-            help="Integrated Gradients and Saliency: pixel gradients; Grad-CAM: the last conv layer's view, upsampled."),
-)
+EXPLAIN_METHOD = Control(state.EXPLAIN_METHOD, "selectbox", "Method", ATTRIBUTIONS[0], choices=ATTRIBUTIONS,
+                         help="Integrated Gradients and Saliency: pixel gradients; Grad-CAM: the last conv layer's view, upsampled.")
+EXPLAIN = (EXPLAIN_METHOD,)
 
 #: What each dataset is, in the Attack lab's words (a dataset missing here shows by its name).
 DATASET_LABELS = {"mnist5k": "MNIST, 5,000 real digits (shipped)", "digits": "8x8 digits (shipped, trains in seconds)",
