@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
@@ -26,7 +26,7 @@ from .models import ImageClassifier, build_model, pick_device
 from .train import TrainProgress, train_model
 
 __all__ = ["BackdooredModel", "BuildProgress", "attack_for", "check_scenario", "train_scenario", "load_pair", "save_model",
-           "acc_asr_percent"]
+           "train_and_save", "acc_asr_percent"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -140,3 +140,16 @@ def train_scenario(
         versions=library_versions(),
     )
     yield BuildProgress("done", 1.0, result=BackdooredModel(scenario, model.eval(), card, attack))
+
+
+def train_and_save(scenario: Scenario, weights: Path, card_path: Path, with_clean_reference: bool = True,
+                   on_progress: Callable[[BuildProgress], None] | None = None,
+                   device: torch.device | str | None = None) -> BackdooredModel:
+    """Train a scenario to its end (`on_progress` sees every step) and write its weights and card, both or neither."""
+    result = None
+    for item in train_scenario(scenario, with_clean_reference, device):
+        if on_progress is not None:
+            on_progress(item)
+        result = item.result or result
+    assert result is not None
+    return save_model(result, weights, card_path)

@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .backdoored import BackdooredModel, BuildProgress, load_pair, save_model, train_scenario
+from .backdoored import BackdooredModel, BuildProgress, load_pair, train_and_save
 from .cards import Card
 from .checkpoints import check_writable, read_card
 from .config import Scenario
@@ -59,13 +59,7 @@ def load_or_train(
     if weights.is_file() and card_path.is_file():
         return load_pair(weights, card_path, device)
     check_writable(cache_dir, "the model cache")  # before training, not after
-    result = None
-    for item in train_scenario(scenario, with_clean_reference=False, device=device):
-        if on_progress is not None:
-            on_progress(item)
-        result = item.result or result
-    assert result is not None
-    return save_model(result, weights, card_path)
+    return train_and_save(scenario, weights, card_path, with_clean_reference=False, on_progress=on_progress, device=device)
 
 
 def list_built(cache_dir: Path | None = None) -> list[Card]:

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .backdoored import BackdooredModel, BuildProgress, acc_asr_percent, load_pair, save_model, train_scenario
+from .backdoored import BackdooredModel, BuildProgress, acc_asr_percent, load_pair, train_and_save
 from .cards import Card
 from .checkpoints import check_writable, read_card
 from .config import Scenario, scenario_preset
@@ -93,13 +93,8 @@ def build(
     """
     out_dir = Path(out_dir)
     _check_destination(scenario, out_dir)
-    result = None
-    for item in train_scenario(scenario, with_clean_reference):
-        if on_progress is not None:
-            on_progress(item)
-        result = item.result or result
-    assert result is not None
-    return save_model(result, out_dir / f"{scenario.name}.safetensors", out_dir / f"{scenario.name}.json")
+    return train_and_save(scenario, out_dir / f"{scenario.name}.safetensors", out_dir / f"{scenario.name}.json",
+                          with_clean_reference, on_progress)
 
 
 @dataclass(frozen=True)
