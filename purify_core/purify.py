@@ -198,8 +198,6 @@ class PurifySummary:
         d["after"] = self.after.as_percent() if self.after else None
         return d
 
-    as_dict = to_dict  # the old spelling, until the CLI modules read `to_dict`
-
 
 @dataclass(frozen=True, eq=False, kw_only=True)
 class PurifyResult:

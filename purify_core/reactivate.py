@@ -112,8 +112,6 @@ class ReactivationRow:
         return {"model": self.model, "acc_before": before["acc"], "asr_before": before["asr"],
                 "acc_after": after["acc"], "asr_after": after["asr"], "seconds": round(self.seconds, 2)}
 
-    as_dict = to_dict  # the old spelling, until cli_reactivate reads `to_dict`
-
 
 @dataclass(frozen=True)
 class ReactivationReport:
@@ -130,8 +128,6 @@ class ReactivationReport:
     def to_dict(self) -> dict[str, Any]:
         return {"oracle": "the re-tuning set and ASR use the trigger: the evaluator's view",
                 "config": self.config.to_dict(), "rows": [r.to_dict() for r in self.rows]}
-
-    as_dict = to_dict  # the old spelling, until cli_reactivate reads `to_dict`
 
 
 @dataclass(frozen=True)

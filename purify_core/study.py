@@ -17,7 +17,7 @@ from torch import nn
 from .evaluate import Metrics, evaluate, percent
 from .neurons import NeuronScores
 from .purify import PurifyResult, PurifySummary, StepMetrics
-from .rankings.quality import RankingQuality, ranking_quality
+from .rankings.quality import RankingQuality, ranking_quality, roc_points, spearman_matrix
 
 if TYPE_CHECKING:  # types only: the study sits above the model store, whatever module holds it
     from .attacks import Attack
@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # types only: the study sits above the model store, whatever 
     from .backdoored import BackdooredModel
 
 __all__ = ["Evaluator", "evaluator_for", "Case", "case_of", "percent", "run_to_end", "purification_result",
-           "RankingGrade", "grade_rankings", "RunRecord", "summary_row", "SUMMARY_COLUMNS", "INFECTED_SHARE"]
+           "RankingGrade", "grade_rankings", "ranking_report", "RunRecord", "summary_row", "SUMMARY_COLUMNS", "INFECTED_SHARE"]
 
 Evaluator = Callable[[nn.Module], Metrics]
 
@@ -114,6 +114,21 @@ def grade_rankings(scores: Mapping[str, NeuronScores], tac: NeuronScores, top: f
         raise UserInputError(f"the infected share (top) must be a fraction in (0, 1), got {top}")
     return [RankingGrade(metric, ranking_quality(s, tac, top, "lowest"), ranking_quality(s, tac, top, "highest"))
             for metric, s in scores.items()]
+
+
+def ranking_report(scores: Mapping[str, NeuronScores], tac: NeuronScores, top: float, direction: str,
+                   labels: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """What the Compare page draws: each ranking's grade read toward `direction` (a table row), its ROC
+    points, and the Spearman matrix of every ranking and TAC; `labels` names the rankings for people."""
+    name = (lambda metric: metric) if labels is None else (lambda metric: labels.get(metric, metric))
+    rows, roc = [], {}
+    for grade in grade_rankings(scores, tac, top):
+        q = grade.toward(direction)
+        rows.append({"ranking": name(grade.metric), "ROC AUC": q.auc, "precision@k": q.precision_at_k, "Spearman with TAC": q.spearman})
+        fpr, tpr = roc_points(scores[grade.metric], tac, top, direction)
+        roc[name(grade.metric)] = (fpr, tpr, q.auc)
+    names, matrix = spearman_matrix({name(m): s for m, s in {**scores, "tac": tac}.items()})
+    return {"rows": rows, "roc": roc, "names": names, "matrix": matrix}
 
 
 #: The columns of a run's summary row, in the order every front end shows them.

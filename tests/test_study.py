@@ -8,9 +8,9 @@ from purify_core.errors import UserInputError
 from purify_core.evaluate import Metrics, evaluate, percent
 from purify_core.purify import PurifyConfig, PurifySummary, StepMetrics, purify
 from purify_core.rankings import DEFENDER_METRICS, rank_neurons
-from purify_core.rankings.quality import ranking_quality
+from purify_core.rankings.quality import ranking_quality, roc_points
 from purify_core.study import (
-    SUMMARY_COLUMNS, Case, RunRecord, case_of, evaluator_for, grade_rankings, purification_result, run_to_end, summary_row,
+    SUMMARY_COLUMNS, Case, RunRecord, case_of, evaluator_for, grade_rankings, purification_result, ranking_report, run_to_end, summary_row,
 )
 from purify_core.zoo import load_shipped
 
@@ -58,6 +58,14 @@ def test_grading_gives_what_the_callers_computed_each_way(case):
         assert row["spearman_tac"] == round(grade.lowest.spearman, 3)
     with pytest.raises(UserInputError, match="fraction in"):
         grade_rankings(scores, tac, 1.0)
+    report = ranking_report(scores, tac, 0.1, "highest", {"salience": "benign salience"})
+    assert [r["ranking"] for r in report["rows"]] == ["benign salience", *DEFENDER_METRICS[1:]]
+    assert report["names"] == ["benign salience", *DEFENDER_METRICS[1:], "tac"]
+    for row, metric in zip(report["rows"], DEFENDER_METRICS):
+        q = ranking_quality(scores[metric], tac, 0.1, "highest")
+        assert (row["ROC AUC"], row["precision@k"], row["Spearman with TAC"]) == (q.auc, q.precision_at_k, q.spearman)
+        fpr, tpr, auc = report["roc"][row["ranking"]]
+        assert auc == q.auc and (fpr == roc_points(scores[metric], tac, 0.1, "highest")[0]).all()
 
 
 def test_a_run_record_keeps_steps_and_result_and_makes_its_summary_row(case):

@@ -69,28 +69,20 @@ def neuron_scores(name: str, metric: str, variant: str = "abs") -> dict:
 def ranking_report(name: str, top: float, direction: str) -> dict:
     """Quality table, Spearman matrix and ROC points of every defender ranking (the evaluator's view)."""
     from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
-    from purify_core.rankings.quality import ranking_quality, roc_points, spearman_matrix
+    from purify_core.study import ranking_report as report
 
-    tac = neuron_scores(name, "tac")
-    rows, roc = [], {}
-    for metric in DEFENDER_METRICS:
-        scores = neuron_scores(name, metric)
-        q = ranking_quality(scores, tac, top, direction)
-        rows.append({"ranking": METRIC_LABELS[metric], "ROC AUC": q.auc, "precision@k": q.precision_at_k, "Spearman with TAC": q.spearman})
-        fpr, tpr = roc_points(scores, tac, top, direction)
-        roc[METRIC_LABELS[metric]] = (fpr, tpr, q.auc)
-    names, matrix = spearman_matrix({METRIC_LABELS[m]: neuron_scores(name, m) for m in (*DEFENDER_METRICS, "tac")})
-    return {"rows": rows, "roc": roc, "names": names, "matrix": matrix}
+    scores = {metric: neuron_scores(name, metric) for metric in DEFENDER_METRICS}
+    return report(scores, neuron_scores(name, "tac"), top, direction, METRIC_LABELS)
 
 
 @st.cache_data(show_spinner="Zeroing neurons and re-evaluating (pruning curves)…")
 def pruning_report(name: str, direction: str) -> dict:
-    from purify_core.evaluate import evaluate
     from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
     from purify_core.rankings.quality import pruning_curve
+    from purify_core.study import evaluator_for
 
-    backdoored, test = backdoored_model(name), splits_for(name).test
-    evaluator = lambda model: evaluate(model, test, backdoored.attack)  # noqa: E731
+    backdoored = backdoored_model(name)
+    evaluator = evaluator_for(backdoored.attack, splits_for(name).test)
     fractions = (0.0, 0.05, 0.1, 0.2, 0.3)
     return {METRIC_LABELS[m]: pruning_curve(backdoored.model, neuron_scores(name, m), evaluator, fractions, direction)
             for m in DEFENDER_METRICS}

@@ -10,7 +10,6 @@ from typing import Iterator
 from ..backdoored import BackdooredModel
 from ..errors import UserInputError
 from ..study import Case, case_of
-from ..study import purification_result as finish  # the old name, until benchmarks/app_timing.py and a test switch
 from ..zoo import load_shipped, shipped_scenarios
 
 __all__ = ["cases", "load_own"]
