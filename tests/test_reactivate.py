@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from purify_core.bench.common import finish
+from purify_core.study import purification_result
 from purify_core.clean_control import cached_clean_model, clean_cache_dir, clean_key, clean_model
 from purify_core.cli import main
 from purify_core.config import scenario_preset
@@ -74,14 +74,14 @@ def test_re_tuning_on_many_poisoned_images_implants_the_backdoor_in_a_clean_mode
 
 def test_a_purified_models_bounce_back_is_reported_beside_the_others(tiny_backdoored, cache):
     splits = tiny_backdoored.splits()
-    purified = finish(purify(tiny_backdoored.model, splits.defense, PurifyConfig(epochs=2))).model
+    purified = purification_result(purify(tiny_backdoored.model, splits.defense, PurifyConfig(epochs=2))).model
     models = {"purified": purified, "backdoored": tiny_backdoored.model, "clean": clean_model(tiny_backdoored.scenario, device="cpu")}
     items = list(reactivate(models, splits.train, splits.test, tiny_backdoored.attack, ReactivateConfig(epochs=2)))
     fractions = [i.fraction for i in items]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
     report = items[-1].report
     assert [r.model for r in report.rows] == ["purified", "backdoored", "clean"]
-    table = report.as_dict()
+    table = report.to_dict()
     assert "evaluator's view" in table["oracle"] and table["config"]["poisoned"] == 10
     assert all(0 <= r["asr_after"] <= 100 and 0 <= r["acc_after"] <= 100 for r in table["rows"])
     assert len(reactivation_figure(table["rows"]).data) == 2
