@@ -1,13 +1,9 @@
 """Purify: mark neurons, fine-tune with Adaptive Regularization (or a baseline), watch it live."""
 
-import json
-
-import pandas as pd
 import streamlit as st
 
 from purify_core.defenses import run_defense
 from purify_core.errors import UserInputError
-from purify_core.export import purified_card, report_title, run_report_html, weights_bytes
 from purify_core.marking import mark, marked_count
 from purify_core.method_figures import salience_strips_figure
 from purify_core.neurons import neuron_layers, select_layers
@@ -16,10 +12,9 @@ from purify_core.study import evaluator_for
 from ui import controls
 from ui import runs as session_runs
 from ui import state, untrusted
-from ui.after_run import after_run_section
 from ui.cache import backdoored_model, neuron_scores, on_device, splits_for
-from ui.jobs import heavy_job
-from ui.live_run import live, overlay, run_label
+from ui.live_run import run_label, run_live
+from ui.run_list import run_list
 from ui.sidebar import current_device, current_scenario, current_seed
 
 name = current_scenario()
@@ -65,43 +60,13 @@ st.caption(f"{marked_count(mask)} neurons marked. Each row is a layer, each cell
 evaluator = evaluator_for(backdoored.attack, splits.test)
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
-    with heavy_job("this purification") as waited:
-        run = session_runs.new_run(run_label(config),
-                                   {**config.to_dict(), "device": current_device()}, waited, source=backdoored.card)
-        live(run, purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
+    run_live("this purification", run_label(config), {**config.to_dict(), "device": current_device()}, backdoored.card,
+             lambda: purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
 defense = controls.draw(defense_col, controls.PURIFY_DEFENSE)
 if defense_button.button("Run baseline", key=state.PURIFY_RUN_DEFENSE):
-    with heavy_job(f"the {defense} baseline") as waited:
-        run = session_runs.new_run(defense, {"defense": defense, **config.to_dict(), "device": current_device()}, waited,
-                                   source=backdoored.card)
-        live(run, run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator))
+    run_live(f"the {defense} baseline", defense, {"defense": defense, **config.to_dict(), "device": current_device()},
+             backdoored.card, lambda: run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator))
 
 kept = session_runs.runs()
 if kept:
-    st.subheader("Runs in this session")
-    table = [{**r.summary_row(), "waited for a slot (s)": r.waited_s, "note": r.reason} for r in kept]
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="purify_runs_table")
-    st.caption(f"{len(kept)} of at most {state.MAX_RUNS} runs kept in this session (only you see them): "
-               + ", ".join(r.label for r in kept) + ".")
-    overlay({r.label: r.history for r in kept}, "overlay")
-    st.caption("Every run of this session, overlaid: lower task loss fits the clean data; the regularization loss is the "
-               "penalty on the marked neurons (it falls as they shrink; 0 for prune and none); the distillation loss is how far "
-               "the model's answers on clean images are from the original's (0 without distillation); the backdoor is gone "
-               "when ASR falls near 0 while ACC stays up.")
-    exportable = [r for r in kept if r.model is not None]
-    e1, e2, e3, e4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
-    chosen = e1.selectbox("Export a purified model", [r.label for r in exportable], key=state.PURIFY_EXPORT_CHOICE)
-    if chosen:  # the files are made only when a button is clicked (deferred), not on every rerun; named by the run's own model
-        run = next(r for r in exportable if r.label == chosen)
-        e2.download_button("Weights (.safetensors)", lambda run=run: weights_bytes(run.model)[0],
-                           f"{run.source.name}-purified.safetensors", key=state.PURIFY_EXPORT_WEIGHTS)
-        e3.download_button("Card (.json)", lambda run=run: json.dumps(purified_card(run, weights_bytes(run.model)[1]),
-                                                                   indent=2, default=str),
-                           f"{run.source.name}-purified.json", "application/json", key=state.PURIFY_EXPORT_CARD)
-    e4.download_button("Report (.html)", lambda: run_report_html(kept), f"{report_title(kept).replace(' ', '-')}-report.html", "text/html",
-                       key=state.PURIFY_EXPORT_REPORT, help="Every run's charts, numbers and settings in one file.")
-    after_run_section(kept)
-    doomed = st.multiselect("Delete runs", [r.label for r in kept], key=state.PURIFY_DELETE_CHOICE)
-    if st.button("Delete", key=state.PURIFY_DELETE, disabled=not doomed):
-        session_runs.delete(doomed)
-        st.rerun()
+    run_list(kept)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import streamlit as st
 
 from purify_core.method_figures import RUN_PANELS, live_run_figure, run_curves_figure
+from purify_core.cards import Card
 from purify_core.study import RunRecord
 from ui import runs as session_runs
 from ui import state
+from ui.jobs import heavy_job
 
 
 def live(run: RunRecord, items: Iterator[Any]) -> None:
@@ -30,6 +32,13 @@ def live(run: RunRecord, items: Iterator[Any]) -> None:
             shown["charts"] = now
     for placeholder in (bar, stop, charts):  # the run is over: the overlay below shows it
         placeholder.empty()
+
+
+def run_live(what: str, label: str, settings: dict[str, Any], source: Card, items: Callable[[], Iterator[Any]]) -> None:
+    """Wait for a heavy-job slot, keep a new run in this session, and stream `items()` (its steps) into it live."""
+    with heavy_job(what) as waited:
+        run = session_runs.new_run(label, settings, waited, source=source)
+        live(run, items())
 
 
 def overlay(histories: dict, where: str) -> None:

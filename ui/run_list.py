@@ -1,0 +1,51 @@
+"""This session's runs under the Purify page: their table, their curves overlaid, exports, checks and deletion."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from purify_core.export import purified_card, report_title, run_report_html, weights_bytes
+from purify_core.study import RunRecord
+from ui import runs as session_runs
+from ui import state
+from ui.after_run import after_run_section
+from ui.live_run import overlay
+
+
+def run_list(kept: list[RunRecord]) -> None:
+    """Everything the page shows about the runs kept in this session (only this session sees them)."""
+    st.subheader("Runs in this session")
+    table = [{**r.summary_row(), "waited for a slot (s)": r.waited_s, "note": r.reason} for r in kept]
+    st.dataframe(pd.DataFrame(table), hide_index=True, key="purify_runs_table")
+    st.caption(f"{len(kept)} of at most {state.MAX_RUNS} runs kept in this session (only you see them): "
+               + ", ".join(r.label for r in kept) + ".")
+    overlay({r.label: r.history for r in kept}, "overlay")
+    st.caption("Every run of this session, overlaid: lower task loss fits the clean data; the regularization loss is the "
+               "penalty on the marked neurons (it falls as they shrink; 0 for prune and none); the distillation loss is how far "
+               "the model's answers on clean images are from the original's (0 without distillation); the backdoor is gone "
+               "when ASR falls near 0 while ACC stays up.")
+    _exports(kept)
+    after_run_section(kept)
+    doomed = st.multiselect("Delete runs", [r.label for r in kept], key=state.PURIFY_DELETE_CHOICE)
+    if st.button("Delete", key=state.PURIFY_DELETE, disabled=not doomed):
+        session_runs.delete(doomed)
+        st.rerun()
+
+
+def _exports(kept: list[RunRecord]) -> None:
+    """Download buttons: one run's weights and card, every run's report; files are made only on a click (deferred)."""
+    exportable = [r for r in kept if r.model is not None]
+    e1, e2, e3, e4 = st.columns([2, 1, 1, 1], vertical_alignment="bottom")
+    chosen = e1.selectbox("Export a purified model", [r.label for r in exportable], key=state.PURIFY_EXPORT_CHOICE)
+    if chosen:  # named by the run's own model
+        run = next(r for r in exportable if r.label == chosen)
+        e2.download_button("Weights (.safetensors)", lambda run=run: weights_bytes(run.model)[0],
+                           f"{run.source.name}-purified.safetensors", key=state.PURIFY_EXPORT_WEIGHTS)
+        e3.download_button("Card (.json)", lambda run=run: json.dumps(purified_card(run, weights_bytes(run.model)[1]),
+                                                                   indent=2, default=str),
+                           f"{run.source.name}-purified.json", "application/json", key=state.PURIFY_EXPORT_CARD)
+    e4.download_button("Report (.html)", lambda: run_report_html(kept), f"{report_title(kept).replace(' ', '-')}-report.html", "text/html",
+                       key=state.PURIFY_EXPORT_REPORT, help="Every run's charts, numbers and settings in one file.")
