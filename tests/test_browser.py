@@ -107,9 +107,10 @@ def test_purify_stop_and_explain_in_one_session(server, browser, shots):
     page.screenshot(path=str(shots / "purify.png"), full_page=True)
 
     # a long second run, stopped while it streams: the first run and the steps so far are kept
-    page.get_by_role("slider").nth(1).focus()  # epochs slider: jump to the maximum
-    with a_run(page):
-        page.keyboard.press("End")
+    epochs = page.locator('input[type=range][aria-label="Epochs"]')
+    epochs.focus()  # jump to the maximum, and wait until the slider holds it
+    page.keyboard.press("End")
+    page.wait_for_function("slider => slider.value === slider.max", arg=epochs.element_handle(), timeout=30_000)
     page.get_by_role("button", name="Run purification").click()
     page.wait_for_selector("text=/step \\d+\\/\\d+/", timeout=60_000)
     with a_run(page):
