@@ -23,7 +23,7 @@ from hypothesis import given, settings, strategies as st
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
-from purify_core.checkpoints import Card, weights_bytes
+from purify_core.checkpoints import Card, read_card, weights_bytes
 from purify_core.cli import main
 from purify_core.config import ModelConfig
 from purify_core.errors import UserInputError
@@ -31,6 +31,7 @@ from purify_core.models import build_model
 from purify_core import weights_sandbox
 from purify_core.uploads import read_state_dict
 from purify_core.model_store import open_model
+from purify_core.study import RunRecord
 from purify_core.zoo import ZOO_DIR
 from ui import untrusted
 from ui.server import MAX_UPLOAD_MB
@@ -445,13 +446,14 @@ def test_the_app_refuses_a_bad_upload_with_a_message_and_keeps_the_session(what,
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(weights_sandbox, "PARSE_SECONDS", HANG_SECONDS)
     at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
-    at.session_state["purify_runs"] = [{"label": "#1 kept", "status": "finished"}]  # a finished run must survive
+    kept = RunRecord(label="#1 kept", config={}, source=read_card(ZOO_DIR / "mnist5k-smallcnn-badnets.json"), status="finished")
+    at.session_state["purify_runs"] = [kept]  # a finished run must survive
     name, content = UPLOADS[what](tmp_path)
     at.file_uploader(key="attack_file").upload(name, content).run()
     at.button(key="attack_upload").click().run()
     assert not at.exception
     assert [e.value for e in at.error if UPLOAD_MESSAGES[what] in untrusted.read(e.value)], [e.value for e in at.error]
-    assert at.session_state["purify_runs"] == [{"label": "#1 kept", "status": "finished"}]
+    assert [(r.label, r.status) for r in at.session_state["purify_runs"]] == [("#1 kept", "finished")]
     assert not (tmp_path / "pwned").exists() and not list((tmp_path / "cache").glob("zoo/*.safetensors"))
 
 
