@@ -1,21 +1,72 @@
-"""The command line: JSON output, and bad input answered in one line, never a traceback."""
+"""The command line: JSON output, and bad input answered in one line, never a traceback.
+
+Most tests call `main` in this process (`run_cli`): starting Python again adds nothing to what they
+check. A few run `python -m purify_core` for real (`cli`): the help, a listing, a train-then-evaluate
+round trip, and the exit codes a shell sees.
+"""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from purify_core.cli import main
 from purify_core.zoo import SHIPPED_ATTACKS, ZOO_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
+    """`python -m purify_core ARGS` in a new process, as a shell runs it."""
     return subprocess.run([sys.executable, "-m", "purify_core", *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What `main` returned (or exited with) and printed: the fields of a finished process."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> Ran:
+    """`main(ARGS)` in this process; a usage error's SystemExit becomes its exit code, as in a shell."""
+    capsys.readouterr()  # only this command's output
+    try:
+        code = main(list(args))
+    except SystemExit as exit:
+        code = exit.code
+    out = capsys.readouterr()
+    return Ran(code, out.out, out.err)
+
+
+def test_help_lists_every_subcommand_and_exits_zero():
+    out = cli("--help")
+    assert out.returncode == 0, out.stderr
+    for name in ("zoo", "train", "import", "evaluate", "rank", "compare", "purify", "defend", "reactivate", "bench"):
+        assert f"    {name} " in out.stdout, name
+
+
+@pytest.mark.parametrize("args", [["--help"], [], ["zoo", "fly"], ["train", "--out", "x", "--epochs", "many"], ["evaluate"]],
+                         ids=["help", "nothing", "zoo fly", "train --epochs many", "evaluate without its files"])
+def test_help_and_usage_errors_do_not_import_torch(args):
+    """The cost of a usage error is the imports: none of torch, so the answer is immediate."""
+    code = f"import sys\nfrom purify_core.cli import main\ntry:\n    main({args!r})\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stdout + out.stderr
+
+
+def test_a_usage_error_exits_2_and_a_refused_input_exits_1_in_a_shell():
+    usage = cli("train", "--out", "x", "--epochs", "many")
+    refused = cli("zoo", "list", "--zoo-dir", "/no/such/zoo")
+    assert (usage.returncode, refused.returncode) == (2, 1)
+    assert usage.stderr.startswith("error: ") and refused.stderr.startswith("error: ") and "Traceback" not in usage.stderr + refused.stderr
 
 
 def test_zoo_list_json_names_every_shipped_scenario():
@@ -26,8 +77,8 @@ def test_zoo_list_json_names_every_shipped_scenario():
     assert all(r["asr"] >= 95 for r in rows)
 
 
-def test_zoo_verify_json_reports_every_checkpoint_matching_its_card():
-    out = cli("zoo", "verify", "--json")
+def test_zoo_verify_json_reports_every_checkpoint_matching_its_card(capsys):
+    out = run_cli(capsys, "zoo", "verify", "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     rows = json.loads(out.stdout)
     assert len(rows) == len(list(ZOO_DIR.glob("*.json"))) and all(r["ok"] for r in rows)
@@ -82,17 +133,17 @@ BAD = [
 
 
 @pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) or "nothing" for a, _ in BAD])
-def test_bad_input_exits_non_zero_with_one_clear_line(args, message):
-    out = cli(*args)
+def test_bad_input_exits_non_zero_with_one_clear_line(args, message, capsys):
+    out = run_cli(capsys, *args)
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], out.stderr
 
 
-def test_evaluate_refuses_a_checkpoint_whose_sha256_does_not_match(tmp_path):
+def test_evaluate_refuses_a_checkpoint_whose_sha256_does_not_match(tmp_path, capsys):
     name = "mnist5k-smallcnn-badnets"
     weights = tmp_path / "w.safetensors"
     weights.write_bytes((ZOO_DIR / f"{name}.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
-    out = cli("evaluate", "--checkpoint", str(weights), "--card", str(ZOO_DIR / f"{name}.json"))
+    out = run_cli(capsys, "evaluate", "--checkpoint", str(weights), "--card", str(ZOO_DIR / f"{name}.json"))
     assert out.returncode == 1 and "sha256" in out.stderr and "Traceback" not in out.stderr

@@ -1,4 +1,4 @@
-"""The method's CLI commands and the benchmark command, end to end on a shipped scenario."""
+"""The method's CLI commands and the benchmark command on a shipped scenario (in this process: see test_cli)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ import json
 from purify_core.bench.__main__ import main as bench_main
 from purify_core.purify import purify_preset
 
-from test_cli import cli
+from test_cli import run_cli
 
 
-def test_rank_json_gives_one_score_per_neuron_per_layer():
-    out = cli("rank", "--scenario", "badnets", "--metric", "magnitude", "--json")
+def test_rank_json_gives_one_score_per_neuron_per_layer(capsys):
+    out = run_cli(capsys, "rank", "--scenario", "badnets", "--metric", "magnitude", "--json")
     assert out.returncode == 0, out.stderr
     scores = json.loads(out.stdout)["scores"]
     assert {k: len(v) for k, v in scores.items()} == {"net.conv1": 16, "net.conv2": 32, "net.conv3": 64, "net.fc1": 128}
 
 
-def test_compare_json_grades_every_defender_ranking_against_tac_with_pruning_curves():
-    out = cli("compare", "--scenario", "blended", "--curves", "--json")
+def test_compare_json_grades_every_defender_ranking_against_tac_with_pruning_curves(capsys):
+    out = run_cli(capsys, "compare", "--scenario", "blended", "--curves", "--json")
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert [r["metric"] for r in payload["rankings"]] == ["salience", "activation", "magnitude", "gradxact"]
@@ -28,8 +28,8 @@ def test_compare_json_grades_every_defender_ranking_against_tac_with_pruning_cur
     assert curve[0]["fraction"] == 0 and curve[0]["asr"] > 90  # nothing zeroed: the backdoor is intact
 
 
-def test_purify_json_reports_before_and_after_and_the_settings_used():
-    out = cli("purify", "--scenario", "wanet", "--epochs", "2", "--regularizer", "l1", "--threshold", "0.2", "--json")
+def test_purify_json_reports_before_and_after_and_the_settings_used(capsys):
+    out = run_cli(capsys, "purify", "--scenario", "wanet", "--epochs", "2", "--regularizer", "l1", "--threshold", "0.2", "--json")
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert payload["status"] == "finished" and payload["steps"] == 14
@@ -37,8 +37,8 @@ def test_purify_json_reports_before_and_after_and_the_settings_used():
     assert payload["before"]["asr"] > 90 and 0 <= payload["after"]["acc"] <= 100
 
 
-def test_defend_json_runs_fine_pruning():
-    out = cli("defend", "--scenario", "sig", "--defense", "fine-pruning", "--epochs", "1", "--json")
+def test_defend_json_runs_fine_pruning(capsys):
+    out = run_cli(capsys, "defend", "--scenario", "sig", "--defense", "fine-pruning", "--epochs", "1", "--json")
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert payload["defense"] == "fine-pruning" and payload["config"]["regularizer"] == "prune"
@@ -46,6 +46,7 @@ def test_defend_json_runs_fine_pruning():
 
 
 def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
+    """`python -m purify_core.bench` still works: the same command as `python -m purify_core bench`."""
     assert bench_main(["claims", "--scenarios", "badnets", "--seeds", "2", "--epochs", "1", "--out", str(tmp_path)]) == 0
     raw = json.loads((tmp_path / "claims.json").read_text())
     assert {r["seed"] for r in raw["rankings"]} == {0, 1}
@@ -56,3 +57,10 @@ def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
     assert raw["lab_default"]["reinit"] == purify_preset("default").reinit and raw["config"]["reinit"] == "none"
     markdown = (tmp_path / "claims.md").read_text()
     assert "Claim 1" in markdown and "Claim 3" in markdown and "| mnist5k-smallcnn-badnets | salience |" in markdown
+
+
+def test_bench_is_a_subcommand_and_a_failed_benchmark_writes_nothing(tmp_path, capsys):
+    out = run_cli(capsys, "bench", "perf", "--scenarios", "nope", "--out", str(tmp_path))
+    assert out.returncode == 1 and out.stderr.strip().splitlines() == [
+        out.stderr.strip()] and "no shipped scenario matches 'nope'" in out.stderr, out.stderr
+    assert not list(tmp_path.iterdir())
