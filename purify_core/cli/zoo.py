@@ -33,9 +33,11 @@ def card_row(card: Any) -> dict[str, Any]:
 
 def _zoo_dir(args: argparse.Namespace) -> Path:
     """`--zoo-dir`, or the shipped zoo (looked up here, not at parse time: it imports torch)."""
+    if args.zoo_dir is not None:
+        return Path(args.zoo_dir)
     from ..zoo import ZOO_DIR
 
-    return Path(args.zoo_dir) if args.zoo_dir is not None else ZOO_DIR
+    return ZOO_DIR
 
 
 def _existing_zoo(args: argparse.Namespace) -> Path:
@@ -64,9 +66,10 @@ def _verify_options(sub: argparse.ArgumentParser) -> None:
 
 @command("list", "list shipped checkpoints and their cards", _zoo_option, group="zoo")
 def zoo_list(args: argparse.Namespace) -> int:
+    folder = _existing_zoo(args)  # a wrong --zoo-dir is answered before the zoo's imports
     from ..zoo import list_zoo
 
-    rows = [card_row(c) for c in list_zoo(_existing_zoo(args))]
+    rows = [card_row(c) for c in list_zoo(folder)]
     print_result(args, rows, rows, ["name", "acc", "asr", "clean_acc", "train_seconds"], empty="the zoo is empty")
     return 0
 
