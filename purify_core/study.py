@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 
 from torch import nn
 
+from .errors import UserInputError
 from .evaluate import Metrics, evaluate, percent
 from .neurons import NeuronScores
 from .purify import PurifyResult, PurifySummary, StepMetrics
@@ -108,8 +109,6 @@ def grade_rankings(scores: Mapping[str, NeuronScores], tac: NeuronScores, top: f
     """Grade every ranking in `scores` against `tac` (the oracle: the evaluator's view only).
 
     `top` is the share of each layer TAC calls infected, in (0, 1)."""
-    from .errors import UserInputError
-
     if not 0 < top < 1:
         raise UserInputError(f"the infected share (top) must be a fraction in (0, 1), got {top}")
     return [RankingGrade(metric, ranking_quality(s, tac, top, "lowest"), ranking_quality(s, tac, top, "highest"))
