@@ -15,7 +15,7 @@ from torch import nn
 
 from purify_core.config import scenario_preset
 from purify_core.backdoored import train_scenario
-from tiers import CHROMIUM, TIER_MARKS, drives_the_app, measured_slow
+from tiers import CHROMIUM, TIER_MARKS, TRAINING_FIXTURES, drives_the_app, measured_slow
 
 
 # Hypothesis keeps its example database and caches out of the tree (a test run leaves `git status` clean),
@@ -73,13 +73,14 @@ def _fixture_funcs(item: pytest.Item) -> list:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Sort every test into one tier (pytest.ini): app and browser from the code, slow from tests/slow_tests.txt."""
+    """Sort every test into one tier (pytest.ini): app from the code, slow from tests/slow_tests.txt or a training fixture."""
     slow = measured_slow()
     for item in items:
         func = getattr(item, "function", None)
         if func is not None and (drives_the_app(func) or any(drives_the_app(f) for f in _fixture_funcs(item))):
             item.add_marker(pytest.mark.app)
-        if item.nodeid.split("[")[0] in slow or any(item.get_closest_marker(m) for m in TIER_MARKS):
+        if item.nodeid.split("[")[0] in slow or any(item.get_closest_marker(m) for m in TIER_MARKS) \
+                or set(TRAINING_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 
