@@ -480,9 +480,11 @@ def test_nonsense_in_a_link_is_ignored_with_a_warning(query, message):
 
 def test_a_patch_larger_than_the_image_is_explained_in_the_attack_lab(tmp_path, monkeypatch):
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    before = _files_in(tmp_path) | _files_in(ZOO_DIR)
     at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
     at.number_input(key="attack_param_badnets_size").set_value(20).run()
     assert not at.exception and "does not fit a 8x8 image" in at.error[0].value
+    assert _files_in(tmp_path) | _files_in(ZOO_DIR) == before
 
 
 def test_a_tampered_cached_model_is_refused_in_the_sidebar(tmp_path, monkeypatch, tiny_backdoored):
@@ -495,12 +497,14 @@ def test_a_tampered_cached_model_is_refused_in_the_sidebar(tmp_path, monkeypatch
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
+    before = _files_in(tmp_path) | _files_in(ZOO_DIR)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     at.query_params["scenario"] = saved.card.name
     at.run()
     assert not at.exception
     assert any("but its card says" in untrusted.read(e.value) and saved.card.name in untrusted.read(e.value) for e in at.error), \
         [e.value for e in at.error]
+    assert _files_in(tmp_path) | _files_in(ZOO_DIR) == before, "the tampered pair is left as found (not used, not replaced)"
 
 
 def _shown(element) -> str:
@@ -512,21 +516,25 @@ def test_an_unwritable_cache_and_a_junk_job_limit_are_explained_before_training(
     (tmp_path / "a_file").write_text("not a folder")
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "a_file"))  # a read-only or missing cache reads the same
     monkeypatch.setenv("PURIFY_LAB_JOBS", "²")  # str.isdigit says yes, int() says no
+    before = _files_in(tmp_path) | _files_in(ZOO_DIR)
     at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
     with pytest.warns(RuntimeWarning, match="PURIFY_LAB_JOBS='²' is not a whole number"):
         at.button(key="attack_train").click().run()
     assert not at.exception
     assert any("cannot write to the model cache" in _shown(e) for e in at.error), [e.value for e in at.error]
+    assert _files_in(tmp_path) | _files_in(ZOO_DIR) == before
 
 
 def test_an_upload_into_an_unwritable_cache_is_explained_and_keeps_the_session(tmp_path, monkeypatch):
     (tmp_path / "a_file").write_text("not a folder")
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "a_file"))
+    before = _files_in(tmp_path) | _files_in(ZOO_DIR)
     at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
     at.file_uploader(key="attack_file").upload("mine.safetensors", _weights()).run()
     at.button(key="attack_upload").click().run()
     assert not at.exception
     assert any("cannot write to the model folder" in _shown(e) for e in at.error), [e.value for e in at.error]
+    assert _files_in(tmp_path) | _files_in(ZOO_DIR) == before
 
 
 def test_the_readme_table_lists_every_bad_input():
