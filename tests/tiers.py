@@ -8,9 +8,10 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from benchmarks.app_server import CHROMIUM  # Debian's, the one the browser tier launches (never a downloaded browser)
+
 TESTS = Path(__file__).resolve().parent
 SLOW_TESTS = TESTS / "slow_tests.txt"
-CHROMIUM = "/usr/bin/chromium"  # Debian's, the one benchmarks/app_server.py launches (never a downloaded browser)
 TIER_MARKS = ("app", "browser")  # each implies slow: the fast tier runs neither the pages nor a browser
 #: Fixtures that train a model: a test that asks for one is slow (the training is paid by whichever test comes first).
 TRAINING_FIXTURES = ("tiny_backdoored",)
