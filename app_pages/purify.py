@@ -20,7 +20,7 @@ from ui.sidebar import current_device, current_scenario, current_seed
 name = current_scenario()
 backdoored, splits = backdoored_model(name), splits_for(name)
 for stopped in session_runs.settle_interrupted():
-    st.info(f"Run {stopped['label']} {stopped['reason']}.")
+    st.info(f"Run {stopped.label} {stopped.reason}.")
 
 st.title("Purify")
 st.markdown(f"Fine-tune a private copy of **{untrusted.text(name)}** on its {len(splits.defense)} clean defense images, with a penalty "

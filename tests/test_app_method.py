@@ -157,3 +157,15 @@ def test_the_oldest_run_is_dropped_with_a_notice_beyond_the_session_cap():
     labels = [r.label for r in at.session_state["purify_runs"]]
     assert len(labels) == 8 and labels[0] == "#2 old" and labels[-1].startswith("#9 prune")
     assert any("Dropped the oldest run #1 old" in t.value for t in at.toast)
+
+
+def test_a_run_cut_short_by_stop_is_kept_as_stopped_with_a_notice():
+    """A rerun finds a run still marked running (Stop ended its script run): it is kept, as stopped."""
+    at = open_page("app_pages/purify.py", purify_epochs="1")
+    source = next(c for c in list_zoo() if c.name == "mnist5k-smallcnn-badnets")
+    at.session_state["purify_runs"] = [RunRecord(label="#1 cut", config={}, source=source, status="running")]
+    at.run()
+    assert not at.exception
+    run = at.session_state["purify_runs"][0]
+    assert run.status == "stopped"
+    assert any(i.value.startswith("Run #1 cut stopped after 0 steps") for i in at.info)
