@@ -72,14 +72,23 @@ def sha256_file(path: str | Path) -> str:
 
 
 def check_writable(folder: str | Path, what: str = "the output folder") -> Path:
-    """Create `folder` if needed and prove a file can be written there, before hours of training are spent."""
+    """Prove `folder` can be written, before hours of training are spent, without creating it.
+
+    The folder is made only when the model is saved, so a command refused for another reason
+    (a bad target, a missing dataset) leaves no empty folder behind.
+    """
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise UserInputError(f"{what} {folder} is a file, not a folder: name a folder")
+    existing = next((p for p in (folder, *folder.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise UserInputError(f"cannot write to {what} {folder}: {existing} is a file, not a folder")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        if existing == folder:
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        elif not os.access(existing, os.W_OK | os.X_OK):
+            raise PermissionError(13, "Permission denied")
     except OSError as exc:
         raise UserInputError(f"cannot write to {what} {folder}: {exc.strerror or exc}") from None
     return folder
@@ -183,6 +192,10 @@ def save_pair(model: torch.nn.Module, card: Card, weights_path: str | Path, card
     data, sha = weights_bytes(model)
     card = dataclasses.replace(card, sha256=sha)
     folder = check_writable(card_path.parent, "the model folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"cannot write to the model folder {folder}: {exc.strerror or exc}") from None
     written: list[Path] = []
     try:
         with _locked(card_path):

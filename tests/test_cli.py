@@ -133,8 +133,10 @@ BAD = [
 
 
 @pytest.mark.parametrize("args, message", BAD, ids=[" ".join(a) or "nothing" for a, _ in BAD])
-def test_bad_input_exits_non_zero_with_one_clear_line(args, message, capsys):
+def test_bad_input_exits_non_zero_with_one_clear_line(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `--out x` is relative: a refused command must leave no folder behind
     out = run_cli(capsys, *args)
+    assert list(tmp_path.iterdir()) == [], "a refused command created files or folders"
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
