@@ -6,11 +6,11 @@ import streamlit as st
 
 from purify_core.attacks import ATTACKS, build_attack
 from purify_core.config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig, scenario_preset
-from purify_core.data import one_per_class
+from purify_core.data.splits import one_per_class
 from purify_core.errors import UserInputError
-from purify_core.figures import trigger_preview_figure
-from purify_core.uploads import WEIGHT_SUFFIXES, import_weights
-from purify_core.model_store import key_for, load_or_train
+from purify_core.views.image_figures import trigger_preview_figure
+from purify_core.store.uploads import WEIGHT_SUFFIXES, import_weights
+from purify_core.store.model_store import key_for, load_or_train
 from ui import controls, state, untrusted
 from ui.cache import dataset_splits
 from ui.card import show_card

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from purify_core.method_figures import pruning_curves_figure, roc_figure, spearman_figure
+from purify_core.views.method_figures import pruning_curves_figure, roc_figure, spearman_figure
 from ui import controls, state
 from ui.sidebar import current_scenario
 from ui.cache import pruning_report, ranking_report

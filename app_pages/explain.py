@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from purify_core.attribution import attribute
-from purify_core.evaluate import predict
-from purify_core.method_figures import attribution_figure
+from purify_core.views.attribution import attribute
+from purify_core.models.evaluate import predict
+from purify_core.views.method_figures import attribution_figure
 from ui import controls
 from ui import runs as session_runs
 from ui import state, untrusted

@@ -4,10 +4,10 @@ import streamlit as st
 
 from purify_core.defenses import run_defense
 from purify_core.errors import UserInputError
-from purify_core.marking import mark, marked_count
-from purify_core.method_figures import salience_strips_figure
-from purify_core.neurons import neuron_layers, select_layers
-from purify_core.purify import purify
+from purify_core.method.marking import mark, marked_count
+from purify_core.views.method_figures import salience_strips_figure
+from purify_core.method.neurons import neuron_layers, select_layers
+from purify_core.method.purify import purify
 from purify_core.study import evaluator_for
 from ui import controls
 from ui import runs as session_runs

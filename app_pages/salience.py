@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from purify_core.marking import mark, marked_count
-from purify_core.method_figures import maps_figure, salience_strips_figure, score_histogram_figure
-from purify_core.neuron_view import neuron_filters
-from purify_core.rankings import METRIC_LABELS
+from purify_core.method.marking import mark, marked_count
+from purify_core.views.method_figures import maps_figure, salience_strips_figure, score_histogram_figure
+from purify_core.views.neuron_view import neuron_filters
+from purify_core.method.rankings import METRIC_LABELS
 from ui import controls, state
 from ui.cache import neuron_maps, neuron_scores, backdoored_model
 from ui.sidebar import current_scenario

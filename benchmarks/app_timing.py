@@ -19,7 +19,7 @@ RUNS = 3
 
 def core_loop_seconds() -> float:
     from purify_core.bench.common import cases
-    from purify_core.purify import PurifyConfig, purify
+    from purify_core.method.purify import PurifyConfig, purify
     from purify_core.study import purification_result
 
     case = next(cases(["badnets"], [0]))  # the app's default scenario, its own defense set

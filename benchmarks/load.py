@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from purify_core.purify import PURIFY_PRESETS
+from purify_core.method.purify import PURIFY_PRESETS
 
 from .app_server import CHROMIUM, IDLE, ROOT, start_app, stop_app
 

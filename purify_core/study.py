@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 from torch import nn
 
 from .errors import UserInputError
-from .evaluate import Metrics, evaluate, percent
-from .neurons import NeuronScores
-from .purify import PurifyResult, PurifySummary, StepMetrics
-from .rankings.quality import RankingQuality, ranking_quality, roc_points, spearman_matrix
+from .models.evaluate import Metrics, evaluate, percent
+from .method.neurons import NeuronScores
+from .method.purify import PurifyResult, PurifySummary, StepMetrics
+from .method.rankings.quality import RankingQuality, ranking_quality, roc_points, spearman_matrix
 
 if TYPE_CHECKING:  # types only: the study sits above the model store, whatever module holds it
     from .attacks import Attack
-    from .cards import Card
-    from .data import Splits
-    from .image_set import ImageSet
-    from .backdoored import BackdooredModel
+    from .store.cards import Card
+    from .data.splits import Splits
+    from .data.image_set import ImageSet
+    from .store.backdoored import BackdooredModel
 
 __all__ = ["Evaluator", "evaluator_for", "Case", "case_of", "percent", "run_to_end", "purification_result",
            "RankingGrade", "grade_rankings", "ranking_report", "RunRecord", "summary_row", "SUMMARY_COLUMNS", "INFECTED_SHARE"]
@@ -61,7 +61,7 @@ class Case:
 
 def case_of(backdoored: "BackdooredModel", seed: int) -> Case:
     """`backdoored` with the clean defense set drawn by `seed` (the test set stays the scenario's)."""
-    from .data import redraw_defense
+    from .data.splits import redraw_defense
 
     return Case(backdoored, redraw_defense(backdoored.splits(), seed), seed)
 

@@ -14,7 +14,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from torch import nn
 
 from purify_core.config import scenario_preset
-from purify_core.backdoored import train_scenario
+from purify_core.store.backdoored import train_scenario
 from tiers import CHROMIUM, TIER_MARKS, TRAINING_FIXTURES, drives_the_app, measured_slow
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from purify_core.zoo import list_zoo
+from purify_core.store.zoo import list_zoo
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-from purify_core.export import purified_card, run_report_html
-from purify_core.purify import PRESET_LABELS
+from purify_core.views.export import purified_card, run_report_html
+from purify_core.method.purify import PRESET_LABELS
 
 from app_helpers import open_page, weights_hash
 

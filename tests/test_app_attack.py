@@ -9,8 +9,8 @@ import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
-from purify_core.checkpoints import weights_bytes
-from purify_core.model_store import list_built
+from purify_core.store.checkpoints import weights_bytes
+from purify_core.store.model_store import list_built
 
 ROOT = Path(__file__).resolve().parent.parent
 

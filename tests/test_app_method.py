@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from purify_core.purify import PURIFY_PRESETS
+from purify_core.method.purify import PURIFY_PRESETS
 from purify_core.study import RunRecord
-from purify_core.zoo import list_zoo
+from purify_core.store.zoo import list_zoo
 
 from app_helpers import open_page, weights_hash
 

@@ -10,7 +10,7 @@ import torch
 from purify_core.attacks import ATTACKS, build_attack
 from purify_core.attacks.wanet import identity_grid, warp
 from purify_core.config import AttackConfig
-from purify_core.image_set import ImageSet
+from purify_core.data.image_set import ImageSet
 from purify_core.errors import UserInputError
 
 SHAPE = (1, 8, 8)

@@ -23,16 +23,16 @@ from hypothesis import given, settings, strategies as st
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
-from purify_core.checkpoints import Card, read_card, weights_bytes
+from purify_core.store.checkpoints import Card, read_card, weights_bytes
 from purify_core.cli import main
 from purify_core.config import ModelConfig
 from purify_core.errors import UserInputError
-from purify_core.models import build_model
-from purify_core import weights_sandbox
-from purify_core.uploads import read_state_dict
-from purify_core.model_store import open_model
+from purify_core.models.architectures import build_model
+from purify_core.store import weights_sandbox
+from purify_core.store.uploads import read_state_dict
+from purify_core.store.model_store import open_model
 from purify_core.study import RunRecord
-from purify_core.zoo import ZOO_DIR
+from purify_core.store.zoo import ZOO_DIR
 from ui import untrusted
 from ui.server import MAX_UPLOAD_MB
 from ui.links import from_link, ignored
@@ -400,7 +400,7 @@ def _disk_full(*args, **kwargs):
 #: How a CLI row's `setup` changes the world it runs in.
 _SETUPS: dict[str, Callable] = {
     "cache_is_a_file": lambda mp, files: mp.setenv("PURIFY_LAB_CACHE", str(files["a_file"])),
-    "disk_full": lambda mp, files: mp.setattr("purify_core.checkpoints.os.fsync", _disk_full),
+    "disk_full": lambda mp, files: mp.setattr("purify_core.store.checkpoints.os.fsync", _disk_full),
 }
 
 
@@ -488,7 +488,7 @@ def test_a_patch_larger_than_the_image_is_explained_in_the_attack_lab(tmp_path, 
 
 
 def test_a_tampered_cached_model_is_refused_in_the_sidebar(tmp_path, monkeypatch, tiny_backdoored):
-    from purify_core.uploads import import_weights
+    from purify_core.store.uploads import import_weights
     from purify_core.config import scenario_preset
 
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
@@ -588,7 +588,7 @@ def test_fuzzed_safetensors_headers_pass_the_cheap_checks_only_when_safetensors_
     """The header check (sizes, dtypes, byte ranges) refuses in one line, or the file loads (no child here)."""
     from safetensors.torch import load
 
-    from purify_core.weights_format import check_safetensors
+    from purify_core.store.weights_format import check_safetensors
 
     text = json.dumps(header).encode()
     blob = len(text).to_bytes(8, "little") + text + bytes(tail)
@@ -608,7 +608,7 @@ def _a_real_pt() -> bytes:
 @given(cuts=st.lists(st.tuples(st.integers(0, 4000), st.binary(min_size=1, max_size=8)), max_size=4))
 def test_fuzzed_torch_zips_pass_or_fail_the_zip_directory_check_in_one_line(cuts):
     """Bytes of a real torch.save zip overwritten here and there: the directory check refuses in one line or passes."""
-    from purify_core.weights_format import check_torch_zip
+    from purify_core.store.weights_format import check_torch_zip
 
     data = bytearray(_a_real_pt())
     for at, chunk in cuts:

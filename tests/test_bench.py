@@ -6,8 +6,8 @@ from dataclasses import replace
 
 from purify_core.bench.defaults import choose, defaults_markdown
 from purify_core.bench.perf import perf_markdown, run_perf
-from purify_core.purify import PurifyConfig
-from purify_core.rankings import DEFENDER_METRICS
+from purify_core.method.purify import PurifyConfig
+from purify_core.method.rankings import DEFENDER_METRICS
 
 
 def row(recipe, drop, asr="99.0", **settings):

@@ -16,20 +16,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from purify_core.checkpoints import load_checkpoint, read_card, save_pair
+from purify_core.store.checkpoints import load_checkpoint, read_card, save_pair
 from purify_core.config import ModelConfig
 from purify_core.errors import UserInputError
-from purify_core.models import build_model
-from purify_core.zoo import ZOO_DIR
+from purify_core.models.architectures import build_model
+from purify_core.store.zoo import ZOO_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = ZOO_DIR / "mnist5k-smallcnn-badnets.json"
 
 _CHILD = """
 import os, sys, torch
-from purify_core.checkpoints import read_card, save_pair
+from purify_core.store.checkpoints import read_card, save_pair
 from purify_core.config import ModelConfig
-from purify_core.models import build_model
+from purify_core.models.architectures import build_model
 
 folder, stop = sys.argv[1], int(sys.argv[2])
 real, calls = os.replace, [0]
@@ -82,7 +82,7 @@ def test_an_interrupt_between_the_renames_is_settled_at_once(tmp_path, monkeypat
             raise KeyboardInterrupt  # Ctrl-C after the weights, before the card
         real(src, dst)
 
-    monkeypatch.setattr("purify_core.checkpoints.os.replace", replace)
+    monkeypatch.setattr("purify_core.store.checkpoints.os.replace", replace)
     with pytest.raises(KeyboardInterrupt):
         save_pair(_model(1), read_card(CARD), tmp_path / "m.safetensors", tmp_path / "m.json")
     monkeypatch.undo()
@@ -97,7 +97,7 @@ def test_a_disk_that_fills_up_while_saving_changes_nothing(tmp_path, monkeypatch
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("purify_core.checkpoints.os.fsync", full)
+    monkeypatch.setattr("purify_core.store.checkpoints.os.fsync", full)
     with pytest.raises(UserInputError, match="No space left on device; nothing there was changed"):
         save_pair(_model(1), read_card(CARD), tmp_path / "m.safetensors", tmp_path / "m.json")
     monkeypatch.undo()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from purify_core.cli import main
-from purify_core.zoo import SHIPPED_ATTACKS, ZOO_DIR
+from purify_core.store.zoo import SHIPPED_ATTACKS, ZOO_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 

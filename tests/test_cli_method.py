@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from purify_core.bench.__main__ import main as bench_main
-from purify_core.purify import purify_preset
+from purify_core.method.purify import purify_preset
 
 from test_cli import run_cli
 

@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
-from purify_core.attribution import attribute
-from purify_core.neuron_view import mean_activation_map
-from purify_core.rankings import rank_neurons
+from purify_core.views.attribution import attribute
+from purify_core.views.neuron_view import mean_activation_map
+from purify_core.method.rankings import rank_neurons
 
 
 def test_concurrent_work_on_one_shared_model_gives_the_same_answers_as_alone(tiny_backdoored):

@@ -11,7 +11,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from purify_core.attacks import ATTACKS, Attack, ParamSpec
-from purify_core.purify import PURIFY_PRESETS
+from purify_core.method.purify import PURIFY_PRESETS
 from ui import controls, links, state
 
 ROOT = Path(__file__).resolve().parent.parent

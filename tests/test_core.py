@@ -12,13 +12,13 @@ import torch
 from torch import nn
 
 from purify_core.attacks import build_attack
-from purify_core.checkpoints import Card, load_checkpoint, save_checkpoint
+from purify_core.store.checkpoints import Card, load_checkpoint, save_checkpoint
 from purify_core.config import AttackConfig, DataConfig, ModelConfig, Scenario, TrainConfig, scenario_preset
-from purify_core.data import load_splits
-from purify_core.image_set import ImageSet
+from purify_core.data.splits import load_splits
+from purify_core.data.image_set import ImageSet
 from purify_core.errors import ChecksumMismatchError, UserInputError
-from purify_core.evaluate import attack_success_rate, evaluate
-from purify_core.models import build_model
+from purify_core.models.evaluate import attack_success_rate, evaluate
+from purify_core.models.architectures import build_model
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from streamlit.testing.v1 import AppTest
 
-from purify_core.evaluate import evaluate
-from purify_core.purify import PurifyConfig, PurifyResult, purify
+from purify_core.models.evaluate import evaluate
+from purify_core.method.purify import PurifyConfig, PurifyResult, purify
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = PurifyConfig(epochs=2, eval_every=5, seed=3)

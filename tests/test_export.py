@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from safetensors.torch import load
 
-from purify_core.evaluate import predict
-from purify_core.export import purified_card, run_report_html, weights_bytes
-from purify_core.purify import PurifyConfig, purify
+from purify_core.models.evaluate import predict
+from purify_core.views.export import purified_card, run_report_html, weights_bytes
+from purify_core.method.purify import PurifyConfig, purify
 from purify_core.study import RunRecord
-from purify_core.zoo import load_shipped
+from purify_core.store.zoo import load_shipped
 
 
 def test_exported_weights_card_and_report():

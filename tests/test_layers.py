@@ -85,3 +85,26 @@ def test_the_core_never_imports_the_app():
     for path in (ROOT / "purify_core").rglob("*.py"):
         app = {name for name in _imports(path) if name.split(".")[0] in ("ui", "app_pages", "app")}
         assert not app, f"{path.relative_to(ROOT)} imports {sorted(app)}"
+
+
+def folder_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The same arrows between the core's folders (and top-level modules): `purify_core.method.purify` -> `method`."""
+    def folder(module: str) -> str:
+        return module.split(".")[1] if module.count(".") else module
+
+    arrows: dict[str, set[str]] = {}
+    for source, targets in graph.items():
+        arrows.setdefault(folder(source), set()).update(folder(t) for t in targets if folder(t) != folder(source))
+    return arrows
+
+
+def test_the_cores_folders_import_one_way():
+    """data -> models -> store and method -> evaluation -> cli: a folder never imports one that imports it back."""
+    assert circles(folder_graph(import_graph("purify_core"))) == []
+    assert folder_graph({"purify_core.store.zoo": {"purify_core.models.train"}}) == {"store": {"models"}}
+
+
+def test_the_cli_never_imports_the_benchmarks():
+    for path in (ROOT / "purify_core" / "cli").rglob("*.py"):
+        bench = {name for name in _imports(path) if name.startswith("purify_core.bench")}
+        assert not bench, f"{path.relative_to(ROOT)} imports {sorted(bench)}"

@@ -19,8 +19,8 @@ def test_every_public_name_loads_from_its_module(name):
 
 
 def test_purify_and_evaluate_stay_functions_after_their_modules_load():
-    import purify_core.evaluate  # noqa: F401  (loads the submodules of the same names)
-    import purify_core.purify  # noqa: F401
+    import purify_core.models.evaluate  # noqa: F401  (loads the submodules of the same names)
+    import purify_core.method.purify  # noqa: F401
     from purify_core import evaluate, purify
 
     assert inspect.isfunction(purify) and inspect.isfunction(evaluate)

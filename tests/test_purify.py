@@ -10,9 +10,9 @@ import torch
 
 from purify_core.defenses import DEFENSES, run_defense
 from purify_core.errors import UserInputError
-from purify_core.evaluate import evaluate
-from purify_core.neurons import neuron_layers, owned_parameters
-from purify_core.purify import PurifyConfig, PurifyResult, StepMetrics, purify, purify_preset
+from purify_core.models.evaluate import evaluate
+from purify_core.method.neurons import neuron_layers, owned_parameters
+from purify_core.method.purify import PurifyConfig, PurifyResult, StepMetrics, purify, purify_preset
 
 FAST = PurifyConfig(epochs=3, eval_every=3)
 
@@ -147,9 +147,9 @@ def test_baseline_defenses_run_on_a_private_copy(case, name):
 
 def test_fine_pruning_chooses_its_amount_from_clean_accuracy_only(case):
     from purify_core.defenses import largest_safe_mask
-    from purify_core.evaluate import accuracy
-    from purify_core.neurons import zero_neurons
-    from purify_core.rankings import rank_neurons
+    from purify_core.models.evaluate import accuracy
+    from purify_core.method.neurons import zero_neurons
+    from purify_core.method.rankings import rank_neurons
 
     backdoored, splits, _ = case
     scores = rank_neurons(backdoored.model, splits.defense, "activation")

@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 
 from purify_core.errors import UserInputError
-from purify_core.marking import mark, normalise_within_layer
-from purify_core.neurons import neuron_layers, owned_parameters, select_layers, zero_neurons
-from purify_core.rankings import METRICS, rank_neurons
-from purify_core.rankings.quality import infected_neurons, pruning_curve, ranking_quality, spearman_matrix
+from purify_core.method.marking import mark, normalise_within_layer
+from purify_core.method.neurons import neuron_layers, owned_parameters, select_layers, zero_neurons
+from purify_core.method.rankings import METRICS, rank_neurons
+from purify_core.method.rankings.quality import infected_neurons, pruning_curve, ranking_quality, spearman_matrix
 
 
 def reference_salience(model, batches, variant):
@@ -174,8 +174,8 @@ def test_ranking_quality_statistics():
 
 
 def test_pruning_curve_starts_at_the_model_and_leaves_it_alone(hand_net, hand_batches):
-    from purify_core.evaluate import Metrics, accuracy
-    from purify_core.image_set import ImageSet
+    from purify_core.models.evaluate import Metrics, accuracy
+    from purify_core.data.image_set import ImageSet
 
     data = ImageSet(torch.cat([b[0] for b in hand_batches]), torch.cat([b[1] for b in hand_batches]))
     before = snapshot(hand_net)

@@ -8,15 +8,15 @@ import pytest
 import torch
 
 from purify_core.study import purification_result
-from purify_core.clean_control import cached_clean_model, clean_cache_dir, clean_key, clean_model
+from purify_core.evaluation.clean_control import cached_clean_model, clean_cache_dir, clean_key, clean_model
 from purify_core.cli import main
 from purify_core.config import scenario_preset
 from purify_core.errors import UserInputError
-from purify_core.method_figures import before_after_figure, reactivation_figure
-from purify_core.neuron_change import infected, neuron_change
-from purify_core.purify import PurifyConfig, purify
-from purify_core.reactivate import ReactivateConfig, reactivate, reactivation_set, run_reactivation
-from purify_core.model_store import list_built
+from purify_core.views.method_figures import before_after_figure, reactivation_figure
+from purify_core.evaluation.neuron_change import infected, neuron_change
+from purify_core.method.purify import PurifyConfig, purify
+from purify_core.evaluation.reactivate import ReactivateConfig, reactivate, reactivation_set, run_reactivation
+from purify_core.store.model_store import list_built
 
 from app_helpers import weights_hash
 
@@ -40,8 +40,8 @@ def test_the_re_tuning_set_holds_the_asked_poisoned_images(tiny_backdoored):
 
 
 def test_a_clean_label_attack_poisons_target_class_images_and_keeps_their_labels():
-    from purify_core.backdoored import attack_for
-    from purify_core.data import load_splits
+    from purify_core.store.backdoored import attack_for
+    from purify_core.data.splits import load_splits
 
     scenario = scenario_preset("tiny", "sig")
     splits = load_splits(scenario.data)
@@ -167,7 +167,7 @@ def test_the_benchmark_table_averages_over_draws():
 
 
 def test_the_cli_checks_your_own_checkpoint_too(capsys, cache):
-    from purify_core.zoo import ZOO_DIR
+    from purify_core.store.zoo import ZOO_DIR
 
     name = "mnist5k-smallcnn-wanet"
     code = main(["reactivate", "--checkpoint", str(ZOO_DIR / f"{name}.safetensors"), "--card", str(ZOO_DIR / f"{name}.json"),

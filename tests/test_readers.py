@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 
 from purify_core.config import DataConfig
-from purify_core.data import load_splits
+from purify_core.data.splits import load_splits
 from purify_core.errors import UserInputError
-from purify_core.readers import read_cifar10, read_gtsrb, read_image_folder
-from purify_core.safe_pickle import safe_load
+from purify_core.data.readers import read_cifar10, read_gtsrb, read_image_folder
+from purify_core.data.safe_pickle import safe_load
 
 PER_BATCH = 6
 PY_NAMES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from purify_core.errors import UserInputError
-from purify_core.neurons import neuron_layers, owned_parameters
-from purify_core.regularizers import adaptive_kappa, ar_penalty, build_regularizer
+from purify_core.method.neurons import neuron_layers, owned_parameters
+from purify_core.method.regularizers import adaptive_kappa, ar_penalty, build_regularizer
 
 KAPPA = 0.5
 
@@ -124,8 +124,8 @@ def test_a_bad_marking_or_penalty_setting_gets_the_same_line_from_the_config_and
     """One check per setting: PurifyConfig, `mark` and `build_regularizer` refuse it with the same words."""
     from dataclasses import replace
 
-    from purify_core.marking import mark
-    from purify_core.purify import PurifyConfig
+    from purify_core.method.marking import mark
+    from purify_core.method.purify import PurifyConfig
 
     with pytest.raises(UserInputError) as from_config:
         replace(PurifyConfig(), **{field: value})

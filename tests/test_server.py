@@ -5,7 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from purify_core.uploads import MAX_WEIGHTS_MB
+from purify_core.store.uploads import MAX_WEIGHTS_MB
 from ui.server import MAX_UPLOAD_MB, data_folders
 
 ROOT = Path(__file__).resolve().parent.parent

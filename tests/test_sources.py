@@ -9,11 +9,11 @@ from pathlib import Path
 from streamlit.delta_generator import DeltaGenerator
 from streamlit.testing.v1 import AppTest
 
-from purify_core.checkpoints import weights_bytes
+from purify_core.store.checkpoints import weights_bytes
 from purify_core.config import scenario_preset
-from purify_core.model_store import open_model
-from purify_core.uploads import save_upload
-from purify_core.zoo import list_zoo
+from purify_core.store.model_store import open_model
+from purify_core.store.uploads import save_upload
+from purify_core.store.zoo import list_zoo
 from ui import untrusted
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from purify_core.errors import UserInputError
-from purify_core.evaluate import evaluate
-from purify_core.marking import mark
-from purify_core.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, PurifyResult, fine_tune, purify, purify_preset
-from purify_core.steps import Distillation, reinitialise
+from purify_core.models.evaluate import evaluate
+from purify_core.method.marking import mark
+from purify_core.method.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, PurifyResult, fine_tune, purify, purify_preset
+from purify_core.method.steps import Distillation, reinitialise
 
 FAST = PurifyConfig(epochs=2, eval_every=3)
 
@@ -83,7 +83,7 @@ def test_distillation_at_weight_zero_is_todays_run_exactly(tiny_backdoored):
 
 
 def _scores(model, defense):
-    from purify_core.rankings import rank_neurons
+    from purify_core.method.rankings import rank_neurons
 
     return rank_neurons(model, defense, "magnitude")
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from purify_core.errors import UserInputError
-from purify_core.evaluate import Metrics, evaluate, percent
-from purify_core.purify import PurifyConfig, PurifySummary, StepMetrics, purify
-from purify_core.rankings import DEFENDER_METRICS, rank_neurons
-from purify_core.rankings.quality import ranking_quality, roc_points
+from purify_core.models.evaluate import Metrics, evaluate, percent
+from purify_core.method.purify import PurifyConfig, PurifySummary, StepMetrics, purify
+from purify_core.method.rankings import DEFENDER_METRICS, rank_neurons
+from purify_core.method.rankings.quality import ranking_quality, roc_points
 from purify_core.study import (
     SUMMARY_COLUMNS, Case, RunRecord, case_of, evaluator_for, grade_rankings, purification_result, ranking_report, run_to_end, summary_row,
 )
-from purify_core.zoo import load_shipped
+from purify_core.store.zoo import load_shipped
 
 
 @pytest.fixture(scope="module")

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from streamlit.testing.v1 import AppTest
 
-from purify_core.checkpoints import weights_bytes
+from purify_core.store.checkpoints import weights_bytes
 from purify_core.config import ModelConfig
-from purify_core.models import build_model
+from purify_core.models.architectures import build_model
 from ui import links, state, untrusted
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +130,7 @@ def test_class_names_from_folder_names_are_shown_as_text_on_the_card_and_in_char
     from PIL import Image
 
     from purify_core.config import AttackConfig, DataConfig, Scenario
-    from purify_core.uploads import import_weights
+    from purify_core.store.uploads import import_weights
 
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("PURIFY_LAB_DATA", str(tmp_path / "data"))

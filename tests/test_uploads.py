@@ -11,15 +11,15 @@ import pytest
 import torch
 from safetensors.torch import save
 
-from purify_core.checkpoints import weights_bytes
+from purify_core.store.checkpoints import weights_bytes
 from purify_core.config import ModelConfig, TrainConfig, scenario_preset
-from purify_core.data import load_splits
+from purify_core.data.splits import load_splits
 from purify_core.errors import UserInputError
-from purify_core.evaluate import evaluate
-from purify_core.models import build_model
-from purify_core.train import train_model
-from purify_core.uploads import import_weights, model_from_weights, read_state_dict
-from purify_core.model_store import list_built, open_model
+from purify_core.models.evaluate import evaluate
+from purify_core.models.architectures import build_model
+from purify_core.models.train import train_model
+from purify_core.store.uploads import import_weights, model_from_weights, read_state_dict
+from purify_core.store.model_store import list_built, open_model
 
 TINY = scenario_preset("tiny", "badnets")
 SHAPE, CLASSES = (1, 8, 8), 10

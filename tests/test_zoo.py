@@ -9,9 +9,9 @@ import torch
 
 from purify_core.config import scenario_preset
 from purify_core.errors import ChecksumMismatchError, UserInputError
-from purify_core.backdoored import train_scenario
-from purify_core.model_store import load_or_train
-from purify_core.zoo import SHIPPED_ATTACKS, ZOO_DIR, build, list_zoo, load_shipped, verify
+from purify_core.store.backdoored import train_scenario
+from purify_core.store.model_store import load_or_train
+from purify_core.store.zoo import SHIPPED_ATTACKS, ZOO_DIR, build, list_zoo, load_shipped, verify
 
 TINY = scenario_preset("tiny", "badnets")
 
@@ -84,7 +84,7 @@ def test_a_shipped_checkpoint_with_a_wrong_sha256_is_refused(tmp_path):
 
 
 def test_the_cache_listing_skips_bad_cards_and_names_that_are_no_model_names(tmp_path):
-    from purify_core.model_store import list_built
+    from purify_core.store.model_store import list_built
 
     shipped = ZOO_DIR / "mnist5k-smallcnn-badnets"
     for stem in ("ok", "weird name", "deep"):

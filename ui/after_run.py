@@ -14,11 +14,11 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from purify_core.clean_control import CleanProgress, cached_clean_model, clean_model
+from purify_core.evaluation.clean_control import CleanProgress, cached_clean_model, clean_model
 from purify_core.errors import UserInputError
-from purify_core.method_figures import before_after_figure, reactivation_figure
-from purify_core.neuron_change import infected, neuron_scores_of
-from purify_core.reactivate import ReactivateConfig, reactivate
+from purify_core.views.method_figures import before_after_figure, reactivation_figure
+from purify_core.evaluation.neuron_change import infected, neuron_scores_of
+from purify_core.evaluation.reactivate import ReactivateConfig, reactivate
 from purify_core.study import RunRecord
 from ui import state, untrusted
 from ui.cache import backdoored_model, neuron_scores, splits_for

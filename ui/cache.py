@@ -11,10 +11,10 @@ import torch
 import streamlit as st
 
 from purify_core import BackdooredModel, Card, list_zoo
-from purify_core.model_store import default_cache_dir, list_built, open_model
-from purify_core.data import Splits, load_splits
+from purify_core.store.model_store import default_cache_dir, list_built, open_model
+from purify_core.data.splits import Splits, load_splits
 from purify_core.config import DataConfig
-from purify_core.evaluate import SamplePredictions, sample_predictions
+from purify_core.models.evaluate import SamplePredictions, sample_predictions
 
 
 @st.cache_data(show_spinner=False)
@@ -58,7 +58,7 @@ def samples_for(name: str, n: int = 8) -> SamplePredictions:
 @st.cache_resource(show_spinner="Scoring every neuron…")
 def neuron_scores(name: str, metric: str, variant: str = "abs") -> dict:
     """One ranking of a model (shipped, trained or uploaded) on its clean defense set; cached, so re-marking is instant."""
-    from purify_core.rankings import rank_neurons
+    from purify_core.method.rankings import rank_neurons
 
     backdoored = backdoored_model(name)
     options = {"variant": variant} if metric == "salience" else {}
@@ -68,7 +68,7 @@ def neuron_scores(name: str, metric: str, variant: str = "abs") -> dict:
 @st.cache_data(show_spinner="Grading the rankings against TAC…")
 def ranking_report(name: str, top: float, direction: str) -> dict:
     """Quality table, Spearman matrix and ROC points of every defender ranking (the evaluator's view)."""
-    from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
+    from purify_core.method.rankings import DEFENDER_METRICS, METRIC_LABELS
     from purify_core.study import ranking_report as report
 
     scores = {metric: neuron_scores(name, metric) for metric in DEFENDER_METRICS}
@@ -77,8 +77,8 @@ def ranking_report(name: str, top: float, direction: str) -> dict:
 
 @st.cache_data(show_spinner="Zeroing neurons and re-evaluating (pruning curves)…")
 def pruning_report(name: str, direction: str) -> dict:
-    from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS
-    from purify_core.rankings.quality import pruning_curve
+    from purify_core.method.rankings import DEFENDER_METRICS, METRIC_LABELS
+    from purify_core.method.rankings.quality import pruning_curve
     from purify_core.study import evaluator_for
 
     backdoored = backdoored_model(name)
@@ -91,7 +91,7 @@ def pruning_report(name: str, direction: str) -> dict:
 @st.cache_data(show_spinner=False, max_entries=256)
 def neuron_maps(name: str, layer: str, neuron: int) -> list:
     """One neuron's mean activation map on the clean defense images and with the trigger (oracle)."""
-    from purify_core.neuron_view import mean_activation_map
+    from purify_core.views.neuron_view import mean_activation_map
 
     backdoored, clean = backdoored_model(name), splits_for(name).defense.x
     return [mean_activation_map(backdoored.model, clean, layer, neuron),
@@ -114,7 +114,7 @@ def on_device(model: torch.nn.Module, device: str) -> torch.nn.Module:
 @st.cache_data(show_spinner="Attributing…", max_entries=64)
 def backdoored_attributions(name: str, method: str) -> dict:
     """Attributions of the shared backdoored model on its 4 sample images, clean and triggered: the same for every session."""
-    from purify_core.attribution import attribute
+    from purify_core.views.attribution import attribute
 
     samples = samples_for(name, 4)
     model = backdoored_model(name).model

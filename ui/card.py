@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from purify_core.checkpoints import weights_bytes
-from purify_core.figures import image_figure, sample_grid_figure
+from purify_core.store.checkpoints import weights_bytes
+from purify_core.views.image_figures import image_figure, sample_grid_figure
 from ui import untrusted
 from ui.cache import backdoored_model, samples_for
 

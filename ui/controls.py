@@ -12,15 +12,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
-from purify_core.attribution import ATTRIBUTIONS
+from purify_core.views.attribution import ATTRIBUTIONS
 from purify_core.config import ARCHITECTURES, DATASETS, MAX_SEED
 from purify_core.defenses import DEFENSES
-from purify_core.marking import DIRECTIONS, SCOPES
-from purify_core.neurons import LAYER_PRESETS
-from purify_core.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, purify_preset
-from purify_core.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
-from purify_core.regularizers import REGULARIZERS
-from purify_core.steps import DISTILL_SCHEDULES, REINIT_CHOICES
+from purify_core.method.marking import DIRECTIONS, SCOPES
+from purify_core.method.neurons import LAYER_PRESETS
+from purify_core.method.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, purify_preset
+from purify_core.method.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
+from purify_core.method.regularizers import REGULARIZERS
+from purify_core.method.steps import DISTILL_SCHEDULES, REINIT_CHOICES
 from ui import links, state
 
 #: Widgets whose values are a list of options (the rest take bounds).

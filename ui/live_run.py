@@ -7,8 +7,8 @@ from typing import Any, Callable, Iterator
 
 import streamlit as st
 
-from purify_core.method_figures import RUN_PANELS, live_run_figure, run_curves_figure
-from purify_core.cards import Card
+from purify_core.views.method_figures import RUN_PANELS, live_run_figure, run_curves_figure
+from purify_core.store.cards import Card
 from purify_core.study import RunRecord
 from ui import runs as session_runs
 from ui import state

@@ -7,7 +7,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from purify_core.export import purified_card, report_title, run_report_html, weights_bytes
+from purify_core.views.export import purified_card, report_title, run_report_html, weights_bytes
 from purify_core.study import RunRecord
 from ui import runs as session_runs
 from ui import state

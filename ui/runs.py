@@ -10,8 +10,8 @@ from typing import Any, Iterator
 
 import streamlit as st
 
-from purify_core.cards import Card
-from purify_core.purify import PurifyResult, StepMetrics
+from purify_core.store.cards import Card
+from purify_core.method.purify import PurifyResult, StepMetrics
 from purify_core.study import RunRecord
 from ui import state
 from ui.cache import backdoored_model

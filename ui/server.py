@@ -1,7 +1,7 @@
 """What a web user may do on this server: the upload size limit and the dataset folders they may pick.
 
 These are rules of the web app, not of the torch library: the CLI takes any path and reads any
-weights file up to the library's own bound (`purify_core.uploads.MAX_WEIGHTS_MB`). Nothing here
+weights file up to the library's own bound (`purify_core.store.uploads.MAX_WEIGHTS_MB`). Nothing here
 imports Streamlit, so a benchmark that drives the server can read the same rules.
 """
 

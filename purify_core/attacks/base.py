@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..config import MAX_SEED, AttackConfig, ParamValue, shown
-from ..image_set import ImageSet
+from ..data.image_set import ImageSet
 from ..errors import UserInputError
 
 __all__ = ["Attack", "ParamSpec", "PoisonedSet"]

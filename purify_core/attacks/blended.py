@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
-from ..images import open_image
+from ..data.images import open_image
 from .base import Attack, ParamSpec
 
 __all__ = ["Blended"]

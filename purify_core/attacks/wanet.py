@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..image_set import ImageSet
+from ..data.image_set import ImageSet
 from ..errors import UserInputError
 from .base import Attack, ParamSpec, PoisonedSet
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ..defenses import DEFENSES, run_defense
 from ..errors import UserInputError
-from ..purify import PurifyConfig, PurifyResult, purify
-from ..rankings import DEFENDER_METRICS, METRICS, rank_neurons
+from ..method.purify import PurifyConfig, PurifyResult, purify
+from ..method.rankings import DEFENDER_METRICS, METRICS, rank_neurons
 from ..study import Case, grade_rankings, purification_result
 from .common import cases
 from .report import machine, markdown_table

@@ -31,7 +31,7 @@ def _options(sub: argparse.ArgumentParser) -> None:
 
 def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str]:
     """The chosen benchmark's raw results and its markdown."""
-    from ..purify import PurifyConfig, purify_preset
+    from ..method.purify import PurifyConfig, purify_preset
 
     if args.seeds < 1:
         raise UserInputError(f"--seeds must be at least 1, got {args.seeds}")

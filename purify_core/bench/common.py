@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Iterator
 
-from ..backdoored import BackdooredModel
+from ..store.backdoored import BackdooredModel
 from ..errors import UserInputError
 from ..study import Case, case_of
-from ..zoo import load_shipped, shipped_scenarios
+from ..store.zoo import load_shipped, shipped_scenarios
 
 __all__ = ["cases", "load_own"]
 
@@ -33,8 +33,8 @@ def load_own(checkpoint: str | Path, card_file: str | Path) -> BackdooredModel:
     """A model from `train --out` or `import` (your own weights with their card), through the safe loader
     (`checkpoints.read_card` and `load_checkpoint`: the card checked, the sha256 matched, safetensors only)."""
     from ..attacks import build_attack
-    from ..checkpoints import load_checkpoint, read_card
-    from ..models import pick_device
+    from ..store.checkpoints import load_checkpoint, read_card
+    from ..models.architectures import pick_device
 
     card = read_card(card_file)
     scenario = card.scenario_config

@@ -22,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
-from ..purify import PurifyConfig
+from ..method.purify import PurifyConfig
 from .report import machine, markdown_table
 
 __all__ = ["RECIPES", "run_defaults", "choose", "aggressiveness", "defaults_markdown"]
@@ -62,10 +62,10 @@ def _one(task: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     """One run in a worker process: a recipe on one scenario, clean-set draw and seed."""
     import torch
 
-    from ..data import redraw_defense
-    from ..purify import purify
+    from ..data.splits import redraw_defense
+    from ..method.purify import purify
     from ..study import evaluator_for, purification_result
-    from ..zoo import load_shipped
+    from ..store.zoo import load_shipped
 
     torch.set_num_threads(1)
     recipe, scenario, draw, seed, base = task
@@ -89,7 +89,7 @@ def run_defaults(names: list[str] | None, base: PurifyConfig, log: Callable[[str
                  partial: Path | None = None, workers: int = 2, recipes: list[str] | None = None) -> dict[str, Any]:
     """Every recipe x scenario x draw x seed; each finished run is appended to `partial` (JSON lines)
     at once, and runs already there are not repeated, so a stopped grid resumes."""
-    from ..zoo import shipped_scenarios
+    from ..store.zoo import shipped_scenarios
 
     scenarios = [s.name for s in shipped_scenarios() if not names or any(n in s.name for n in names)]
     done = {}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import UserInputError
-from ..purify import PurifyConfig
+from ..method.purify import PurifyConfig
 from ..study import case_of, purification_result
 from .common import load_own
 from .report import machine, markdown_table
@@ -26,7 +26,7 @@ ERASED = 2.0  # ASR %, the target the defaults were chosen for
 def run_heldout(folder: Path, seeds: list[int], config: PurifyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     from dataclasses import replace
 
-    from ..purify import purify
+    from ..method.purify import purify
 
     cards = sorted(p for p in Path(folder).glob("*.json") if p.with_suffix(".safetensors").is_file())
     if not cards:

@@ -16,9 +16,9 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from ..evaluate import evaluate
-from ..purify import PurifyConfig, purify
-from ..rankings import DEFENDER_METRICS, batches, rank_neurons
+from ..models.evaluate import evaluate
+from ..method.purify import PurifyConfig, purify
+from ..method.rankings import DEFENDER_METRICS, batches, rank_neurons
 from ..study import purification_result
 from .common import cases
 from .report import machine, markdown_table

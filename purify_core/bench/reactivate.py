@@ -13,10 +13,10 @@ import time
 from dataclasses import replace
 from typing import Any, Callable
 
-from ..clean_control import clean_model
+from ..evaluation.clean_control import clean_model
 from ..defenses import run_defense
-from ..purify import PRESET_LABELS, PurifyConfig, purify
-from ..reactivate import ReactivateConfig, run_reactivation
+from ..method.purify import PRESET_LABELS, PurifyConfig, purify
+from ..evaluation.reactivate import ReactivateConfig, run_reactivation
 from ..study import purification_result
 from .common import cases
 from .report import machine, markdown_table

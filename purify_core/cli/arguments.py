@@ -81,10 +81,10 @@ def model_options(sub: argparse.ArgumentParser, seed_help: str) -> None:
 def case_from(args: argparse.Namespace) -> Any:
     """The model to work on: a shipped scenario (`--scenario`, full name or a unique part such as
     `badnets`), or your own (`--checkpoint FILE --card FILE`); exactly one of the two."""
-    from ..backdoored import load_pair
+    from ..store.backdoored import load_pair
     from ..config import check_seed
     from ..study import case_of
-    from ..zoo import list_zoo, load_shipped
+    from ..store.zoo import list_zoo, load_shipped
 
     own = (args.checkpoint is not None, args.card is not None)
     if args.scenario is not None and any(own):

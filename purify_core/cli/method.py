@@ -20,7 +20,7 @@ class _PresetNames:
     """The purification presets as argparse choices, read when first needed (the presets import torch)."""
 
     def _names(self) -> list[str]:
-        from ..purify import PURIFY_PRESETS
+        from ..method.purify import PURIFY_PRESETS
 
         return list(PURIFY_PRESETS)
 
@@ -53,9 +53,9 @@ def purify_options(sub: argparse.ArgumentParser) -> None:
 def purify_config(args: argparse.Namespace) -> Any:
     """The preset with the flags that were given laid over it."""
     from ..config import check_seed
-    from ..neurons import LAYER_PRESETS
-    from ..purify import purify_preset
-    from ..steps import REINIT_CHOICES
+    from ..method.neurons import LAYER_PRESETS
+    from ..method.purify import purify_preset
+    from ..method.steps import REINIT_CHOICES
 
     overrides = {k: v for k, v in {
         "threshold": args.threshold, "regularizer": args.regularizer, "strength": args.strength, "epochs": args.epochs,
@@ -101,7 +101,7 @@ def _defend_options(sub: argparse.ArgumentParser) -> None:
 
 @command("rank", "score every neuron with one ranking", _rank_options)
 def rank(args: argparse.Namespace) -> int:
-    from ..rankings import rank_neurons
+    from ..method.rankings import rank_neurons
 
     case = case_from(args)
     options = {"variant": args.variant} if args.metric == "salience" else {}
@@ -115,9 +115,9 @@ def rank(args: argparse.Namespace) -> int:
 
 @command("compare", "ranking quality against TAC (the evaluator's view)", _compare_options)
 def compare(args: argparse.Namespace) -> int:
-    from ..evaluate import percent
-    from ..rankings import DEFENDER_METRICS, rank_neurons
-    from ..rankings.quality import pruning_curve
+    from ..models.evaluate import percent
+    from ..method.rankings import DEFENDER_METRICS, rank_neurons
+    from ..method.rankings.quality import pruning_curve
     from ..study import grade_rankings
 
     if not 0 < args.top < 1:
@@ -164,7 +164,7 @@ def _report(args: argparse.Namespace, payload: dict[str, Any], result: Any) -> i
 
 @command("purify", "mark neurons and purify a private copy", _purify_options)
 def purify(args: argparse.Namespace) -> int:
-    from ..purify import purify as run_purify
+    from ..method.purify import purify as run_purify
 
     config = purify_config(args)
     case = case_from(args)

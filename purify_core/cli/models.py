@@ -34,9 +34,9 @@ def _evaluate_options(sub: argparse.ArgumentParser) -> None:
 
 @command("train", "poison a dataset and train a backdoored model", _train_options)
 def train(args: argparse.Namespace) -> int:
-    from ..backdoored import check_scenario
-    from ..checkpoints import check_writable
-    from ..zoo import build
+    from ..store.backdoored import check_scenario
+    from ..store.checkpoints import check_writable
+    from ..store.zoo import build
 
     scenario = scenario_from(args)
     check_writable(args.out, "the output folder")  # first: loading a large dataset can take minutes
@@ -50,8 +50,8 @@ def train(args: argparse.Namespace) -> int:
 
 @command("import", "check your own weights for a scenario, measure ACC and ASR, and keep them for the app", _import_options)
 def import_(args: argparse.Namespace) -> int:
-    from ..backdoored import check_scenario
-    from ..uploads import check_size, import_weights
+    from ..store.backdoored import check_scenario
+    from ..store.uploads import check_size, import_weights
 
     path = Path(args.weights)
     if not path.is_file():
@@ -68,9 +68,9 @@ def import_(args: argparse.Namespace) -> int:
 
 @command("evaluate", "ACC and ASR of a checkpoint", _evaluate_options)
 def evaluate(args: argparse.Namespace) -> int:
-    from ..backdoored import load_pair
-    from ..data import load_splits
-    from ..evaluate import evaluate as measure
+    from ..store.backdoored import load_pair
+    from ..data.splits import load_splits
+    from ..models.evaluate import evaluate as measure
 
     backdoored = load_pair(args.checkpoint, args.card, None)
     card = backdoored.card

@@ -22,7 +22,7 @@ __all__: list[str] = []
 
 def _config(args: argparse.Namespace) -> Any:
     from ..config import check_seed
-    from ..reactivate import ReactivateConfig
+    from ..evaluation.reactivate import ReactivateConfig
 
     return ReactivateConfig(images=args.images, poisoned=args.poisoned, epochs=args.epochs, lr=args.lr,
                             seed=check_seed(args.seed, "--seed"))  # named as the flag, before the config's own check
@@ -31,7 +31,7 @@ def _config(args: argparse.Namespace) -> Any:
 def _defend(args: argparse.Namespace, case: Any) -> Any:
     """The purified model: the named preset's purification, or the named baseline defense."""
     from ..defenses import DEFENSES, run_defense
-    from ..purify import PURIFY_PRESETS, purify, purify_preset
+    from ..method.purify import PURIFY_PRESETS, purify, purify_preset
 
     overrides = {"seed": args.seed, **({"epochs": args.purify_epochs} if args.purify_epochs is not None else {})}
     model, defense = case.backdoored.model, case.splits.defense
@@ -49,7 +49,7 @@ def _defend(args: argparse.Namespace, case: Any) -> Any:
 
 
 def _options(sub: argparse.ArgumentParser) -> None:
-    from ..reactivate import ReactivateConfig  # its defaults are the help's: read when this command is used
+    from ..evaluation.reactivate import ReactivateConfig  # its defaults are the help's: read when this command is used
 
     d = ReactivateConfig()
     model_options(sub, "clean defense set draw, and the re-tuning set's draw and order")
@@ -65,8 +65,8 @@ def _options(sub: argparse.ArgumentParser) -> None:
 @command("reactivate", "does it stay erased? re-tune the purified, backdoored and clean models on a few poisoned images (evaluator's view)",
          _options)
 def reactivate(args: argparse.Namespace) -> int:
-    from ..clean_control import clean_model
-    from ..reactivate import run_reactivation
+    from ..evaluation.clean_control import clean_model
+    from ..evaluation.reactivate import run_reactivation
 
     config = _config(args)  # bad settings fail here, before anything is trained
     if args.purify_epochs is not None and not 1 <= args.purify_epochs <= 1000:

@@ -35,7 +35,7 @@ def _zoo_dir(args: argparse.Namespace) -> Path:
     """`--zoo-dir`, or the shipped zoo (looked up here, not at parse time: it imports torch)."""
     if args.zoo_dir is not None:
         return Path(args.zoo_dir)
-    from ..zoo import ZOO_DIR
+    from ..store.zoo import ZOO_DIR
 
     return ZOO_DIR
 
@@ -67,7 +67,7 @@ def _verify_options(sub: argparse.ArgumentParser) -> None:
 @command("list", "list shipped checkpoints and their cards", _zoo_option, group="zoo")
 def zoo_list(args: argparse.Namespace) -> int:
     folder = _existing_zoo(args)  # a wrong --zoo-dir is answered before the zoo's imports
-    from ..zoo import list_zoo
+    from ..store.zoo import list_zoo
 
     rows = [card_row(c) for c in list_zoo(folder)]
     print_result(args, rows, rows, ["name", "acc", "asr", "clean_acc", "train_seconds"], empty="the zoo is empty")
@@ -76,7 +76,7 @@ def zoo_list(args: argparse.Namespace) -> int:
 
 @command("build", "rebuild checkpoints from their cards (deterministic)", _build_options, group="zoo")
 def zoo_build(args: argparse.Namespace) -> int:
-    from ..zoo import build, list_zoo, shipped_scenarios
+    from ..store.zoo import build, list_zoo, shipped_scenarios
 
     zoo_dir = _zoo_dir(args)
     old_cards = {c.name: c for c in list_zoo(zoo_dir)} if zoo_dir.is_dir() else {}
@@ -103,7 +103,7 @@ def zoo_build(args: argparse.Namespace) -> int:
 def zoo_verify(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from ..zoo import verify
+    from ..store.zoo import verify
 
     results = verify(_existing_zoo(args), tolerance=args.tolerance)
     rows = [asdict(r) for r in results]

@@ -18,12 +18,12 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from ..image_set import ImageSet
+from ..data.image_set import ImageSet
 from ..errors import UserInputError
-from ..neurons import neuron_layers
-from ..purify import Evaluator, PurifyConfig, PurifyResult, StepMetrics, fine_tune
-from ..rankings import magnitude, mean_activation
-from ..rankings.base import batches
+from ..method.neurons import neuron_layers
+from ..method.purify import Evaluator, PurifyConfig, PurifyResult, StepMetrics, fine_tune
+from ..method.rankings import magnitude, mean_activation
+from ..method.rankings.base import batches
 from .pruning import largest_safe_mask
 
 __all__ = ["DEFENSES", "run_defense", "largest_safe_mask"]

@@ -10,10 +10,10 @@ from typing import Sequence
 
 from torch import nn
 
-from ..image_set import ImageSet
-from ..evaluate import accuracy
-from ..marking import mark
-from ..neurons import NeuronMask, NeuronScores, pruned_copies
+from ..data.image_set import ImageSet
+from ..models.evaluate import accuracy
+from ..method.marking import mark
+from ..method.neurons import NeuronMask, NeuronScores, pruned_copies
 
 __all__ = ["largest_safe_mask"]
 

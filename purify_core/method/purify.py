@@ -1,0 +1,367 @@
+"""Purification: fine-tune a private copy on the clean defense set with a penalty on marked neurons.
+
+`purify` ranks, marks, optionally re-initialises layers or the marked neurons, and fine-tunes,
+optionally distilling the original model's answers (`steps`); `fine_tune` is the loop it shares
+with the baseline defenses, and takes an extra-loss term. Both are generators: each item is a `StepMetrics`, the last one a `PurifyResult`.
+Closing the generator stops the run; `should_stop` ends it at the next step and still yields a
+result with what was computed.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .._utils import model_device
+from ..data.augment import random_shift
+from ..data.image_set import ImageSet
+from ..config import check_seed
+from ..errors import UserInputError
+from ..models.evaluate import Metrics
+from .marking import check_direction, check_scope, check_threshold, mark, marked_count, suspicion_order
+from .neurons import NeuronMask, NeuronScores, neuron_layers, select_layers
+from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS, rank_neurons
+from .regularizers import Regularizer, build_regularizer, check_kappa, check_regularizer, check_strength
+from .steps import DISTILL_SCHEDULES, Distillation, ExtraLoss, check_reinit, reinit_targets, reinitialise
+
+__all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune"]
+
+#: ASR below this counts as "backdoor erased" for the steps-to-erase statistic.
+ERASED_ASR = 0.05
+
+Evaluator = Callable[[nn.Module], Metrics]
+
+
+class _Halt(Exception):
+    """Leaves the step loop early (stop request or divergence); never escapes `fine_tune`."""
+
+
+@dataclass(frozen=True)
+class PurifyConfig:
+    """Every setting of one purification run: ranking, marking, regularizer and optimiser."""
+
+    metric: str = "salience"
+    variant: str = "abs"
+    eta: float = 0.9
+    threshold: float = 0.1
+    scope: str = "layer"
+    direction: str = "highest"
+    layers: str | tuple[str, ...] = "all"
+    regularizer: str = "ar"
+    strength: float = 0.05
+    kappa: float | None = None
+    epochs: int = 20
+    lr: float = 0.01
+    unmarked_lr: float = 1.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 32
+    cosine: bool = True
+    shift: int = 2
+    dynamic: bool = False
+    beta: float = 0.5
+    eval_every: int = 10
+    seed: int = 0
+    reinit: str | tuple[str, ...] = "none"
+    distill: float = 0.0
+    temperature: float = 2.0
+    distill_schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.reinit, list):
+            object.__setattr__(self, "reinit", tuple(self.reinit))  # from JSON (a link, a saved run)
+        for ok, message in [
+            (self.metric in DEFENDER_METRICS, f"unknown or oracle-only ranking {self.metric!r}; choose one of {', '.join(DEFENDER_METRICS)}"),
+            (self.variant in SALIENCE_VARIANTS, f"unknown salience variant {self.variant!r}; choose one of {', '.join(SALIENCE_VARIANTS)}"),
+        ]:
+            if not ok:
+                raise UserInputError(message)
+        # the marking and regularizer settings: the same checks `mark` and `build_regularizer` make
+        check_threshold(self.threshold)
+        check_scope(self.scope)
+        check_direction(self.direction)
+        check_regularizer(self.regularizer)
+        check_strength(self.strength)
+        check_kappa(self.kappa)
+        checks = [
+            (isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, f"epochs must be a whole number from 1 to 1000, got {self.epochs}"),
+            (0.0 < self.lr < math.inf, f"the learning rate must be a finite number > 0, got {self.lr}"),
+            (0.0 <= self.unmarked_lr <= 1.0, f"unmarked_lr is a multiplier in [0, 1], got {self.unmarked_lr}"),
+            (0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
+            (isinstance(self.batch_size, int) and self.batch_size >= 1, f"the batch size must be a whole number >= 1, got {self.batch_size}"),
+            (isinstance(self.shift, int) and 0 <= self.shift <= 8, f"shift must be a whole number of pixels from 0 to 8, got {self.shift}"),
+            (0.0 <= self.beta <= 1.0, f"beta must be in [0, 1], got {self.beta}"),
+            (isinstance(self.eval_every, int) and self.eval_every >= 1, f"eval_every must be a whole number >= 1, got {self.eval_every}"),
+            (0.0 <= self.eta < 1.0, f"eta must be in [0, 1), got {self.eta}"),
+            (check_reinit(self.reinit) is None, check_reinit(self.reinit) or ""),
+            (isinstance(self.distill, (int, float)) and 0.0 <= self.distill <= 1.0, f"the distillation weight must be in [0, 1], got {self.distill}"),
+            (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= 100.0,
+             f"the distillation temperature must be a number in (0, 100], got {self.temperature}"),
+            (self.distill_schedule in DISTILL_SCHEDULES,
+             f"unknown distillation schedule {self.distill_schedule!r}; choose one of {', '.join(DISTILL_SCHEDULES)}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserInputError(message)
+        check_seed(self.seed, "the purification seed")  # the one seed rule, as for training and cards
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = d["layers"] if isinstance(d["layers"], str) else list(d["layers"])
+        d["reinit"] = d["reinit"] if isinstance(d["reinit"], str) else list(d["reinit"])
+        return d
+
+
+_REFERENCE = PurifyConfig(
+    variant="ema-signed", eta=0.9, threshold=0.05, direction="lowest", layers="final-linear", dynamic=True, beta=0.5,
+    regularizer="ar", kappa=1.0, strength=0.01, lr=0.01, momentum=0.0, weight_decay=0.0, cosine=False, shift=0,
+)
+
+PURIFY_PRESETS: dict[str, PurifyConfig] = {
+    # Chosen by `python -m purify_core.bench defaults` from clean accuracy only (benchmarks/defaults.md):
+    # zero the 50% lowest-benign-salience channels of the last conv layer (held at zero), re-initialise
+    # every linear layer, fine-tune 20 epochs with the task loss mixed 50/50 with distillation from the
+    # original model. (`PurifyConfig()` itself stays the paper's AR loop: the grid's starting point.)
+    "default": PurifyConfig(metric="salience", direction="lowest", threshold=0.5, layers="last-conv", regularizer="prune",
+                            reinit="dense", distill=0.5),
+    # The paper as written: the lowest benign salience is infected; AR on those neurons (final linear
+    # layer, ema-signed salience, dynamic schedule, kappa 1, plain SGD as in the authors' setup).
+    "reference": _REFERENCE,
+    # The authors' public code: EMA salience, the final linear layer, the *highest*-salience share
+    # growing from beta 0.5 to 1, AR with kappa 1 and alpha (strength) 0.01. Their AR gradient had
+    # the wrong sign for w < -1; `regularizers.ar_penalty` is written on |w|, so that is fixed here.
+    "authors-code": replace(_REFERENCE, direction="highest"),
+}
+
+#: What each preset is, in words (the app and the CLI show these next to the name).
+PRESET_LABELS: dict[str, str] = {
+    "default": "lab default: prune lowest-salience conv + re-init dense + distil",
+    "reference": "the paper as written: lowest benign salience, AR",
+    "authors-code": "the authors' public code: highest EMA salience, final linear layer, AR (sign fix)",
+}
+
+
+def purify_preset(name: str = "default", **overrides: Any) -> PurifyConfig:
+    """A named preset with some fields replaced (the CLI and the app build configs this way)."""
+    if name not in PURIFY_PRESETS:
+        raise UserInputError(f"unknown purification preset {name!r}; choose one of {', '.join(PURIFY_PRESETS)}")
+    try:
+        return replace(PURIFY_PRESETS[name], **overrides)
+    except TypeError as error:
+        raise UserInputError(f"unknown purification setting: {error}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepMetrics:
+    """One optimiser step; `acc`/`asr` are filled every `eval_every` steps (and at step 0)."""
+
+    step: int
+    steps: int
+    epoch: int
+    task_loss: float
+    reg_loss: float
+    seconds: float
+    marked: int
+    acc: float | None = None
+    asr: float | None = None
+    distill_loss: float = 0.0  # the extra-loss term as added to the loss (weight x T^2 x KL)
+
+    @property
+    def fraction(self) -> float:
+        return self.step / self.steps if self.steps else 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class PurifySummary:
+    """Before and after, how fast the backdoor went, and how the run ended."""
+
+    status: str  # "finished", "stopped" or "diverged"
+    reason: str
+    steps: int
+    seconds: float
+    marked: int
+    before: Metrics | None
+    after: Metrics | None
+    steps_to_erase: int | None  # first evaluated step with ASR < 5%
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["before"] = self.before.as_percent() if self.before else None
+        d["after"] = self.after.as_percent() if self.after else None
+        return d
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class PurifyResult:
+    """The last item of a run: the purified model (None if the run diverged) and its summary."""
+
+    model: nn.Module | None
+    summary: PurifySummary
+    mask: NeuronMask
+    config: PurifyConfig
+    history: list[StepMetrics] = field(default_factory=list)
+
+
+def _active_mask(mask: NeuronMask, order: dict[str, torch.Tensor] | None, fraction: float) -> NeuronMask:
+    """The dynamic schedule: the most suspicious `fraction` of each layer's marked neurons."""
+    if order is None or fraction >= 1.0:
+        return mask
+    active = {}
+    for name, marked in mask.items():
+        ranked = order[name][marked[order[name]]]
+        keep = torch.zeros_like(marked)
+        keep[ranked[: math.ceil(fraction * len(ranked))]] = True
+        active[name] = keep
+    return active
+
+
+@torch.no_grad()
+def _slow_unmarked(model: nn.Module, regularizer: Regularizer, scale: float) -> None:
+    """Scale the gradients of everything but the marked neurons, so the clean function moves less."""
+    if scale == 1.0:
+        return
+    saved = [(t.param, t.rows, t.param.grad[t.rows].clone())
+             for targets in regularizer.targets.values() for t in targets if t.param.grad is not None and len(t.rows)]
+    for p in model.parameters():
+        if p.grad is not None:
+            p.grad.mul_(scale)
+    for param, rows, grad in saved:
+        param.grad[rows] = grad
+
+
+def fine_tune(
+    model: nn.Module,
+    defense: ImageSet,
+    mask: NeuronMask,
+    config: PurifyConfig,
+    evaluator: Evaluator | None = None,
+    scores: NeuronScores | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    extra_loss: ExtraLoss | None = None,
+    before: Metrics | None = None,
+) -> Iterator[StepMetrics | PurifyResult]:
+    """Fine-tune `model` IN PLACE (pass a private copy) with the configured penalty on `mask`.
+
+    `extra_loss` (distillation; later NAD, FST) scales the task loss and adds a term each step;
+    without it the loss is exactly today's CE + penalty. `before`: the evaluator's numbers for the
+    model as the caller had it, if a step before the loop changed it (re-initialisation).
+    """
+    if len(defense) == 0:
+        raise UserInputError("the clean defense set is empty")
+    device = model_device(model)
+    if before is None and evaluator:
+        before = evaluator(model)  # before any pruning the regularizer does
+    order = {n: suspicion_order(s, config.direction) for n, s in scores.items()} if config.dynamic and scores else None
+    regularizer: Regularizer = build_regularizer(model, _active_mask(mask, order, config.beta), config.regularizer, config.strength, config.kappa)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    batches = math.ceil(len(defense) / config.batch_size)
+    steps = config.epochs * batches
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if config.cosine else None
+    generator = torch.Generator().manual_seed(config.seed)
+    history: list[StepMetrics] = []
+    start = time.perf_counter()
+    first = StepMetrics(step=0, steps=steps, epoch=0, task_loss=float("nan"), reg_loss=0.0, seconds=0.0, marked=regularizer.marked(),
+                        acc=before.acc if before else None, asr=before.asr if before else None)
+    history.append(first)
+    yield first
+    status, reason, step, explode_at = "finished", f"ran all {config.epochs} epochs", 0, None
+    steps_to_erase = 0 if before and before.asr is not None and before.asr < ERASED_ASR else None
+    try:
+        for epoch in range(1, config.epochs + 1):
+            if config.dynamic and order is not None:
+                fraction = config.beta + (1 - config.beta) * (epoch - 1) / max(1, config.epochs - 1)
+                regularizer.set_mask(_active_mask(mask, order, fraction))
+            permutation = torch.randperm(len(defense), generator=generator)
+            for b in range(batches):
+                if should_stop is not None and should_stop():
+                    status, reason = "stopped", f"stopped on request after {step} of {steps} steps"
+                    raise _Halt
+                index = permutation[b * config.batch_size : (b + 1) * config.batch_size]
+                model.train()
+                x = random_shift(defense.x[index], config.shift, generator).to(device)
+                logits = model(x)
+                task = F.cross_entropy(logits, defense.y[index].to(device))
+                reg = regularizer.penalty()
+                extra_value = 0.0
+                if extra_loss is None:
+                    loss = task + reg
+                else:
+                    task_scale, extra = extra_loss(x, logits, step / steps)
+                    loss = task_scale * task + extra + reg
+                    extra_value = float(extra.detach())
+                task_value, reg_value = float(task.detach()), float(reg.detach())
+                explode_at = explode_at or max(50.0, 20.0 * task_value)
+                if not math.isfinite(task_value + reg_value + extra_value) or task_value > explode_at:
+                    status = "diverged"
+                    reason = (f"the loss became {task_value + reg_value + extra_value:.3g} at step {step + 1}: "
+                              f"lower the learning rate ({config.lr}) or the strength ({config.strength})")
+                    raise _Halt
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                _slow_unmarked(model, regularizer, config.unmarked_lr)
+                optimizer.step()
+                regularizer.after_step()
+                if schedule is not None:
+                    schedule.step()
+                step += 1
+                metrics = evaluator(model) if evaluator and (step % config.eval_every == 0 or step == steps) else None
+                if metrics and steps_to_erase is None and metrics.asr is not None and metrics.asr < ERASED_ASR:
+                    steps_to_erase = step
+                item = StepMetrics(step=step, steps=steps, epoch=epoch, task_loss=task_value, reg_loss=reg_value,
+                                   seconds=time.perf_counter() - start, marked=regularizer.marked(),
+                                   acc=metrics.acc if metrics else None, asr=metrics.asr if metrics else None, distill_loss=extra_value)
+                history.append(item)
+                yield item
+    except _Halt:
+        pass
+    finally:
+        optimizer.zero_grad(set_to_none=True)
+        model.eval()
+    if status != "diverged" and not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
+        status, reason = "diverged", f"a weight became NaN or infinite by step {step}: lower the learning rate ({config.lr})"
+    diverged = status == "diverged"
+    after = None
+    if not diverged and evaluator:
+        last = history[-1]
+        after = evaluator(model) if last.acc is None else Metrics(last.acc, last.asr, before.n_clean, before.n_triggered)
+    summary = PurifySummary(status=status, reason=reason, steps=step, seconds=time.perf_counter() - start, marked=marked_count(mask),
+                            before=before, after=after, steps_to_erase=steps_to_erase)
+    yield PurifyResult(model=None if diverged else model, summary=summary, mask=mask, config=config, history=history)
+
+
+def purify(
+    model: nn.Module,
+    defense: ImageSet,
+    config: PurifyConfig = PurifyConfig(),
+    evaluator: Evaluator | None = None,
+    scores: NeuronScores | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[StepMetrics | PurifyResult]:
+    """Rank (unless `scores` are given), mark, re-initialise (`config.reinit`), and fine-tune a
+    private copy of `model`, distilling `model`'s own answers if `config.distill > 0`.
+
+    The caller's model is never changed. `evaluator` (the oracle: ACC and ASR on the test set)
+    only reports; nothing in the run reads it to make a choice. The "before" numbers are the
+    model's as given (taken before re-initialisation).
+    """
+    work = copy.deepcopy(model)
+    layers = [l.name for l in select_layers(neuron_layers(work), config.layers)]
+    reinit_targets(work, config.reinit)  # unknown layer names are refused before any ranking is spent
+    if scores is None:
+        options = {"variant": config.variant, "eta": config.eta} if config.metric == "salience" else {}
+        scores = rank_neurons(work, defense, config.metric, **options)
+    mask = mark(scores, config.threshold, config.scope, layers, config.direction)
+    extra = Distillation.from_original(model, config.distill, config.temperature, config.distill_schedule) if config.distill > 0 else None
+    before = None
+    if config.reinit != "none":
+        before = evaluator(model) if evaluator else None
+        reinitialise(work, config.reinit, mask, config.seed)
+    yield from fine_tune(work, defense, mask, config, evaluator, scores, should_stop, extra, before)
