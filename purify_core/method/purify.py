@@ -331,7 +331,8 @@ def fine_tune(
     after = None
     if not diverged and evaluator:
         last = history[-1]
-        after = evaluator(model) if last.acc is None else Metrics(last.acc, last.asr, before.n_clean, before.n_triggered)
+        # the last step's own evaluation (it carries RA too), or `before` when no step ran
+        after = evaluator(model) if last.acc is None else (before if last.step == 0 else metrics)
     summary = PurifySummary(status=status, reason=reason, steps=step, seconds=time.perf_counter() - start, marked=marked_count(mask),
                             before=before, after=after, steps_to_erase=steps_to_erase)
     yield PurifyResult(model=None if diverged else model, summary=summary, mask=mask, config=config, history=history)

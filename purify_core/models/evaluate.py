@@ -1,7 +1,9 @@
-"""ACC and ASR: what every page and benchmark reports.
+"""ACC, ASR and robust accuracy: what every page and benchmark reports.
 
 ASR counts only test images whose true class is not the target: an image of the target class
-that is classified as the target says nothing about the backdoor.
+that is classified as the target says nothing about the backdoor. Robust accuracy (RA, as
+BackdoorBench reports it) is read from the same triggered images: the share still classified as
+their true class. ASR + RA <= 1; the rest went to some third class.
 """
 
 from __future__ import annotations
@@ -15,20 +17,23 @@ from .._utils import eval_mode, model_device
 from ..attacks import Attack
 from ..data.image_set import ImageSet
 
-__all__ = ["Metrics", "percent", "SamplePredictions", "predict", "accuracy", "attack_success_rate", "evaluate", "sample_predictions"]
+__all__ = ["Metrics", "percent", "SamplePredictions", "predict", "accuracy", "attack_success_rate", "triggered_rates",
+           "evaluate", "sample_predictions"]
 
 
 @dataclass(frozen=True)
 class Metrics:
-    """Clean accuracy and attack success rate, as fractions in [0, 1] (ASR None without an attack)."""
+    """Clean accuracy, attack success rate and robust accuracy, as fractions in [0, 1] (ASR and RA
+    None without an attack; RA also None where only ACC and ASR were kept, e.g. a streamed step)."""
 
     acc: float
     asr: float | None
     n_clean: int
     n_triggered: int
+    ra: float | None = None
 
     def as_percent(self) -> dict[str, float | None]:
-        return {"acc": percent(self.acc), "asr": percent(self.asr)}
+        return {"acc": percent(self.acc), "asr": percent(self.asr), "ra": percent(self.ra)}
 
 
 def percent(fraction: float | None) -> float | None:
@@ -52,20 +57,26 @@ def accuracy(model: nn.Module, data: ImageSet) -> float:
     return float((predict(model, data.x) == data.y).float().mean())
 
 
-def attack_success_rate(model: nn.Module, data: ImageSet, attack: Attack) -> float:
-    """Share of non-target-class images classified as the target once the trigger is applied."""
+def triggered_rates(model: nn.Module, data: ImageSet, attack: Attack) -> tuple[float, float]:
+    """(ASR, RA) from one pass over the triggered non-target images: the shares classified as the
+    target and as their true class (nan, nan when every image is of the target class)."""
     keep = data.y != attack.target
     if not keep.any():
-        return float("nan")
-    triggered = attack.apply(data.x[keep])
-    return float((predict(model, triggered) == attack.target).float().mean())
+        return float("nan"), float("nan")
+    pred = predict(model, attack.apply(data.x[keep]))
+    return float((pred == attack.target).float().mean()), float((pred == data.y[keep]).float().mean())
+
+
+def attack_success_rate(model: nn.Module, data: ImageSet, attack: Attack) -> float:
+    """Share of non-target-class images classified as the target once the trigger is applied."""
+    return triggered_rates(model, data, attack)[0]
 
 
 def evaluate(model: nn.Module, test: ImageSet, attack: Attack | None = None) -> Metrics:
-    """ACC on the clean test set and, given an attack, ASR on its triggered non-target images."""
-    asr = attack_success_rate(model, test, attack) if attack is not None else None
+    """ACC on the clean test set and, given an attack, ASR and RA on its triggered non-target images."""
+    asr, ra = triggered_rates(model, test, attack) if attack is not None else (None, None)
     n_triggered = int((test.y != attack.target).sum()) if attack is not None else 0
-    return Metrics(acc=accuracy(model, test), asr=asr, n_clean=len(test), n_triggered=n_triggered)
+    return Metrics(acc=accuracy(model, test), asr=asr, n_clean=len(test), n_triggered=n_triggered, ra=ra)
 
 
 @dataclass(frozen=True, eq=False)
