@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
 from torch import nn
 
 from .errors import UserInputError
+from .evaluation.grading import der_of
 from .models.evaluate import Metrics, evaluate, percent
 from .method.neurons import NeuronScores
 from .method.purify import PurifyResult, PurifySummary, StepMetrics
@@ -28,7 +29,7 @@ if TYPE_CHECKING:  # types only: the study sits above the model store, whatever 
     from .store.backdoored import BackdooredModel
 
 __all__ = ["Evaluator", "evaluator_for", "Case", "case_of", "percent", "run_to_end", "purification_result",
-           "RankingGrade", "grade_rankings", "ranking_report", "RunRecord", "summary_row", "SUMMARY_COLUMNS", "INFECTED_SHARE"]
+           "RankingGrade", "grade_rankings", "ranking_report", "RunRecord", "summary_row", "summary_dict", "SUMMARY_COLUMNS", "INFECTED_SHARE"]
 
 Evaluator = Callable[[nn.Module], Metrics]
 
@@ -131,17 +132,26 @@ def ranking_report(scores: Mapping[str, NeuronScores], tac: NeuronScores, top: f
 
 
 #: The columns of a run's summary row, in the order every front end shows them.
-SUMMARY_COLUMNS = ("ACC before", "ASR before", "ACC after", "ASR after", "steps to ASR<5%", "seconds")
+SUMMARY_COLUMNS = ("ACC before", "ASR before", "ACC after", "ASR after", "RA after", "DER", "steps to ASR<5%", "seconds")
 
 
 def summary_row(summary: PurifySummary | None) -> dict[str, Any]:
-    """A run's numbers in percent (None where not measured), as the app, the CLI and the report show them."""
+    """A run's numbers (None where not measured), as the app, the CLI and the report show them: ACC,
+    ASR and robust accuracy (RA) in percent; DER (BackdoorBench's rating) as a fraction in [0, 1]."""
     if summary is None:
         return dict.fromkeys(SUMMARY_COLUMNS[:-1]) | {"seconds": 0.0}
     before, after = summary.before, summary.after
+    rating = der_of(before, after)
     return {"ACC before": percent(before.acc) if before else None, "ASR before": percent(before.asr) if before else None,
             "ACC after": percent(after.acc) if after else None, "ASR after": percent(after.asr) if after else None,
+            "RA after": percent(after.ra) if after else None, "DER": None if rating is None else round(rating, 3),
             "steps to ASR<5%": summary.steps_to_erase, "seconds": round(summary.seconds, 1)}
+
+
+def summary_dict(summary: PurifySummary) -> dict[str, Any]:
+    """`PurifySummary.to_dict` (ACC, ASR, RA in %) with the run's DER (a fraction in [0, 1], None if unmeasured)."""
+    rating = der_of(summary.before, summary.after)
+    return {**summary.to_dict(), "der": None if rating is None else round(rating, 3)}
 
 
 @dataclass(eq=False, kw_only=True)
@@ -190,8 +200,8 @@ class RunRecord:
         return True
 
     def summary_dict(self) -> dict[str, Any] | None:
-        """The summary as JSON (ACC and ASR in %), as cards and the CLI write it."""
-        return None if self.summary is None else self.summary.to_dict()
+        """The summary as JSON (ACC, ASR and RA in %; DER a fraction in [0, 1]), as cards write it."""
+        return None if self.summary is None else summary_dict(self.summary)
 
     def summary_row(self) -> dict[str, Any]:
         """The run's row in tables: its label, model and status, then `summary_row`'s numbers."""

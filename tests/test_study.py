@@ -10,7 +10,7 @@ from purify_core.method.purify import PurifyConfig, PurifySummary, StepMetrics, 
 from purify_core.method.rankings import DEFENDER_METRICS, rank_neurons
 from purify_core.method.rankings.quality import ranking_quality, roc_points
 from purify_core.study import (
-    SUMMARY_COLUMNS, Case, RunRecord, case_of, evaluator_for, grade_rankings, purification_result, ranking_report, run_to_end, summary_row,
+    SUMMARY_COLUMNS, Case, RunRecord, case_of, evaluator_for, summary_dict, grade_rankings, purification_result, ranking_report, run_to_end, summary_row,
 )
 from purify_core.store.zoo import load_shipped
 
@@ -22,7 +22,8 @@ def case() -> Case:
 
 def test_percent_rounds_to_two_decimals_and_keeps_none():
     assert percent(0.123456) == 12.35 and percent(1.0) == 100.0 and percent(None) is None
-    assert Metrics(0.5, None, 1, 0).as_percent() == {"acc": 50.0, "asr": None}
+    assert Metrics(0.5, None, 1, 0).as_percent() == {"acc": 50.0, "asr": None, "ra": None}
+    assert Metrics(0.5, 0.25, 4, 4, ra=0.75).as_percent() == {"acc": 50.0, "asr": 25.0, "ra": 75.0}
 
 
 def test_the_evaluator_is_evaluate_on_the_test_set_or_its_first_images(case):
@@ -81,7 +82,7 @@ def test_a_run_record_keeps_steps_and_result_and_makes_its_summary_row(case):
     assert list(row) == ["run", "model", "status", *SUMMARY_COLUMNS]
     assert row["ACC before"] == s.to_dict()["before"]["acc"] and row["ASR after"] == s.to_dict()["after"]["asr"]
     assert row["steps to ASR<5%"] == s.steps_to_erase and row["seconds"] == round(s.seconds, 1)
-    assert record.summary_dict() == s.to_dict() and not record.settle()
+    assert record.summary_dict() == summary_dict(s) == {**s.to_dict(), "der": row["DER"]} and not record.settle()
 
 
 def test_a_run_cut_short_settles_as_stopped_with_empty_numbers(case):
@@ -96,7 +97,15 @@ def test_summary_row_of_a_diverged_run_has_no_after_numbers():
     summary = PurifySummary(status="diverged", reason="nan", steps=4, seconds=1.26, marked=3,
                             before=Metrics(0.9, 0.99, 10, 9), after=None, steps_to_erase=None)
     assert summary_row(summary) == {"ACC before": 90.0, "ASR before": 99.0, "ACC after": None, "ASR after": None,
-                                    "steps to ASR<5%": None, "seconds": 1.3}
+                                    "RA after": None, "DER": None, "steps to ASR<5%": None, "seconds": 1.3}
+
+
+def test_summary_row_shows_robust_accuracy_and_der_of_a_finished_run():
+    summary = PurifySummary(status="finished", reason="", steps=4, seconds=1.0, marked=3, before=Metrics(0.97, 1.0, 10, 9, ra=0.0),
+                            after=Metrics(0.96, 0.0, 10, 9, ra=0.9), steps_to_erase=2)
+    row = summary_row(summary)
+    assert row["RA after"] == 90.0 and row["DER"] == 0.995  # (1 - 0.01 + 1) / 2, fractions not percents
+    assert summary_dict(summary)["der"] == 0.995 and summary_dict(summary)["after"]["ra"] == 90.0
 
 
 def test_records_are_built_by_keyword_only():
