@@ -163,6 +163,6 @@ def test_fine_pruning_chooses_its_amount_from_clean_accuracy_only(case):
 def test_fine_pruning_never_marks_more_than_the_threshold_limit(case):
     backdoored, splits, _ = case
     # a margin of 1 never stops the search: it must end at half the layer, not raise
-    _, result = run_all(run_defense("fine-pruning", backdoored.model, splits.defense, FAST, margin=1.0))
+    _, result = run_all(run_defense("fine-pruning", backdoored.model, splits.defense, FAST, settings={"margin": 1.0}))
     last_conv = [l for l in neuron_layers(result.model) if l.kind == "conv"][-1]
     assert int(result.mask[last_conv.name].sum()) == last_conv.width // 2

@@ -8,65 +8,18 @@ and what its parameters mean (`PARAMS`, `describe`). Everything works in pixel s
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 
-from ..config import MAX_SEED, AttackConfig, ParamValue, shown
+from ..config import AttackConfig, ParamValue
 from ..data.image_set import ImageSet
 from ..errors import UserInputError
+from ..params import ParamSpec  # shared with defenses and rankings; re-exported for attack modules
 
 __all__ = ["Attack", "ParamSpec", "PoisonedSet"]
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """One trigger parameter: its default, its type, its allowed values and what it does.
-
-    Every number has both bounds (`high` defaults to `MAX_SEED`), so no value overflows a
-    library call later: a seed past torch's range or a patch of 10**30 pixels is refused here.
-    """
-
-    default: ParamValue
-    help: str
-    choices: tuple[str, ...] | None = None
-    low: float | None = None
-    high: float | None = MAX_SEED
-    #: For a free-form value (a path): the safe values a web form offers instead of a text box.
-    offered: tuple[str, ...] | None = None
-
-    def check(self, name: str, value: Any) -> ParamValue:
-        """Coerce `value` to the default's type and check it, or raise a message naming the fix."""
-        kind = type(self.default)
-        if isinstance(value, float) and not math.isfinite(value):  # inf and NaN pass int() and float() checks badly or not at all
-            raise UserInputError(f"attack parameter {name}={value} must be a finite number")
-        try:
-            if kind is bool:
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-            elif kind is int and isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError(value)
-                value = int(value)
-            else:
-                value = kind(value)
-        except (TypeError, ValueError, OverflowError):
-            raise UserInputError(f"attack parameter {name}={shown(value)} must be a {kind.__name__}") from None
-        if kind is float and not math.isfinite(value):  # e.g. the text "nan"
-            raise UserInputError(f"attack parameter {name}={value} must be a finite number")
-        if kind is str and len(value) > 4096:
-            raise UserInputError(f"attack parameter {name} is {len(value)} characters long; at most 4096")
-        if self.choices is not None and value not in self.choices:
-            raise UserInputError(f"attack parameter {name}={value!r}: choose one of {', '.join(self.choices)}")
-        if kind not in (int, float):
-            return value
-        if self.low is not None and value < self.low:
-            raise UserInputError(f"attack parameter {name}={shown(value)} must be >= {self.low}")
-        if self.high is not None and value > self.high:
-            raise UserInputError(f"attack parameter {name}={shown(value)} must be <= {self.high}")
-        return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +46,7 @@ class Attack(ABC):
         if unknown:
             raise UserInputError(f"{self.name} has no parameter {', '.join(unknown)}; its parameters are {', '.join(self.PARAMS)}")
         given = config.param_dict()
-        self.params: dict[str, ParamValue] = {k: spec.check(k, given.get(k, spec.default)) for k, spec in self.PARAMS.items()}
+        self.params: dict[str, ParamValue] = {k: spec.check(k, given.get(k, spec.default), "attack parameter") for k, spec in self.PARAMS.items()}
         self.config = config
         self.target = config.target
         self.poison_rate = config.poison_rate

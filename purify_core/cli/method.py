@@ -172,6 +172,12 @@ def purify(args: argparse.Namespace) -> int:
     return _report(args, _result_payload(case, result), result)
 
 
+def _margin(args: argparse.Namespace) -> dict[str, float]:
+    from ..defenses import DEFENSES
+
+    return {"margin": args.margin} if "margin" in DEFENSES[args.defense].params else {}
+
+
 @command("defend", "run a baseline defense: finetune, fine-pruning, magnitude-pruning", _defend_options)
 def defend(args: argparse.Namespace) -> int:
     from dataclasses import replace
@@ -181,5 +187,5 @@ def defend(args: argparse.Namespace) -> int:
     # a baseline is run as published: the preset's fine-tuning loop, without the lab's re-init or distillation
     config = replace(purify_config(args), reinit="none", distill=0.0)
     case = case_from(args)
-    result = run_printing_steps(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), margin=args.margin))
+    result = run_printing_steps(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), settings=_margin(args)))
     return _report(args, {"defense": args.defense, **_result_payload(case, result)}, result)

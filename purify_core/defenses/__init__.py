@@ -1,68 +1,80 @@
-"""Baseline defenses, run on the same model, clean defense set, loop and evaluation as ours.
+"""Defenses, one file each, one contract (`base.Defense`): the paper's rivals on the same footing.
 
-- `finetune`: plain fine-tuning of the whole model on the defense set.
-- `fine-pruning` (Liu et al. 2018): prune the least active channels of the last conv layer while
-  defense-set accuracy stays within a margin, then fine-tune with them held at zero.
-- `magnitude-pruning`: the same, with the smallest-weight neurons of every layer.
-
-Each is a generator like `purify`: `StepMetrics` items, then a `PurifyResult`. None reads the
-trigger or ASR to choose its settings; the evaluator only reports.
+A new defense is one new module here that defines `DEFENSE = Defense(...)`: every module of this
+package is imported and its `DEFENSE` registered under its name, so the CLI (`defend --defense`,
+one flag per setting) and the Purify page (one widget per setting) offer it. Each runs on the
+same model, clean defense set, loop and evaluation as the paper's method; none reads the trigger
+or ASR to choose its settings (a defense that needs the trigger is refused), and the evaluator
+only reports.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
+import pkgutil
 from dataclasses import replace
-from typing import Callable, Iterator
+from typing import Any, Mapping
 
-import torch
 from torch import nn
 
 from ..data.image_set import ImageSet
 from ..errors import UserInputError
-from ..method.neurons import neuron_layers
-from ..method.purify import Evaluator, PurifyConfig, PurifyResult, StepMetrics, fine_tune
-from ..method.rankings import magnitude, mean_activation
-from ..method.rankings.base import batches
+from ..method.purify import Evaluator, PurifyConfig
+from ..params import check_settings
+from .base import Defense, Settings, ShouldStop, Steps
 from .pruning import largest_safe_mask
 
-__all__ = ["DEFENSES", "run_defense", "largest_safe_mask"]
+__all__ = ["DEFENSES", "Defense", "run_defense", "check_defense_settings", "largest_safe_mask"]
 
-DEFENSES = ("finetune", "fine-pruning", "magnitude-pruning")
-#: Defense-set accuracy a pruning defense may give up (Fine-Pruning's paper used 4%).
-DEFAULT_MARGIN = 0.04
+#: Listed first, in this order; the others follow by name.
+_BASELINES = ("finetune", "fine-pruning", "magnitude-pruning")
+
+
+def _found() -> list[Defense]:
+    """Every `DEFENSE` of this package's modules, after importing them all; refuses an unfit one."""
+    found: dict[str, Defense] = {}
+    for module in pkgutil.iter_modules(__path__):
+        defense = getattr(importlib.import_module(f"{__name__}.{module.name}"), "DEFENSE", None)
+        if defense is None:
+            continue
+        if not isinstance(defense, Defense):
+            raise TypeError(f"{__name__}.{module.name}.DEFENSE must be a Defense, not {type(defense).__name__}")
+        if defense.needs_trigger:
+            raise ValueError(f"defense {defense.name!r} ({module.name}) needs the trigger: a defender does not have it")
+        if defense.name in found:
+            raise ValueError(f"two defenses are named {defense.name!r} ({module.name} and another module)")
+        found[defense.name] = defense
+    return sorted(found.values(), key=lambda d: (d.name not in _BASELINES, _BASELINES.index(d.name) if d.name in _BASELINES else 0, d.name))
+
+
+#: Every defense by name: the three baselines first, then the others by name.
+DEFENSES: dict[str, Defense] = {d.name: d for d in _found()}
+
+
+def check_defense_settings(name: str, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The defense's settings checked with its `ParamSpec`s, defaults filled in (one clear line if not)."""
+    if name not in DEFENSES:
+        raise UserInputError(f"unknown defense {name!r}; choose one of {', '.join(DEFENSES)}")
+    return check_settings(name, DEFENSES[name].params, settings)
 
 
 def run_defense(
     name: str,
     model: nn.Module,
-    defense: ImageSet,
+    clean: ImageSet,
     config: PurifyConfig | None = None,
     evaluator: Evaluator | None = None,
-    margin: float = DEFAULT_MARGIN,
-    should_stop: Callable[[], bool] | None = None,
-) -> Iterator[StepMetrics | PurifyResult]:
-    """Run a baseline defense on a private copy of `model`; `config` sets the fine-tuning."""
-    if name not in DEFENSES:
-        raise UserInputError(f"unknown defense {name!r}; choose one of {', '.join(DEFENSES)}")
-    if not 0.0 <= margin <= 1.0:
-        raise UserInputError(f"the accuracy margin must be in [0, 1], got {margin}")
-    config = replace(config or PurifyConfig(), dynamic=False)
-    work = copy.deepcopy(model)
-    layers = neuron_layers(work)
-    if name == "finetune":
-        mask = {l.name: torch.zeros(l.width, dtype=torch.bool) for l in layers}
-        config = replace(config, regularizer="none", threshold=0.0)
-    elif name == "fine-pruning":
-        last = ([l for l in layers if l.kind == "conv"] or layers)[-1]
-        scores = mean_activation(work, batches(defense))
-        fractions = [k / last.width for k in range(1, last.width // 2 + 1)]  # one channel more each time, up to half
-        mask, fraction = largest_safe_mask(work, scores, defense, margin, fractions, [last.name])
-        config = replace(config, regularizer="prune", threshold=fraction, metric="activation", direction="lowest", layers=(last.name,))
-    else:
-        scores = magnitude(work)
-        fractions = [f / 100 for f in range(5, 51, 5)]
-        mask, fraction = largest_safe_mask(work, scores, defense, margin, fractions)
-        config = replace(config, regularizer="prune", threshold=fraction, metric="magnitude", direction="lowest")
-    yield from fine_tune(work, defense, mask, config, evaluator, None, should_stop)
+    settings: Mapping[str, Any] | None = None,
+    should_stop: ShouldStop | None = None,
+) -> Steps:
+    """Run the named defense on a private copy of `model`: `StepMetrics` items, then a `PurifyResult`.
 
+    `config` holds the shared fine-tuning settings; `settings` the defense's own (checked here,
+    before any work). The caller's model is never changed.
+    """
+    checked: Settings = check_defense_settings(name, settings)
+    if len(clean) == 0:
+        raise UserInputError("the clean defense set is empty")
+    config = replace(config or PurifyConfig(), dynamic=False)
+    return DEFENSES[name].run(copy.deepcopy(model), clean, checked, config, evaluator, should_stop)

@@ -14,8 +14,12 @@ from ..data.image_set import ImageSet
 from ..models.evaluate import accuracy
 from ..method.marking import mark
 from ..method.neurons import NeuronMask, NeuronScores, pruned_copies
+from ..params import ParamSpec
 
-__all__ = ["largest_safe_mask"]
+__all__ = ["largest_safe_mask", "MARGIN"]
+
+#: The pruning defenses' one setting: defense-set accuracy they may give up (Fine-Pruning's paper used 4%).
+MARGIN = ParamSpec(0.04, "clean defense-set accuracy the pruning may give up (a fraction)", low=0.0, high=1.0)
 
 
 def largest_safe_mask(

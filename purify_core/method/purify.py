@@ -91,7 +91,8 @@ class PurifyConfig:
         check_strength(self.strength)
         check_kappa(self.kappa)
         checks = [
-            (isinstance(self.epochs, int) and 1 <= self.epochs <= 1000, f"epochs must be a whole number from 1 to 1000, got {self.epochs}"),
+            (isinstance(self.epochs, int) and not isinstance(self.epochs, bool) and 0 <= self.epochs <= 1000,
+             f"epochs must be a whole number from 0 to 1000, got {self.epochs}"),
             (0.0 < self.lr < math.inf, f"the learning rate must be a finite number > 0, got {self.lr}"),
             (0.0 <= self.unmarked_lr <= 1.0, f"unmarked_lr is a multiplier in [0, 1], got {self.unmarked_lr}"),
             (0.0 <= self.momentum < 1.0, f"momentum must be in [0, 1), got {self.momentum}"),
@@ -250,8 +251,9 @@ def fine_tune(
 ) -> Iterator[StepMetrics | PurifyResult]:
     """Fine-tune `model` IN PLACE (pass a private copy) with the configured penalty on `mask`.
 
-    `extra_loss` (distillation; later NAD, FST) scales the task loss and adds a term each step;
-    without it the loss is exactly today's CE + penalty. `before`: the evaluator's numbers for the
+    `extra_loss` (distillation, NAD, FST) scales the task loss and adds a term each step;
+    without it the loss is exactly today's CE + penalty. With `config.epochs == 0` no step is
+    taken (a pruning-only defense): the result carries the evaluator's before and after. `before`: the evaluator's numbers for the
     model as the caller had it, if a step before the loop changed it (re-initialisation).
     """
     if len(defense) == 0:
@@ -264,7 +266,7 @@ def fine_tune(
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     batches = math.ceil(len(defense) / config.batch_size)
     steps = config.epochs * batches
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if config.cosine else None
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps) if config.cosine and steps else None
     generator = torch.Generator().manual_seed(config.seed)
     history: list[StepMetrics] = []
     start = time.perf_counter()
@@ -272,7 +274,8 @@ def fine_tune(
                         acc=before.acc if before else None, asr=before.asr if before else None)
     history.append(first)
     yield first
-    status, reason, step, explode_at = "finished", f"ran all {config.epochs} epochs", 0, None
+    status, step, explode_at = "finished", 0, None
+    reason = f"ran all {config.epochs} epochs" if config.epochs else "no fine-tuning: 0 epochs"
     steps_to_erase = 0 if before and before.asr is not None and before.asr < ERASED_ASR else None
     try:
         for epoch in range(1, config.epochs + 1):
@@ -331,8 +334,9 @@ def fine_tune(
     after = None
     if not diverged and evaluator:
         last = history[-1]
-        # the last step's own evaluation (it carries RA too), or `before` when no step ran
-        after = evaluator(model) if last.acc is None else (before if last.step == 0 else metrics)
+        # the last step's own evaluation (it carries RA too); when no step ran, a fresh one: the caller
+        # may have changed the model after `before` (a pruning-only defense, 0 epochs)
+        after = evaluator(model) if last.acc is None or last.step == 0 else metrics
     summary = PurifySummary(status=status, reason=reason, steps=step, seconds=time.perf_counter() - start, marked=marked_count(mask),
                             before=before, after=after, steps_to_erase=steps_to_erase)
     yield PurifyResult(model=None if diverged else model, summary=summary, mask=mask, config=config, history=history)
