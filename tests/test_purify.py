@@ -122,7 +122,7 @@ def test_the_reference_preset_is_the_authors_setup():
 
 @pytest.mark.parametrize("overrides, message", [
     ({"threshold": 0.7}, "threshold"), ({"strength": -1.0}, "strength"), ({"lr": 0.0}, "learning rate"),
-    ({"epochs": 0}, "epochs"), ({"metric": "tac"}, "oracle-only"), ({"regularizer": "l3"}, "regularizer"),
+    ({"epochs": -1}, "epochs"), ({"epochs": 1001}, "epochs"), ({"metric": "tac"}, "oracle-only"), ({"regularizer": "l3"}, "regularizer"),
     ({"kappa": -1.0}, "kappa"), ({"nonsense": 1}, "unknown purification setting"),
 ])
 def test_bad_purification_settings_are_refused(overrides, message):
@@ -143,6 +143,38 @@ def test_baseline_defenses_run_on_a_private_copy(case, name):
     if name == "fine-pruning":
         last_conv = [l.name for l in neuron_layers(result.model) if l.kind == "conv"][-1]
         assert set(n for n, m in result.mask.items() if m.any()) <= {last_conv}
+
+
+def test_zero_epochs_take_no_step_and_still_give_a_fresh_result(case):
+    """A pruning-only defense (ANP) ends with fine_tune at 0 epochs: the weights are the caller's."""
+    from purify_core.method.neurons import zero_neurons
+    from purify_core.method.purify import fine_tune
+
+    backdoored, splits, evaluator = case
+    before = evaluator(backdoored.model)
+    pruned = copy.deepcopy(backdoored.model)
+    layers = neuron_layers(pruned)
+    mask = {l.name: torch.zeros(l.width, dtype=torch.bool) for l in layers}
+    zero_neurons(pruned, {**mask, layers[0].name: torch.arange(layers[0].width) < layers[0].width // 2})
+    expected = weights(pruned)
+    config = replace(FAST, epochs=0, regularizer="none", threshold=0.0)
+    steps, result = run_all(fine_tune(pruned, splits.defense, mask, config, evaluator, before=before))
+    assert [s.step for s in steps] == [0] and result.summary.steps == 0 and result.summary.status == "finished"
+    assert all(torch.equal(expected[k], v) for k, v in result.model.state_dict().items())
+    assert result.summary.before == before and result.summary.after == evaluator(pruned) != before
+
+
+def test_a_defense_refuses_bad_settings_before_any_work(case):
+    backdoored, splits, _ = case
+    for settings, message in [({"margin": 2.0}, "fine-pruning setting margin=2.0 must be <= 1.0"),
+                              ({"margin": "wide"}, "fine-pruning setting margin='wide' must be a float"),
+                              ({"nope": 1}, "fine-pruning has no setting nope; its settings are: margin")]:
+        with pytest.raises(UserInputError, match=message):
+            run_defense("fine-pruning", backdoored.model, splits.defense, FAST, settings=settings)
+    with pytest.raises(UserInputError, match="finetune has no setting margin; its settings are: none"):
+        run_defense("finetune", backdoored.model, splits.defense, FAST, settings={"margin": 0.1})
+    with pytest.raises(UserInputError, match="unknown defense 'anp-oracle'; choose one of finetune, fine-pruning"):
+        run_defense("anp-oracle", backdoored.model, splits.defense, FAST)
 
 
 def test_fine_pruning_chooses_its_amount_from_clean_accuracy_only(case):
