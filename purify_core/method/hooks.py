@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
 
-__all__ = ["capture_outputs"]
+__all__ = ["capture_outputs", "before_forward"]
 
 
 @contextmanager
@@ -28,3 +28,17 @@ def capture_outputs(model: nn.Module, names: list[str]) -> Iterator[dict[str, to
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def before_forward(model: nn.Module, name: str, action: Callable[[nn.Module], None]) -> Iterator[None]:
+    """Call `action(module)` before every forward pass of the named submodule while the body runs.
+
+    Why: a defense that constrains a layer's weights after each optimiser step (FST keeps its head's
+    norm) can apply the constraint just before the weights are next used; the hook is removed in `finally`.
+    """
+    handle = model.get_submodule(name).register_forward_pre_hook(lambda module, _inputs: action(module))
+    try:
+        yield
+    finally:
+        handle.remove()
