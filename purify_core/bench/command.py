@@ -1,4 +1,4 @@
-"""`python -m purify_core bench claims|perf|defaults|reactivate|heldout`: results as JSON and a
+"""`python -m purify_core bench claims|perf|defaults|reactivate|heldout|arena`: results as JSON and a
 markdown table in `--out` (default `benchmarks/`). Registered with the CLI like any subcommand."""
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from ..errors import UserInputError
 
 __all__ = ["BENCHMARKS"]
 
-BENCHMARKS = ("claims", "perf", "defaults", "reactivate", "heldout")
+BENCHMARKS = ("claims", "perf", "defaults", "reactivate", "heldout", "arena")
 
 
 def _options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("which", choices=BENCHMARKS)
     sub.add_argument("--scenarios", nargs="*", help="substrings of shipped scenario names (default: all)")
-    sub.add_argument("--seeds", type=int, default=3, help="draws of the clean defense set (claims)")
+    sub.add_argument("--seeds", "--draws", dest="seeds", type=int, default=3, help="draws of the clean defense set (claims, reactivate, arena)")
+    sub.add_argument("--defenses", nargs="*", help="arena: only these defenses or paper presets (default: every registered one + default, reference)")
     sub.add_argument("--preset", default="default", help="purification preset the runs start from")
     sub.add_argument("--epochs", type=int, help="override the preset's epochs (quick checks)")
     sub.add_argument("--out", type=Path, default=Path("benchmarks"))
@@ -53,6 +54,14 @@ def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str
 
         raw = run_reactivate(args.scenarios, seeds, args.preset, config, log=log)
         return raw, reactivate_markdown(raw)
+    if args.which == "arena":
+        from ..evaluation.clean_control import clean_model
+        from .arena import arena_markdown, contenders, run_arena
+        from .common import cases
+
+        chosen = contenders(args.defenses)  # unknown names refused before any model loads
+        raw = run_arena(cases(args.scenarios, seeds), chosen, lambda scenario: clean_model(scenario, device="cpu"), args.epochs, log)
+        return raw, arena_markdown(raw)
     if args.which == "heldout":
         from .heldout import heldout_markdown, run_heldout
 
@@ -69,7 +78,7 @@ def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str
     return raw, defaults_markdown(raw)
 
 
-@command("bench", "run a benchmark: claims, perf, defaults, reactivate or heldout (results in benchmarks/)", _options, json=False)
+@command("bench", "run a benchmark: claims, perf, defaults, reactivate, heldout or arena (results in benchmarks/)", _options, json=False)
 def bench(args: argparse.Namespace) -> int:
     from .report import write_report
 
