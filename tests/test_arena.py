@@ -1,0 +1,58 @@
+"""The arena benchmark on the tiny preset: every row graded, the clean control run, the table and rules written."""
+
+from __future__ import annotations
+
+import pytest
+
+from purify_core.bench.arena import PRESETS, arena_markdown, arena_results_for, contenders, run_arena
+from purify_core.defenses import DEFENSES
+from purify_core.errors import UserInputError
+from purify_core.evaluation.clean_control import clean_model
+from purify_core.study import case_of
+
+
+def test_the_arena_holds_every_registered_defense_then_the_papers_presets():
+    names = [c.name for c in contenders()]
+    assert names == [*DEFENSES, *PRESETS]
+    assert [c.name for c in contenders(["default", "finetune", "default"])] == ["default", "finetune"]
+    with pytest.raises(UserInputError, match="unknown defense 'nope' for the arena"):
+        contenders(["finetune", "nope"])
+
+
+def test_a_benchmark_arena_with_an_unknown_defense_writes_nothing(tmp_path, capsys):
+    from purify_core.bench.__main__ import main
+
+    assert main(["arena", "--defenses", "nope", "--out", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "unknown defense 'nope'" in err and "Traceback" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_arena_on_a_tiny_model_grades_each_contender_and_its_clean_control(tiny_backdoored, tmp_path):
+    lines: list[str] = []
+    chosen = contenders(["finetune", "default"])
+    controls: list[str] = []
+
+    def control_of(scenario):
+        controls.append(scenario.data.dataset)
+        return clean_model(scenario, cache_dir=tmp_path, device="cpu")
+
+    cases = [case_of(tiny_backdoored, seed) for seed in (0, 1)]
+    raw = run_arena(cases, chosen, control_of, epochs=1, log=lines.append)
+    assert controls == ["digits"], "one clean control per model, reused across draws"
+    rows = raw["rows"]
+    assert [(r["draw"], r["defense"]) for r in rows] == [(0, "finetune"), (0, "default"), (1, "finetune"), (1, "default")]
+    for r in rows:
+        assert r["status"] == "finished" and 0.0 <= r["der"] <= 1.0
+        assert 0 <= r["ra"] <= 100 and r["asr"] + r["ra"] <= 100.0 + 1e-6  # a triggered image is the target, its class or neither
+        assert r["control_acc"] is not None and r["control_drop"] == pytest.approx(r["control_acc_before"] - r["control_acc"], abs=0.011)
+    assert sum("finetune: ACC" in line for line in lines) == 2, "a progress line per run"
+    summary = arena_results_for(raw, tiny_backdoored.name)
+    assert [s["defense"] for s in summary] == ["finetune", "default"] and all(s["draws"] == 2 for s in summary)
+    fine = [r["acc"] for r in rows if r["defense"] == "finetune"]
+    assert summary[0]["acc"] == pytest.approx(sum(fine) / 2) and summary[0]["acc_sd"] >= 0.0
+    assert arena_results_for(raw, "another-model") == []
+    text = arena_markdown(raw)
+    assert "| scenario | defense | ACC | ASR | RA | DER | clean control ACC drop |" in text
+    assert f"**finetune** (Fine-tuning): {DEFENSES['finetune'].selection}" in text and "**default** (paper: default)" in text
+    assert "Total time:" in text
