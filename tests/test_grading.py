@@ -65,3 +65,14 @@ def test_pareto_front_on_hand_made_points():
     # (3, 5) is beaten by (2, 0); (1.5, 20) by (1, 10); the tie (0, 50) twice stays on the front
     assert pareto_front(points) == [True, True, True, False, False, True]
     assert pareto_front([]) == [] and pareto_front([(5.0, 5.0)]) == [True]
+
+
+def test_the_pareto_figure_marks_the_front_and_draws_it_as_a_staircase():
+    from purify_core.views.method_figures import pareto_figure
+
+    points = [{"label": "a", "acc_drop": 0.0, "asr": 50.0, "source": "this session"},
+              {"label": "b", "acc_drop": 1.0, "asr": 5.0, "source": "arena"},
+              {"label": "c", "acc_drop": 2.0, "asr": 20.0, "source": "this session"}]
+    traces = {t.name: t for t in pareto_figure(points).data}
+    assert list(traces["this session"].marker.color) == ["#d62728", "#7f7f7f"]  # c is beaten by b
+    assert list(traces["Pareto front"].x) == [0.0, 1.0, 1.0] and list(traces["Pareto front"].y) == [50.0, 50.0, 5.0]

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from purify_core.views.export import purified_card, report_title, run_report_html, weights_bytes
+from purify_core.views.method_figures import pareto_figure
 from purify_core.study import RunRecord
 from ui import runs as session_runs
 from ui import state
 from ui.after_run import after_run_section
 from ui.live_run import overlay
+
+#: The arena benchmark's results (`python -m purify_core bench arena`), read only; a missing file adds nothing.
+ARENA_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "arena.json"
 
 
 def run_list(kept: list[RunRecord]) -> None:
@@ -27,12 +33,50 @@ def run_list(kept: list[RunRecord]) -> None:
                "penalty on the marked neurons (it falls as they shrink; 0 for prune and none); the distillation loss is how far "
                "the model's answers on clean images are from the original's (0 without distillation); the backdoor is gone "
                "when ASR falls near 0 while ACC stays up.")
+    _pareto(kept)
     _exports(kept)
     after_run_section(kept)
     doomed = st.multiselect("Delete runs", [r.label for r in kept], key=state.PURIFY_DELETE_CHOICE)
     if st.button("Delete", key=state.PURIFY_DELETE, disabled=not doomed):
         session_runs.delete(doomed)
         st.rerun()
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _arena_summary(path: str, modified: float) -> list[dict[str, Any]]:
+    """The arena's summary rows (keyed by the file's time, so a new benchmark is read again); [] if unreadable."""
+    try:
+        rows = json.loads(Path(path).read_text()).get("summary", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [r for r in rows if isinstance(r, dict)] if isinstance(rows, list) else []
+
+
+def _arena_rows() -> list[dict[str, Any]]:
+    try:
+        return _arena_summary(str(ARENA_FILE), ARENA_FILE.stat().st_mtime)
+    except OSError:
+        return []  # no arena run yet: the chart shows this session's runs only
+
+
+def _pareto(kept: list[RunRecord]) -> None:
+    """This session's runs (and the arena's, for the same models) on ACC drop vs ASR, Pareto front drawn."""
+    points = []
+    for r in kept:
+        before, after = (r.summary.before, r.summary.after) if r.summary else (None, None)
+        if before is not None and after is not None and after.asr is not None:
+            points.append({"label": r.label, "acc_drop": 100 * (before.acc - after.acc), "asr": 100 * after.asr, "source": "this session"})
+    models = {r.source.name for r in kept}
+    for row in _arena_rows():
+        if row.get("scenario") in models and isinstance(row.get("acc_drop"), (int, float)) and isinstance(row.get("asr"), (int, float)):
+            points.append({"label": f"arena: {row.get('defense')}", "acc_drop": row["acc_drop"], "asr": row["asr"], "source": "arena"})
+    if not points:
+        return
+    st.plotly_chart(pareto_figure(points), key="purify_pareto")
+    st.caption("Each finished run of this session (circles) and, where `bench arena` has run on the same model, each "
+               "defense's mean over clean-set draws (diamonds), placed by what it cost (ACC drop) and what it left (ASR). "
+               "Red points are on the Pareto front: no other run has both a lower ACC drop and a lower ASR. The best "
+               "defense is the one nearest the bottom-left corner; ASR is the evaluator's view.")
 
 
 def _exports(kept: list[RunRecord]) -> None:

@@ -8,12 +8,13 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
+from ..evaluation.grading import pareto_front
 from ..method.neurons import NeuronMask, NeuronScores
 from ..method.rankings.quality import PruningPoint
 
 __all__ = ["salience_strips_figure", "score_histogram_figure", "spearman_figure", "roc_figure",
            "pruning_curves_figure", "run_curves_figure", "live_run_figure", "RUN_PANELS", "before_after_figure",
-           "reactivation_figure"]
+           "reactivation_figure", "pareto_figure"]
 
 #: What a purification run is watched by: (step field, panel title, shown in percent).
 RUN_PANELS = (("task_loss", "Task loss (clean cross-entropy)", False), ("reg_loss", "Regularization loss", False),
@@ -161,6 +162,33 @@ def live_run_figure(label: str, steps: list[dict]) -> go.Figure:
         fig.update_yaxes(range=[0, 101] if percent else None, row=1, col=col)
     fig.update_xaxes(title="step").update_annotations(font_size=12)
     return _layout(fig, 280)
+
+
+def pareto_figure(points: list[dict]) -> go.Figure:
+    """Runs on ACC drop (x) vs ASR after (y), both in points, with the Pareto front drawn: the runs no
+    other run beats on both. Each point: `label`, `acc_drop`, `asr`, and `source` ("this session" or
+    "arena": the arena's means over draws for this model). The front is taken over all points."""
+    on_front = pareto_front([(p["acc_drop"], p["asr"]) for p in points])
+    fig = go.Figure()
+    for source, symbol in (("this session", "circle"), ("arena", "diamond")):
+        mine = [(p, front) for p, front in zip(points, on_front) if p["source"] == source]
+        if mine:
+            fig.add_trace(go.Scatter(
+                x=[p["acc_drop"] for p, _ in mine], y=[p["asr"] for p, _ in mine], mode="markers+text", name=source,
+                text=[p["label"] for p, _ in mine], textposition="top center", textfont=dict(size=10),
+                marker=dict(symbol=symbol, size=11, color=[_MARKED if front else "#7f7f7f" for _, front in mine]),
+                hovertemplate="%{text}<br>ACC drop %{x:.2f} points<br>ASR %{y:.1f}%<extra>" + source + "</extra>"))
+    front = sorted({(p["acc_drop"], p["asr"]) for p, f in zip(points, on_front) if f})
+    if front:  # a staircase: each front point is the best ASR for ACC drops up to the next one
+        xs, ys = [front[0][0]], [front[0][1]]
+        for x, y in front[1:]:
+            xs += [x, x]
+            ys += [ys[-1], y]
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name="Pareto front", line=dict(color=_MARKED, dash="dot"), hoverinfo="skip"))
+    fig.update_xaxes(title="ACC drop (points; lower is better)", zeroline=True)
+    fig.update_yaxes(title="ASR after (%; evaluator's view)", range=[-3, 103])
+    return _layout(fig, 380, title="Which defense wins where: ACC drop vs ASR (red = on the Pareto front)",
+                   legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="right", x=1))
 
 
 def maps_figure(maps: list[torch.Tensor], titles: list[str], columns: int, colorscale: str = "Inferno",
