@@ -35,6 +35,7 @@ def test_purify_json_reports_before_and_after_and_the_settings_used(capsys):
     assert payload["status"] == "finished" and payload["steps"] == 14
     assert payload["config"]["regularizer"] == "l1" and payload["config"]["threshold"] == 0.2
     assert payload["before"]["asr"] > 90 and 0 <= payload["after"]["acc"] <= 100
+    assert 0 <= payload["after"]["ra"] <= 100 - payload["after"]["asr"] + 0.01 and 0 <= payload["der"] <= 1  # RA in %, DER a fraction
 
 
 def test_defend_json_runs_fine_pruning(capsys):

@@ -140,11 +140,13 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def _result_payload(case: Any, result: Any) -> dict[str, Any]:
-    return {"scenario": case.backdoored.name, "seed": case.seed, **result.summary.to_dict(), "config": result.config.to_dict()}
+    from ..study import summary_dict  # ACC, ASR, RA in %, and DER (a fraction in [0, 1])
+
+    return {"scenario": case.backdoored.name, "seed": case.seed, **summary_dict(result.summary), "config": result.config.to_dict()}
 
 
 #: The CLI's columns for a run: its state, then the summary row (ACC before and after, then ASR).
-_RUN_COLUMNS = ("status", "marked", "steps", "ACC before", "ACC after", "ASR before", "ASR after", "steps to ASR<5%", "seconds")
+_RUN_COLUMNS = ("status", "marked", "steps", "ACC before", "ACC after", "ASR before", "ASR after", "RA after", "DER", "steps to ASR<5%", "seconds")
 
 
 def _run_row(summary: Any) -> dict[str, Any]:
