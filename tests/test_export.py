@@ -23,11 +23,12 @@ def test_exported_weights_card_and_report():
     assert torch.equal(predict(fresh, x), predict(run.model, x))
     card = purified_card(run, sha)
     assert card["source"]["sha256"] == backdoored.card.sha256 and card["sha256"] == sha
-    assert card["purification"]["config"]["regularizer"] == "ar" and card["purification"]["summary"] == run.summary.to_dict()
+    assert card["purification"]["config"]["regularizer"] == "ar" and card["purification"]["summary"] == {**run.summary.to_dict(), "der": None}  # no evaluator: no DER
     page = run_report_html([run])
     assert page.count("<script") >= 1 and "<script src=" not in page  # plotly.js inlined, nothing fetched
     assert "<td>#1 ar</td><td>mnist5k-smallcnn-blended</td><td>finished</td>" in page and "To reproduce" in page and backdoored.card.sha256 in page
     assert "<title>Purify Lab report: mnist5k-smallcnn-blended</title>" in page
+    assert "<th>RA after</th><th>DER</th>" in page
 
 
 def test_a_report_of_runs_on_two_models_names_each_run_s_own_source():

@@ -68,5 +68,7 @@ def run_report_html(runs: list[RunRecord]) -> str:
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
 </head><body><h1>Purify Lab report: {title}</h1>
 <p>Backdoored model{"s" if len(sources) > 1 else ""}:</p><ul>{backdoored}</ul>
-<p>ACC and ASR in %; ASR is the evaluator's view (it needs the trigger).</p>
+<p>ACC, ASR and RA (robust accuracy: triggered non-target images still given their true class) in %; DER
+(BackdoorBench's defense effectiveness rating, [max(0, dASR) - max(0, dACC) + 1] / 2 on fractions) in [0, 1]; ASR, RA and DER
+are the evaluator's view (they need the trigger).</p>
 {_table(rows)}{charts}{reactivation}<h2>Settings</h2>{settings}<h2>To reproduce</h2><pre>{html.escape(reproduce)}</pre></body></html>"""
