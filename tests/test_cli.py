@@ -125,10 +125,17 @@ BAD = [
     (["purify", "--scenario", "badnets", "--layers", "net.nope"], "no neuron layer named net.nope"),
     (["purify", "--scenario", "badnets", "--seed", "-1"], "--seed must be a whole number in [0, 2147483647]"),
     (["rank", "--scenario", "badnets", "--metric", "vibes"], "unknown ranking 'vibes'"),
-    (["rank", "--scenario", "badnets", "--variant", "cubed"], "unknown salience variant"),
+    (["rank", "--scenario", "badnets", "--variant", "cubed"], "the salience ranking setting variant='cubed': choose one of abs, squared"),
+    (["rank", "--scenario", "badnets", "--metric", "magnitude", "--setting", "eta=0.5"], "the magnitude ranking takes no options (got eta)"),
+    (["rank", "--scenario", "badnets", "--setting", "eta=1.5"], "the salience ranking setting eta=1.5 must be <= 0.999"),
     (["compare", "--scenario", "badnets", "--top", "2"], "--top must be a fraction"),
     (["defend", "--scenario", "badnets", "--defense", "prayer"], "unknown defense 'prayer'"),
-    (["defend", "--scenario", "badnets", "--defense", "finetune", "--margin", "3"], "margin must be in [0, 1]"),
+    (["defend", "--scenario", "badnets", "--defense", "finetune", "--margin", "0.1"], "finetune has no setting margin; its settings are: none"),
+    (["defend", "--scenario", "badnets", "--defense", "fine-pruning", "--margin", "3"], "fine-pruning setting margin=3.0 must be <= 1.0"),
+    (["defend", "--scenario", "badnets", "--defense", "fine-pruning", "--fine-pruning-margin", "wide"],
+     "fine-pruning setting margin='wide' must be a float"),
+    (["defend", "--scenario", "badnets", "--defense", "finetune", "--magnitude-pruning-margin", "0.1"],
+     "--magnitude-pruning-margin is a setting of magnitude-pruning, not of finetune"),
 ]
 
 

@@ -7,11 +7,11 @@ import sys
 from typing import Any
 
 from ..errors import UserInputError
-from .arguments import case_from, model_options
+from .arguments import case_from, key_value, model_options
 from .output import print_result, print_step
 from .registry import command
 
-__all__ = ["purify_options", "purify_config", "run_printing_steps"]
+__all__ = ["purify_options", "purify_config", "run_printing_steps", "setting_flag", "defense_settings"]
 
 _SEED_HELP = "which clean defense set (0 = the scenario's own) and shuffle seed"
 
@@ -76,8 +76,14 @@ def run_printing_steps(run: Any) -> Any:
 
 def _rank_options(sub: argparse.ArgumentParser) -> None:
     model_options(sub, _SEED_HELP)
-    sub.add_argument("--metric", default="salience", help="salience, activation, magnitude, gradxact or tac (oracle)")
-    sub.add_argument("--variant", default="abs", help="benign salience variant: abs, squared or ema-signed")
+    from ..method.rankings import RANKINGS
+
+    listed = ", ".join(f"{r.name} ({r.label})" for r in RANKINGS.values())
+    sub.add_argument("--metric", default="salience", help=f"one of the registered rankings: {listed}")
+    sub.add_argument("--variant", help="benign salience variant: abs, squared or ema-signed (= --setting variant=V)")
+    sub.add_argument("--setting", type=key_value, action="append", default=[], metavar="KEY=VALUE",
+                     help="a setting of the ranking (repeatable); each ranking's settings: "
+                          + "; ".join(f"{r.name}: {', '.join(r.params)}" for r in RANKINGS.values() if r.params))
 
 
 def _compare_options(sub: argparse.ArgumentParser) -> None:
@@ -92,11 +98,50 @@ def _purify_options(sub: argparse.ArgumentParser) -> None:
     purify_options(sub)
 
 
+def setting_flag(defense: str, key: str) -> str:
+    """A defense setting's flag: `--<defense>-<setting>`, e.g. `--fine-pruning-margin`."""
+    return f"--{defense}-{key.replace('_', '-')}"
+
+
 def _defend_options(sub: argparse.ArgumentParser) -> None:
+    """The registry's defenses as choices, and each one's settings as a group of flags."""
+    from ..defenses import DEFENSES
+
     model_options(sub, _SEED_HELP)
-    sub.add_argument("--defense", required=True, help="finetune, fine-pruning or magnitude-pruning")
-    sub.add_argument("--margin", type=float, default=0.04, help="defense-set accuracy a pruning defense may give up")
+    def text(words: str) -> str:
+        return words.replace("%", "%%")  # argparse formats help with %
+
+    sub.add_argument("--defense", required=True, metavar="NAME", help=f"one of: {', '.join(DEFENSES)} (each is described below)")
+    sub.add_argument("--margin", help="the chosen defense's margin setting, if it has one (the pruning defenses)")
+    for d in DEFENSES.values():
+        group = sub.add_argument_group(f"--defense {d.name}", f"{d.label}: {d.summary}. {d.source}. Settings: {d.selection}.")
+        for key, spec in d.params.items():
+            choices = f"; one of {', '.join(spec.choices)}" if spec.choices else ""
+            group.add_argument(setting_flag(d.name, key), dest=f"setting:{d.name}:{key}", metavar=key.upper(),
+                               help=text(f"{spec.help} (default {spec.default}{choices})"))
     purify_options(sub)
+
+
+def defense_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The chosen defense's settings from its flags (checked by its ParamSpecs in `run_defense`).
+
+    A flag of another defense is refused: it would silently do nothing.
+    """
+    from ..defenses import DEFENSES
+
+    if args.defense not in DEFENSES:
+        raise UserInputError(f"unknown defense {args.defense!r}; choose one of {', '.join(DEFENSES)}")
+    settings: dict[str, str] = {}
+    for dest, value in vars(args).items():
+        if not dest.startswith("setting:") or value is None:
+            continue
+        _, owner, key = dest.split(":", 2)
+        if owner != args.defense:
+            raise UserInputError(f"{setting_flag(owner, key)} is a setting of {owner}, not of {args.defense}")
+        settings[key] = value
+    if args.margin is not None:
+        settings.setdefault("margin", args.margin)
+    return settings
 
 
 @command("rank", "score every neuron with one ranking", _rank_options)
@@ -104,7 +149,9 @@ def rank(args: argparse.Namespace) -> int:
     from ..method.rankings import rank_neurons
 
     case = case_from(args)
-    options = {"variant": args.variant} if args.metric == "salience" else {}
+    options = dict(args.setting)
+    if args.variant is not None:
+        options.setdefault("variant", args.variant)
     scores = rank_neurons(case.backdoored.model, case.splits.defense, args.metric, attack=case.backdoored.attack, **options)
     payload = {"scenario": case.backdoored.name, "metric": args.metric, "scores": {n: [round(float(v), 6) for v in s] for n, s in scores.items()}}
     rows = [{"layer": n, "neurons": len(s), "min": float(s.min()), "median": float(s.median()), "max": float(s.max()),
@@ -174,20 +221,17 @@ def purify(args: argparse.Namespace) -> int:
     return _report(args, _result_payload(case, result), result)
 
 
-def _margin(args: argparse.Namespace) -> dict[str, float]:
-    from ..defenses import DEFENSES
-
-    return {"margin": args.margin} if "margin" in DEFENSES[args.defense].params else {}
-
-
-@command("defend", "run a baseline defense: finetune, fine-pruning, magnitude-pruning", _defend_options)
+@command("defend", "run a registered defense (fine-tuning, Fine-Pruning, ...) on a private copy", _defend_options)
 def defend(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ..defenses import run_defense
+    from ..defenses import check_defense_settings, run_defense
 
     # a baseline is run as published: the preset's fine-tuning loop, without the lab's re-init or distillation
     config = replace(purify_config(args), reinit="none", distill=0.0)
+    settings = defense_settings(args)
+    check_defense_settings(args.defense, settings)  # before the model is loaded
     case = case_from(args)
-    result = run_printing_steps(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), settings=_margin(args)))
-    return _report(args, {"defense": args.defense, **_result_payload(case, result)}, result)
+    result = run_printing_steps(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), settings=settings))
+    return _report(args, {"defense": args.defense, "settings": check_defense_settings(args.defense, settings),
+                          **_result_payload(case, result)}, result)

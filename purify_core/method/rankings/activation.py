@@ -16,6 +16,7 @@ from ...errors import UserInputError
 from ..hooks import capture_outputs
 from ..neurons import NeuronScores, neuron_layers
 from .base import Batches, per_channel, ranking_context
+from .base import Ranking
 
 __all__ = ["mean_activation", "trigger_activated_change"]
 
@@ -69,3 +70,10 @@ def trigger_activated_change(model: nn.Module, loader: Batches, attack: Attack |
         return {name: _spatial_mean((triggered[name] - clean[name]).abs()) for name in clean}
 
     return _mean_over_images(model, loader, change, "TAC")
+
+
+RANKINGS = (
+    Ranking("activation", "activation", "mean post-activation on clean images (Fine-Pruning's criterion)", "lowest", mean_activation),
+    Ranking("tac", "TAC (oracle)", "trigger-activated change: the evaluator's ground truth, needs the trigger", "highest",
+            trigger_activated_change, needs_trigger=True),
+)

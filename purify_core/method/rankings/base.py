@@ -1,20 +1,41 @@
-"""What every ranking shares: batches of clean data and a model left exactly as it was given."""
+"""What every ranking shares: batches of clean data, a model left exactly as it was given, and
+the `Ranking` record each ranking module registers itself with (`RANKING = Ranking(...)`)."""
 
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Union
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator, Union
 
 import torch
 from torch import nn
 
 from ..._utils import eval_mode, model_device
 from ...data.image_set import ImageSet
+from ...params import ParamSpec
+from ..neurons import NeuronScores
 
-__all__ = ["Batches", "batches", "as_batches", "ranking_context", "per_channel"]
+__all__ = ["Batches", "Ranking", "batches", "as_batches", "ranking_context", "per_channel"]
 
 #: A re-iterable source of (images, labels) batches, like a DataLoader without shuffling.
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One ranking: what it is, which end its paper calls infected, and how to compute it.
+
+    `score(model, batches, **settings)` -> {layer: scores}; a trigger-needing ranking (TAC) also
+    gets `attack=` and is the evaluator's ground truth only: never offered to mark neurons.
+    """
+
+    name: str  # the CLI value (`rank --metric NAME`), lower-case
+    label: str  # what charts and menus call it
+    summary: str  # one line: what it measures
+    expects: str  # "lowest" or "highest": which end its paper calls infected
+    score: Callable[..., NeuronScores]
+    params: dict[str, ParamSpec] = field(default_factory=dict)
+    needs_trigger: bool = False
 
 
 def batches(data: ImageSet, batch_size: int = 64) -> list[tuple[torch.Tensor, torch.Tensor]]:

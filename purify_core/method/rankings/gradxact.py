@@ -13,6 +13,7 @@ from torch import nn
 from ...errors import UserInputError
 from ..neurons import NeuronScores, neuron_layers
 from .base import Batches, per_channel, ranking_context
+from .base import Ranking
 
 __all__ = ["gradient_x_activation"]
 
@@ -38,3 +39,7 @@ def gradient_x_activation(model: nn.Module, loader: Batches) -> NeuronScores:
     if n == 0:
         raise UserInputError("gradient x activation needs at least one clean image")
     return {name: (s / n).cpu() for name, s in sums.items()}
+
+
+RANKING = Ranking("gradxact", "gradient x activation", "mean |activation x gradient of the clean loss| per neuron", "lowest",
+                  gradient_x_activation)

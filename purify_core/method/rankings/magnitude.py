@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ..neurons import NeuronScores, neuron_layers
+from .base import Ranking
 
 __all__ = ["magnitude"]
 
@@ -17,3 +18,6 @@ def magnitude(model: nn.Module, loader: object = None) -> NeuronScores:
         layer.name: model.get_submodule(layer.name).weight.detach().abs().flatten(1).mean(1).cpu()
         for layer in neuron_layers(model)
     }
+
+
+RANKING = Ranking("magnitude", "magnitude", "mean |weight| of each neuron's incoming weights (reads no data)", "lowest", magnitude)

@@ -16,6 +16,8 @@ from torch.func import functional_call
 from ...errors import UserInputError
 from ..neurons import NeuronScores, neuron_layers, owned_parameters
 from .base import Batches, ranking_context
+from ...params import ParamSpec
+from .base import Ranking
 
 __all__ = ["benign_salience", "SALIENCE_VARIANTS"]
 
@@ -61,3 +63,10 @@ def benign_salience(model: nn.Module, loader: Batches, variant: str = "abs", eta
     if variant == "ema-signed":
         return {layer: sum(_row_sum(totals[n]) for n in names).cpu() for layer, names in groups.items()}
     return {layer: (total / count).cpu() for layer, total in totals.items()}
+
+
+RANKING = Ranking(
+    "salience", "benign salience", "how much the clean loss relies on each neuron (first-order, -w dL/dw)", "lowest", benign_salience,
+    params={"variant": ParamSpec("abs", "how per-batch terms are pooled", choices=SALIENCE_VARIANTS),
+            "eta": ParamSpec(0.9, "EMA factor of the ema-signed variant", low=0.0, high=0.999)},
+)
