@@ -114,3 +114,21 @@ def test_the_threshold_is_the_largest_that_keeps_held_out_clean_accuracy(case):
         assert accuracy(over, held) < base - 0.05
     everything, top = choose_threshold(backdoored.model, layers, held, 1.0)  # a margin of 1 never stops the scan
     assert top == THRESHOLDS[-1] and all(torch.equal(everything[n], s <= 0.9) for n, s in layers.items())
+
+
+def test_the_anp_ranking_follows_the_ranking_contract(hand_net, hand_batches):
+    from purify_core.method.neurons import neuron_layers
+    from purify_core.method.rankings import DEFENDER_METRICS, RANKINGS, rank_neurons
+
+    assert "anp" in DEFENDER_METRICS and RANKINGS["anp"].expects == "lowest"  # low mask = suspicious
+    before = {k: v.clone() for k, v in hand_net.state_dict().items()}
+    scores = rank_neurons(hand_net, hand_batches, "anp", iterations=30)
+    assert list(scores) == [l.name for l in neuron_layers(hand_net)]
+    assert all(s.shape == (l.width,) and bool(((s >= 0) & (s <= 1)).all()) for l, s in zip(neuron_layers(hand_net), scores.values()))
+    assert any(bool((s < 1).any()) for s in scores.values())  # the masks moved
+    assert all(torch.equal(before[k], v) for k, v in hand_net.state_dict().items())
+    assert not any(m._forward_hooks for m in hand_net.modules())
+    again = rank_neurons(hand_net, hand_batches, "anp", iterations=30)
+    assert all(torch.equal(scores[k], again[k]) for k in scores)  # seeded: reproducible
+    with pytest.raises(UserInputError, match="iterations"):
+        rank_neurons(hand_net, hand_batches, "anp", iterations=0)

@@ -38,45 +38,25 @@ the trigger, poisoned data nor ASR is read; the evaluator only reports.
 from __future__ import annotations
 
 import copy
-import math
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from typing import Callable, Iterator
+from dataclasses import replace
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .._utils import model_device
 from ..data.image_set import ImageSet
 from ..errors import UserInputError
 from ..method.neurons import NeuronMask, NeuronScores, neuron_layers
+from ..method.rankings.anp import ANPConfig, Diverged, MaskStep, Stopped, optimise_masks
 from ..params import ParamSpec
 from ..method.purify import Evaluator, PurifyConfig, PurifyResult, PurifySummary, StepMetrics, fine_tune
 from .base import Defense, Settings, ShouldStop, Steps
 from ..models.evaluate import accuracy
 
-__all__ = ["DEFENSE", "ANPConfig", "PARAMS", "optimise_masks", "choose_threshold", "prune_scale", "THRESHOLDS"]
+__all__ = ["DEFENSE", "PARAMS", "choose_threshold", "prune_scale", "masks_below", "split_clean", "THRESHOLDS"]
 
 #: The reference's pruning thresholds: 0 to 0.9 in steps of 0.05 (`prune_neuron_cifar.py`).
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(19))
-
-
-@dataclass(frozen=True)
-class ANPConfig:
-    """ANP's settings (checked by `PARAMS` when they come through the registry)."""
-
-    eps: float = 0.4
-    anp_steps: int = 1
-    alpha: float = 0.2
-    mask_lr: float = 0.2
-    iterations: int = 200
-    batch_size: int = 128
-    holdout: float = 0.25
-    margin: float = 0.04
-    eval_every: int = 10
-    seed: int = 0
 
 
 #: The settings as the CLI and the app show them; defaults are the paper's except `iterations`.
@@ -91,131 +71,6 @@ PARAMS: dict[str, ParamSpec] = {
     "margin": ParamSpec(0.04, "held-out clean accuracy the pruning may give up", low=0.0, high=1.0),
     "fine_tune": ParamSpec(False, "fine-tune after pruning with the shared settings (the paper does not)"),
 }
-
-
-class _NeuronGates:
-    """Per-neuron mask and perturbation on every neuron layer's output, through forward hooks."""
-
-    def __init__(self, model: nn.Module, eps: float) -> None:
-        self.layers = neuron_layers(model)
-        device = model_device(model)
-        self.modules = [model.get_submodule(l.output_module) for l in self.layers]
-        self.mask = {l.name: torch.ones(l.width, device=device, requires_grad=True) for l in self.layers}
-        self.noise = {l.name: torch.zeros(l.width, device=device, requires_grad=True) for l in self.layers}
-        self.noise_bias = {l.name: torch.zeros(l.width, device=device, requires_grad=True) for l in self.layers}
-        self.eps = eps
-        self.perturbed = False
-
-    def _hook(self, name: str, module: nn.Module) -> Callable:
-        bias = getattr(module, "bias", None)
-
-        def hook(_module: nn.Module, _inputs: object, y: torch.Tensor) -> torch.Tensor:
-            shape = (1, -1) + (1,) * (y.ndim - 2)
-            b = bias.detach().view(shape) if bias is not None else torch.zeros((), device=y.device)
-            scale, shift = self.mask[name], 1.0
-            if self.perturbed:
-                scale, shift = scale + self.noise[name], 1.0 + self.noise_bias[name].view(shape)
-            return scale.view(shape) * (y - b) + shift * b
-
-        return hook
-
-    @contextmanager
-    def attached(self) -> Iterator[None]:
-        handles = [m.register_forward_hook(self._hook(l.name, m)) for l, m in zip(self.layers, self.modules)]
-        try:
-            yield
-        finally:
-            for h in handles:
-                h.remove()
-
-    @torch.no_grad()
-    def reset_noise(self, generator: torch.Generator) -> None:
-        for t in [*self.noise.values(), *self.noise_bias.values()]:
-            t.copy_((torch.rand(t.shape, generator=generator) * 2 - 1).mul_(self.eps))
-
-    def noises(self) -> list[torch.Tensor]:
-        return [*self.noise.values(), *self.noise_bias.values()]
-
-    def scores(self) -> NeuronScores:
-        return {name: m.detach().cpu().clone() for name, m in self.mask.items()}
-
-
-def optimise_masks(
-    model: nn.Module,
-    clean: ImageSet,
-    config: ANPConfig,
-    evaluator: Evaluator | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> Iterator[StepMetrics | NeuronScores]:
-    """ANP's mask optimisation on `model` (a private copy: hooks are attached while it runs).
-
-    Yields a `StepMetrics` per iteration (`acc`/`asr` of the soft-masked model every
-    `eval_every`), then the mask values {layer: 1-D tensor in [0, 1]}. A non-finite loss raises
-    `_Diverged`, a stop request `_Stopped`; the hooks are gone either way.
-    """
-    device = model_device(model)
-    gates = _NeuronGates(model, config.eps)
-    for p in model.parameters():
-        p.requires_grad_(False)
-    mask_opt = torch.optim.SGD(list(gates.mask.values()), lr=config.mask_lr, momentum=0.9)
-    noise_opt = torch.optim.SGD(gates.noises(), lr=config.eps / config.anp_steps)
-    generator = torch.Generator().manual_seed(config.seed)
-    steps = config.iterations
-    start = time.perf_counter()
-    model.eval()
-    try:
-        with gates.attached():
-            for step in range(1, steps + 1):
-                if should_stop is not None and should_stop():
-                    raise _Stopped(step - 1, steps)
-                index = torch.randint(len(clean), (config.batch_size,), generator=generator)
-                x, y = clean.x[index].to(device), clean.y[index].to(device)
-                robust = torch.zeros((), device=device)
-                if config.eps > 0:
-                    gates.reset_noise(generator)
-                    gates.perturbed = True
-                    for _ in range(config.anp_steps):
-                        noise_opt.zero_grad(set_to_none=True)
-                        (-F.cross_entropy(model(x), y)).backward()
-                        for t in gates.noises():
-                            t.grad.sign_()
-                        noise_opt.step()
-                        with torch.no_grad():
-                            for t in gates.noises():
-                                t.clamp_(-config.eps, config.eps)
-                    robust = F.cross_entropy(model(x), y)
-                gates.perturbed = False
-                natural = F.cross_entropy(model(x), y)
-                loss = config.alpha * natural + (1 - config.alpha) * robust
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise _Diverged(f"ANP's mask loss became {value:.3g} at iteration {step}: lower the mask learning rate ({config.mask_lr})")
-                mask_opt.zero_grad(set_to_none=True)
-                loss.backward()
-                mask_opt.step()
-                with torch.no_grad():
-                    for m in gates.mask.values():
-                        m.clamp_(0.0, 1.0)
-                metrics = evaluator(model) if evaluator and (step % config.eval_every == 0 or step == steps) else None
-                low = sum(int((m < 0.2).sum()) for m in gates.mask.values())
-                yield StepMetrics(step=step, steps=steps, epoch=0, task_loss=float(natural.detach()), reg_loss=float(robust.detach()),
-                                  seconds=time.perf_counter() - start, marked=low,
-                                  acc=metrics.acc if metrics else None, asr=metrics.asr if metrics else None)
-    finally:
-        for p in model.parameters():
-            p.requires_grad_(True)
-    yield gates.scores()
-
-
-class _Stopped(Exception):
-    """A stop request during mask optimisation (carries how far it got)."""
-
-    def __init__(self, step: int, steps: int) -> None:
-        super().__init__(f"stopped on request after {step} of {steps} mask iterations")
-
-
-class _Diverged(Exception):
-    """A non-finite mask loss."""
 
 
 def masks_below(scores: NeuronScores, threshold: float) -> NeuronMask:
@@ -272,6 +127,7 @@ def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyCon
     anp = ANPConfig(**{k: settings[k] for k in ("eps", "anp_steps", "alpha", "mask_lr", "iterations", "holdout", "margin")},
                     eval_every=config.eval_every, seed=config.seed)
     optimise_on, heldout = split_clean(clean, anp.holdout, anp.seed)
+    start = time.perf_counter()
     before = evaluator(model) if evaluator else None
     first = StepMetrics(step=0, steps=anp.iterations, epoch=0, task_loss=float("nan"), reg_loss=0.0, seconds=0.0, marked=0,
                         acc=before.acc if before else None, asr=before.asr if before else None)
@@ -280,15 +136,20 @@ def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyCon
     scores: NeuronScores | None = None
     status, reason = "finished", ""
     try:
-        for item in optimise_masks(model, optimise_on, anp, evaluator, should_stop):
-            if isinstance(item, StepMetrics):
-                history.append(item)
-                yield item
-            else:
+        for item in optimise_masks(model, optimise_on, anp, should_stop):
+            if not isinstance(item, MaskStep):
                 scores = item
-    except _Stopped as stop:
+                continue
+            due = evaluator is not None and (item.step % anp.eval_every == 0 or item.step == item.steps)
+            metrics = evaluator(model) if due else None  # the soft-masked model: the hooks are on while paused
+            step = StepMetrics(step=item.step, steps=item.steps, epoch=0, task_loss=item.natural, reg_loss=item.robust,
+                               seconds=item.seconds, marked=item.low, acc=metrics.acc if metrics else None,
+                               asr=metrics.asr if metrics else None)
+            history.append(step)
+            yield step
+    except Stopped as stop:
         status, reason = "stopped", str(stop)
-    except _Diverged as error:
+    except Diverged as error:
         status, reason = "diverged", str(error)
     mask: NeuronMask = {l.name: torch.zeros(l.width, dtype=torch.bool) for l in neuron_layers(model)}
     if scores is not None:
@@ -299,7 +160,7 @@ def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyCon
                   f"(held-out clean accuracy within {anp.margin:.0%})" if threshold >= 0 else
                   f"{anp.iterations} mask iterations; no threshold kept held-out clean accuracy within {anp.margin:.0%}: nothing pruned")
     if status == "diverged":
-        summary = PurifySummary(status=status, reason=reason, steps=history[-1].step, seconds=history[-1].seconds,
+        summary = PurifySummary(status=status, reason=reason, steps=history[-1].step, seconds=time.perf_counter() - start,
                                 marked=0, before=before, after=None, steps_to_erase=None)
         yield PurifyResult(model=None, summary=summary, mask=mask, config=config, history=history)
         return
@@ -318,13 +179,7 @@ def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyCon
             reason = f"{reason}; {summary.reason}" if epochs else reason
             status = summary.status
         yield replace(item, history=history, summary=replace(summary, status=status, reason=reason, steps=history[-1].step,
-                                                             seconds=summary.seconds + first_seconds(history)))
-
-
-def first_seconds(history: list[StepMetrics]) -> float:
-    """Seconds the mask iterations took (the last one's clock; 0 if none ran)."""
-    mask_steps = [s for s in history if s.epoch == 0]
-    return mask_steps[-1].seconds if mask_steps else 0.0
+                                                             seconds=time.perf_counter() - start))
 
 
 DEFENSE = Defense(
