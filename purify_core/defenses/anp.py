@@ -33,6 +33,9 @@ defender has. Here the clean set is split: masks are optimised on `1 - holdout` 
 largest threshold (scanned upward, stopping at the first failure) whose pruned model keeps
 accuracy on the held-out clean images within `margin` of the unpruned model's is used. Neither
 the trigger, poisoned data nor ASR is read; the evaluator only reports.
+
+The mask optimisation lives in `method/rankings/anp.py` (the masks are also a ranking on Compare
+rankings); the ACC/ASR streamed during it are the soft-masked model's.
 """
 
 from __future__ import annotations
