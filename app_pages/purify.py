@@ -1,8 +1,8 @@
-"""Purify: mark neurons, fine-tune with Adaptive Regularization (or a baseline), watch it live."""
+"""Purify: mark neurons, fine-tune with Adaptive Regularization (or any registered defense), watch it live."""
 
 import streamlit as st
 
-from purify_core.defenses import run_defense
+from purify_core.defenses import DEFENSES, check_defense_settings, run_defense
 from purify_core.errors import UserInputError
 from purify_core.method.marking import mark, marked_count
 from purify_core.views.method_figures import salience_strips_figure
@@ -13,9 +13,10 @@ from ui import controls
 from ui import runs as session_runs
 from ui import state, untrusted
 from ui.cache import backdoored_model, neuron_scores, on_device, splits_for
-from ui.live_run import run_label, run_live
+from ui.live_run import defense_label, run_label, run_live
 from ui.run_list import run_list
 from ui.sidebar import current_device, current_scenario, current_seed
+from ui.widgets import linked_params
 
 name = current_scenario()
 backdoored, splits = backdoored_model(name), splits_for(name)
@@ -62,10 +63,23 @@ run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment=
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
     run_live("this purification", run_label(config), {**config.to_dict(), "device": current_device()}, backdoored.card,
              lambda: purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
+controls.first_value(controls.PURIFY_DEFENSE)
 defense = controls.draw(defense_col, controls.PURIFY_DEFENSE)
-if defense_button.button("Run baseline", key=state.PURIFY_RUN_DEFENSE):
-    run_live(f"the {defense} baseline", defense, {"defense": defense, **config.to_dict(), "device": current_device()},
-             backdoored.card, lambda: run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator))
+controls.publish([controls.PURIFY_DEFENSE])
+chosen = DEFENSES[defense]
+st.caption(f"**{untrusted.text(chosen.label)}**: {untrusted.text(chosen.summary)}. {untrusted.text(chosen.source)}. "
+           f"Settings: {untrusted.text(chosen.selection)}. It fine-tunes with the epochs, learning rate and seed above.")
+defense_settings = linked_params(st.columns(4), controls.defense_setting_keys(defense), chosen.params) if chosen.params else {}
+if defense_button.button("Run defense", key=state.PURIFY_RUN_DEFENSE):
+    try:
+        checked = check_defense_settings(defense, defense_settings)
+    except UserInputError as error:
+        st.error(untrusted.text(error))
+        st.stop()
+    defaults = {k: spec.default for k, spec in chosen.params.items()}
+    run_live(f"the {chosen.label} defense", defense_label(defense, checked, defaults),
+             {"defense": defense, "defense_settings": checked, **config.to_dict(), "device": current_device()}, backdoored.card,
+             lambda: run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator, checked))
 
 kept = session_runs.runs()
 if kept:

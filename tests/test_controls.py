@@ -38,7 +38,8 @@ def test_every_linked_control_round_trips_through_a_link(key):
 
 
 def test_the_table_declares_each_key_once_and_every_purification_field():
-    every = [controls.SEED, controls.PURIFY_PRESET, *controls.PURIFY, *controls.SALIENCE, *controls.COMPARE, *controls.EXPLAIN]
+    every = [controls.SEED, controls.PURIFY_PRESET, *controls.PURIFY, controls.PURIFY_DEFENSE, *controls.SALIENCE, *controls.COMPARE,
+             *controls.EXPLAIN]
     assert len({c.key for c in every}) == len(every) == len(controls.LINKED)
     assert all(c.linked for c in controls.LINKED.values())
     assert all(c.field is not None and c.of_preset is not None for c in controls.PURIFY)
@@ -52,7 +53,8 @@ LINK = {"app_pages/purify.py": {state.PURIFY_PRESET: "reference", state.PURIFY_T
                                 state.PURIFY_SCOPE: "global", state.PURIFY_LAYERS: "conv", state.PURIFY_REGULARIZER: "none",
                                 state.PURIFY_STRENGTH: "0.5", state.PURIFY_KAPPA: "0.2", state.PURIFY_EPOCHS: "3",
                                 state.PURIFY_LR: "0.05", state.PURIFY_REINIT: "marked", state.PURIFY_DISTILL: "0.25",
-                                state.PURIFY_TEMPERATURE: "4.0", state.PURIFY_DISTILL_SCHEDULE: "linear"},
+                                state.PURIFY_TEMPERATURE: "4.0", state.PURIFY_DISTILL_SCHEDULE: "linear",
+                                state.PURIFY_DEFENSE: "fine-pruning"},
         "app_pages/salience.py": {state.SALIENCE_METRIC: "magnitude", state.SALIENCE_VARIANT: "squared",
                                   state.SALIENCE_THRESHOLD: "0.3", state.SALIENCE_DIRECTION: "highest", state.SALIENCE_SCOPE: "global"},
         "app_pages/compare.py": {state.COMPARE_TOP: "0.2", state.COMPARE_DIRECTION: "highest"},

@@ -126,7 +126,17 @@ PURIFY_TRAINING = (
             help="constant: w throughout; linear: w falls to 0 by the last step."),
 )
 PURIFY = PURIFY_MARKING + PURIFY_PENALTY + PURIFY_TRAINING
-PURIFY_DEFENSE = Control(state.PURIFY_DEFENSE, "selectbox", "Baseline defense", choices=DEFENSES, linked=False)
+PURIFY_DEFENSE = Control(state.PURIFY_DEFENSE, "selectbox", "Defense", "finetune", choices=DEFENSES.keys(),  # a live view of the registry
+                         format_func=lambda d: DEFENSES[d].label if d in DEFENSES else d,
+                         help="Every registered defense, on the same model, clean set and evaluation. "
+                         + " ".join(f"{d.label}: {d.summary}." for d in DEFENSES.values()))
+#: A defense setting's widget (and link) key: `defense_<defense>_<setting>`, e.g. `defense_fine-pruning_margin`.
+DEFENSE_SETTING_PREFIX = "defense_"
+
+
+def defense_setting_keys(defense: str) -> dict[str, str]:
+    """The widget and link key of each of the defense's settings."""
+    return {name: f"{DEFENSE_SETTING_PREFIX}{defense}_{name}" for name in DEFENSES[defense].params}
 
 SALIENCE_RANKING = (
     Control(state.SALIENCE_METRIC, "selectbox", "Ranking", "salience", choices=DEFENDER_METRICS, format_func=METRIC_LABELS.get),
@@ -165,8 +175,8 @@ ATTACK_EPOCHS = Control(state.ATTACK_EPOCHS, "number_input", "Epochs", bounds=(1
 ATTACK_LR = Control(state.ATTACK_LR, "select_slider", "Learning rate", choices=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2), linked=False)
 
 #: Every control a link can set: a link's query parameter is a key of this table.
-LINKED: dict[str, Control] = {c.key: c for c in (SEED, PURIFY_PRESET, *PURIFY, *SALIENCE, *COMPARE, *EXPLAIN)}
-BY_KEY: dict[str, Control] = LINKED | {c.key: c for c in (PURIFY_DEFENSE, ATTACK_DATASET, ATTACK_ARCH, ATTACK_RATE, ATTACK_EPOCHS,
+LINKED: dict[str, Control] = {c.key: c for c in (SEED, PURIFY_PRESET, *PURIFY, PURIFY_DEFENSE, *SALIENCE, *COMPARE, *EXPLAIN)}
+BY_KEY: dict[str, Control] = LINKED | {c.key: c for c in (ATTACK_DATASET, ATTACK_ARCH, ATTACK_RATE, ATTACK_EPOCHS,
                                                            ATTACK_LR)}
 
 

@@ -1,4 +1,4 @@
-"""A purification or baseline run drawn live, and every run of the session overlaid."""
+"""A purification or defense run drawn live, and every run of the session overlaid."""
 
 from __future__ import annotations
 
@@ -51,3 +51,9 @@ def run_label(config: Any) -> str:
     """A purification run's name in tables and legends: its regularizer, threshold, direction and extra steps."""
     steps = (f" re-init {config.reinit}" if config.reinit != "none" else "") + (f" distil {config.distill:g}" if config.distill else "")
     return f"{config.regularizer} t={config.threshold:g} {config.direction}{steps}"
+
+
+def defense_label(name: str, settings: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """A defense run's name in tables and legends: the defense and the settings it changed from their defaults."""
+    changed = " ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in settings.items() if v != defaults.get(k))
+    return f"{name} {changed}".strip()

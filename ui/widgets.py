@@ -1,7 +1,7 @@
-"""Widgets built from the core's own descriptions (an attack's parameter specs).
+"""Widgets built from the core's own descriptions (the `ParamSpec`s of attacks and defenses).
 
-A new attack needs only its own file: its `PARAMS` give the widgets, their bounds and, when no
-preset has tuned values for it, their first values.
+A new attack or defense needs only its own file: its specs give the widgets, their bounds and,
+when no preset has tuned values for it, their first values.
 """
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-from purify_core.attacks import Attack, ParamSpec
+from purify_core.attacks import Attack
 from purify_core.config import ParamValue, scenario_preset
 from purify_core.errors import UserInputError
-from ui import state
+from purify_core.params import ParamSpec
+from ui import links, state
 
 
 def param_input(where: Any, key: str, name: str, spec: ParamSpec, default: Any) -> Any:
-    """One trigger parameter as the widget its spec calls for; bounds and choices come from the spec.
+    """One parameter as the widget its spec calls for; bounds and choices come from the spec.
 
     A free-form string (Blended's image path) is offered only as its safe choices: a browser
     never names a file on the server.
@@ -51,3 +52,16 @@ def attack_params(columns: Sequence[Any], attack: type[Attack], preset: str) -> 
     return {name: param_input(columns[i % len(columns)], f"{state.ATTACK_PARAM_PREFIX}{attack.name}_{name}", name, spec,
                               tuned.get(name, spec.default))
             for i, (name, spec) in enumerate(attack.PARAMS.items())}
+
+
+def linked_params(columns: Sequence[Any], keys: dict[str, str], params: dict[str, ParamSpec]) -> dict[str, Any]:
+    """One widget per setting (`keys`: setting -> widget key), spread over `columns`; a link can set each.
+
+    A link's value is read with the setting's own check, so a bad one is ignored with a warning.
+    """
+    values = {}
+    for i, (name, spec) in enumerate(params.items()):
+        links.initial_value(keys[name], spec.default, lambda raw, name=name, spec=spec: spec.check(name, raw))
+        values[name] = param_input(columns[i % len(columns)], keys[name], name, spec, spec.default)
+    links.publish(list(keys.values()))
+    return values
