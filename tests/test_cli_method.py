@@ -21,7 +21,10 @@ def test_compare_json_grades_every_defender_ranking_against_tac_with_pruning_cur
     out = run_cli(capsys, "compare", "--scenario", "blended", "--curves", "--json")
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
-    assert [r["metric"] for r in payload["rankings"]] == ["salience", "activation", "magnitude", "gradxact"]
+    from purify_core.method.rankings import DEFENDER_METRICS  # every registered defender ranking, the paper's rivals first
+
+    assert [r["metric"] for r in payload["rankings"]] == list(DEFENDER_METRICS)
+    assert list(DEFENDER_METRICS)[:4] == ["salience", "activation", "magnitude", "gradxact"]
     for row in payload["rankings"]:
         assert 0 <= row["auc_low"] <= 1 and abs(row["auc_low"] + row["auc_high"] - 1) < 1e-2
     curve = payload["pruning_curves"]["salience"]
