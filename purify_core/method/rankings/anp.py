@@ -181,7 +181,11 @@ class Diverged(Exception):
 
 
 
-def anp_masks(model: nn.Module, loader: Batches, iterations: int = 200, eps: float = 0.4, seed: int = 0) -> NeuronScores:
+#: Mask iterations when ANP is used as a ranking (the defense runs `ANPConfig.iterations`).
+RANKING_ITERATIONS = 50
+
+
+def anp_masks(model: nn.Module, loader: Batches, iterations: int = RANKING_ITERATIONS, eps: float = 0.4, seed: int = 0) -> NeuronScores:
     """ANP's mask value per neuron after `iterations` steps on the clean batches (low = suspicious),
     with the paper's alpha 0.2 and mask lr 0.2. `model` must be a private copy (`rank_neurons`
     makes one): forward hooks sit on it while this runs."""
@@ -197,7 +201,11 @@ def anp_masks(model: nn.Module, loader: Batches, iterations: int = 200, eps: flo
 RANKING = Ranking(
     "anp", "ANP mask", "the per-neuron mask ANP learns under adversarial neuron perturbation on clean data", "lowest", anp_masks,
     params={
-        "iterations": ParamSpec(200, "mask iterations of 128 clean images (paper: 2000 on 500 images)", low=1, high=20000),
+        # 50, not the defense's 200: the Compare page computes every ranking at once. Measured on the shipped
+        # BadNets / SIG models: a quarter of the time (23 vs 98 s on a busy 2-core machine) for ROC AUC against
+        # TAC 0.69 / 0.70 instead of 0.75 / 0.73 (lowest mask = infected)
+        "iterations": ParamSpec(RANKING_ITERATIONS, "mask iterations of 128 clean images (the defense: 200; paper: 2000 on 500 images)",
+                                low=1, high=20000),
         "eps": ParamSpec(0.4, "bound of the adversarial neuron perturbation (paper: 0.4)", low=0.0, high=1.0),
         "seed": ParamSpec(0, "seed of the batches and the perturbations' random start", low=0),
     },
