@@ -59,7 +59,7 @@ try:
 except UserInputError as error:
     st.error(untrusted.text(error))
     st.stop()
-st.caption(f"{len(splits.train)} training, {len(splits.defense)} clean defense and {len(splits.test)} test images of "
+st.caption(f"{len(splits.train)} training, {len(splits.clean)} clean defense and {len(splits.test)} test images of "
            f"{'x'.join(map(str, splits.input_shape))}, {splits.num_classes} classes.")
 
 st.subheader("2. Attack")
@@ -72,7 +72,7 @@ params = attack_params(a2.columns(2), ATTACKS[attack_name], preset_name)
 try:
     attack_config = AttackConfig.of(attack_name, int(target), float(rate), **params)
     attack = build_attack(attack_config, splits.input_shape, splits.num_classes)
-    sample = one_per_class(splits.defense, 5)
+    sample = one_per_class(splits.clean, 5)
     a2.plotly_chart(trigger_preview_figure(attack.render_trigger(), sample, attack.apply(sample), untrusted.plot(splits.classes[int(target)])),
                     key="attack_preview", config={"displayModeBar": False})
     a2.caption("Live preview: the trigger alone, then clean defense images (one per class) above the same images as the attack poisons "

@@ -24,7 +24,7 @@ for stopped in session_runs.settle_interrupted():
     st.info(f"Run {stopped.label} {stopped.reason}.")
 
 st.title("Purify")
-st.markdown(f"Fine-tune a private copy of **{untrusted.text(name)}** on its {len(splits.defense)} clean defense images, with a penalty "
+st.markdown(f"Fine-tune a private copy of **{untrusted.text(name)}** on its {len(splits.clean)} clean defense images, with a penalty "
             "on the marked neurons. ACC and ASR are the evaluator's view: the run never reads them.")
 with st.expander("What comes from the paper, and what the lab added"):
     st.markdown(
@@ -62,7 +62,7 @@ evaluator = evaluator_for(backdoored.attack, splits.test)
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
     run_live("this purification", run_label(config), {**config.to_dict(), "device": current_device()}, backdoored.card,
-             lambda: purify(on_device(backdoored.model, current_device()), splits.defense, config, evaluator, scores=scores))
+             lambda: purify(on_device(backdoored.model, current_device()), splits.clean, config, evaluator, scores=scores))
 controls.first_value(controls.PURIFY_DEFENSE)
 defense = controls.draw(defense_col, controls.PURIFY_DEFENSE)
 controls.publish([controls.PURIFY_DEFENSE])
@@ -79,7 +79,7 @@ if defense_button.button("Run defense", key=state.PURIFY_RUN_DEFENSE):
     defaults = {k: spec.default for k, spec in chosen.params.items()}
     run_live(f"the {chosen.label} defense", defense_label(defense, checked, defaults),
              {"defense": defense, "defense_settings": checked, **config.to_dict(), "device": current_device()}, backdoored.card,
-             lambda: run_defense(defense, on_device(backdoored.model, current_device()), splits.defense, config, evaluator, checked))
+             lambda: run_defense(defense, on_device(backdoored.model, current_device()), splits.clean, config, evaluator, checked))
 
 kept = session_runs.runs()
 if kept:

@@ -24,7 +24,7 @@ def core_loop_seconds() -> float:
 
     case = next(cases(["badnets"], [0]))  # the app's default scenario, its own defense set
     start = time.perf_counter()
-    purification_result(purify(case.backdoored.model, case.splits.defense, PurifyConfig(), case.evaluator()))
+    purification_result(purify(case.backdoored.model, case.splits.clean, PurifyConfig(), case.evaluator()))
     return time.perf_counter() - start
 
 

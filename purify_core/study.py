@@ -62,9 +62,9 @@ class Case:
 
 def case_of(backdoored: "BackdooredModel", seed: int) -> Case:
     """`backdoored` with the clean defense set drawn by `seed` (the test set stays the scenario's)."""
-    from .data.splits import redraw_defense
+    from .data.splits import redraw_clean
 
-    return Case(backdoored, redraw_defense(backdoored.splits(), seed), seed)
+    return Case(backdoored, redraw_clean(backdoored.splits(), seed), seed)
 
 
 def run_to_end(items: Iterable[T], on_item: Callable[[T], None] | None = None) -> T:

@@ -12,7 +12,7 @@ from purify_core.method.rankings import rank_neurons
 
 
 def test_concurrent_work_on_one_shared_model_gives_the_same_answers_as_alone(tiny_backdoored):
-    model, defense = tiny_backdoored.model, tiny_backdoored.splits().defense
+    model, defense = tiny_backdoored.model, tiny_backdoored.splits().clean
     jobs = {
         "activation": lambda: rank_neurons(model, defense, "activation"),
         "salience": lambda: rank_neurons(model, defense, "salience"),

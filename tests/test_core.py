@@ -54,17 +54,17 @@ def test_bad_configs_raise_clear_errors(build, message):
 def test_seeded_splits_are_disjoint_stratified_and_stable(dataset, sizes):
     cfg = DataConfig(dataset=dataset, defense_fraction=0.1 if dataset == "digits" else 0.05)
     splits = load_splits(cfg)
-    assert (len(splits.train), len(splits.test), len(splits.defense)) == sizes
-    rows = [{tuple(v) for v in s.x.flatten(1).numpy().round(4).tolist()} for s in (splits.train, splits.test, splits.defense)]
+    assert (len(splits.train), len(splits.test), len(splits.clean)) == sizes
+    rows = [{tuple(v) for v in s.x.flatten(1).numpy().round(4).tolist()} for s in (splits.train, splits.test, splits.clean)]
     # disjoint up to duplicate images in the source data (digits has a handful of exact duplicates)
     assert len(rows[0] & rows[2]) <= 2 and len(rows[1] & rows[2]) <= 2
-    counts = torch.bincount(splits.defense.y, minlength=10)
+    counts = torch.bincount(splits.clean.y, minlength=10)
     assert counts.min() >= counts.max() - 1, "the defense set is stratified"
     load_splits.cache_clear()
     again = load_splits(cfg)
-    assert torch.equal(again.defense.x, splits.defense.x) and torch.equal(again.train.y, splits.train.y)
+    assert torch.equal(again.clean.x, splits.clean.x) and torch.equal(again.train.y, splits.train.y)
     other = load_splits(DataConfig(dataset=dataset, defense_fraction=cfg.defense_fraction, split_seed=1))
-    assert not torch.equal(other.defense.y, splits.defense.y) or not torch.equal(other.defense.x, splits.defense.x)
+    assert not torch.equal(other.clean.y, splits.clean.y) or not torch.equal(other.clean.x, splits.clean.x)
 
 
 def test_mnist5k_is_real_digits_in_unit_range():

@@ -47,7 +47,7 @@ def test_anp_is_registered_and_needs_no_trigger():
 def test_anp_lowers_asr_on_a_private_copy(case):
     backdoored, splits, evaluator = case
     shared = weights_hash(backdoored.model)
-    steps, result = run_all(run_defense("anp", backdoored.model, splits.defense, FAST, evaluator, SHORT))
+    steps, result = run_all(run_defense("anp", backdoored.model, splits.clean, FAST, evaluator, SHORT))
     assert weights_hash(backdoored.model) == shared
     assert result.summary.status == "finished" and result.model is not None
     assert [s.step for s in steps] == list(range(101))  # no fine-tuning steps: the paper prunes only
@@ -64,8 +64,8 @@ def test_anp_weights_are_the_same_with_and_without_an_evaluator(case):
         seen.append(1)
         return evaluator(model)
 
-    _, blind = run_all(run_defense("anp", backdoored.model, splits.defense, FAST, None, {"iterations": 20}))
-    _, watched = run_all(run_defense("anp", backdoored.model, splits.defense, FAST, reporting, {"iterations": 20}))
+    _, blind = run_all(run_defense("anp", backdoored.model, splits.clean, FAST, None, {"iterations": 20}))
+    _, watched = run_all(run_defense("anp", backdoored.model, splits.clean, FAST, reporting, {"iterations": 20}))
     assert seen and weights_hash(blind.model) == weights_hash(watched.model)
     assert all(torch.equal(blind.mask[k], watched.mask[k]) for k in blind.mask)
 
@@ -73,7 +73,7 @@ def test_anp_weights_are_the_same_with_and_without_an_evaluator(case):
 def test_anp_stops_on_request(case):
     backdoored, splits, _ = case
     calls = []
-    steps, result = run_all(run_defense("anp", backdoored.model, splits.defense, FAST, None, SHORT,
+    steps, result = run_all(run_defense("anp", backdoored.model, splits.clean, FAST, None, SHORT,
                                         should_stop=lambda: calls.append(1) or len(calls) > 5))
     assert result.summary.status == "stopped" and "stopped on request after 5" in result.summary.reason
     assert steps[-1].step == 5 and result.summary.marked == 0
@@ -84,7 +84,7 @@ def test_anp_ends_diverged_on_a_non_finite_loss(case):
     broken = __import__("copy").deepcopy(backdoored.model)
     with torch.no_grad():
         next(broken.parameters()).fill_(float("nan"))
-    _, result = run_all(run_defense("anp", broken, splits.defense, FAST, None, {"iterations": 5}))
+    _, result = run_all(run_defense("anp", broken, splits.clean, FAST, None, {"iterations": 5}))
     assert result.summary.status == "diverged" and result.model is None and "mask loss" in result.summary.reason
 
 
@@ -95,13 +95,13 @@ def test_anp_ends_diverged_on_a_non_finite_loss(case):
 def test_anp_refuses_bad_settings(case, settings, message):
     backdoored, splits, _ = case
     with pytest.raises(UserInputError, match=message):
-        run_defense("anp", backdoored.model, splits.defense, FAST, None, settings)
+        run_defense("anp", backdoored.model, splits.clean, FAST, None, settings)
 
 
 def test_the_threshold_is_the_largest_that_keeps_held_out_clean_accuracy(case):
     backdoored, splits, _ = case
     layers = {n: torch.linspace(0, 1, len(s)) for n, s in __import__("purify_core.method.rankings", fromlist=["magnitude"]).magnitude(backdoored.model).items()}
-    held = splits.defense
+    held = splits.clean
     mask, threshold = choose_threshold(backdoored.model, layers, held, 0.05)
     base = accuracy(backdoored.model, held)
     pruned = __import__("copy").deepcopy(backdoored.model)

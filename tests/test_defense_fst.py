@@ -85,7 +85,7 @@ def test_a_step_projects_the_head_back_to_the_original_norm_as_the_reference_doe
 def test_fst_lowers_asr_on_the_tiny_backdoored_model_on_a_private_copy(case):
     backdoored, splits, evaluator = case
     before = weights_hash(backdoored.model)
-    steps, result = run_all(run_defense("fst", backdoored.model, splits.defense, FAST, evaluator))
+    steps, result = run_all(run_defense("fst", backdoored.model, splits.clean, FAST, evaluator))
     summary = result.summary
     assert summary.status == "finished" and steps[0].asr == summary.before.asr
     assert summary.before.asr > 0.9
@@ -96,8 +96,8 @@ def test_fst_lowers_asr_on_the_tiny_backdoored_model_on_a_private_copy(case):
 def test_the_evaluator_only_reports_weights_are_the_same_without_it(case):
     backdoored, splits, evaluator = case
     config = PurifyConfig(epochs=2, eval_every=3)
-    with_oracle = run_all(run_defense("fst", backdoored.model, splits.defense, config, evaluator))[1].model
-    without = run_all(run_defense("fst", backdoored.model, splits.defense, config, None))[1].model
+    with_oracle = run_all(run_defense("fst", backdoored.model, splits.clean, config, evaluator))[1].model
+    without = run_all(run_defense("fst", backdoored.model, splits.clean, config, None))[1].model
     assert weights_hash(with_oracle) == weights_hash(without)
 
 

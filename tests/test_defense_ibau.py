@@ -43,9 +43,9 @@ def test_ibau_is_registered_and_needs_no_trigger():
 def test_ibau_lowers_asr_on_a_private_copy(case):
     backdoored, splits, evaluator = case
     shared = weights_hash(backdoored.model)
-    steps, result = run_all(run_defense("i-bau", backdoored.model, splits.defense, FAST, evaluator))
+    steps, result = run_all(run_defense("i-bau", backdoored.model, splits.clean, FAST, evaluator))
     assert weights_hash(backdoored.model) == shared
-    per_round = -(-len(splits.defense) // 100)
+    per_round = -(-len(splits.clean) // 100)
     assert result.summary.status == "finished" and [s.step for s in steps] == list(range(5 * per_round + 1))
     assert result.summary.after.asr < result.summary.before.asr - 0.05  # measured 1.0 -> 0.88 with the reference's settings
     assert result.summary.after.asr == pytest.approx(evaluator(result.model).asr)
@@ -55,15 +55,15 @@ def test_ibau_weights_are_the_same_with_and_without_an_evaluator(case):
     backdoored, splits, evaluator = case
     seen = []
     settings = {"rounds": 2}
-    _, blind = run_all(run_defense("i-bau", backdoored.model, splits.defense, FAST, None, settings))
-    _, watched = run_all(run_defense("i-bau", backdoored.model, splits.defense, FAST, lambda m: seen.append(1) or evaluator(m), settings))
+    _, blind = run_all(run_defense("i-bau", backdoored.model, splits.clean, FAST, None, settings))
+    _, watched = run_all(run_defense("i-bau", backdoored.model, splits.clean, FAST, lambda m: seen.append(1) or evaluator(m), settings))
     assert seen and weights_hash(blind.model) == weights_hash(watched.model)
 
 
 def test_ibau_stops_on_request(case):
     backdoored, splits, _ = case
     calls = []
-    steps, result = run_all(run_defense("i-bau", backdoored.model, splits.defense, FAST, None, {"batch_size": 16},
+    steps, result = run_all(run_defense("i-bau", backdoored.model, splits.clean, FAST, None, {"batch_size": 16},
                                         should_stop=lambda: calls.append(1) or len(calls) > 3))
     assert result.summary.status == "stopped" and steps[-1].step == 3 and result.model is not None
 
@@ -73,7 +73,7 @@ def test_ibau_ends_diverged_on_a_non_finite_loss(case):
     broken = copy.deepcopy(backdoored.model)
     with torch.no_grad():
         next(broken.parameters()).fill_(float("nan"))
-    _, result = run_all(run_defense("i-bau", broken, splits.defense, FAST, None, {"rounds": 1}))
+    _, result = run_all(run_defense("i-bau", broken, splits.clean, FAST, None, {"rounds": 1}))
     assert result.summary.status == "diverged" and result.model is None and "loss" in result.summary.reason
 
 
@@ -84,7 +84,7 @@ def test_ibau_ends_diverged_on_a_non_finite_loss(case):
 def test_ibau_refuses_bad_settings(case, settings, message):
     backdoored, splits, _ = case
     with pytest.raises(UserInputError, match=message):
-        run_defense("i-bau", backdoored.model, splits.defense, FAST, None, settings)
+        run_defense("i-bau", backdoored.model, splits.clean, FAST, None, settings)
 
 
 def test_the_radius_keeps_the_references_change_per_pixel():

@@ -88,7 +88,7 @@ def test_nad_lowers_asr_on_the_tiny_backdoored_model(tiny_backdoored):
     # lr 0.1 (the reference's first-epochs rate): at the shared loop's 0.01 neither the teacher nor NAD moves
     # this 8x8-digit backdoor (measured ASR 100%), at 0.05 it went to 50% or 87% in two trainings of the fixture
     config = PurifyConfig(epochs=10, lr=0.1, eval_every=1000)
-    _, result = run_all(run_defense("nad", tiny_backdoored.model, splits.defense, config,
+    _, result = run_all(run_defense("nad", tiny_backdoored.model, splits.clean, config,
                                     lambda m: evaluate(m, splits.test, tiny_backdoored.attack)))
     summary = result.summary
     assert summary.status == "finished" and summary.before.asr > 0.9

@@ -28,12 +28,12 @@ def _numbers(items) -> tuple[list[dict], PurifyResult]:
 def test_the_same_seed_and_settings_give_the_same_run_and_weights(tiny_backdoored):
     splits = tiny_backdoored.splits()
     evaluator = lambda m: evaluate(m, splits.test, tiny_backdoored.attack)  # noqa: E731
-    first, a = _numbers(purify(tiny_backdoored.model, splits.defense, CONFIG, evaluator))
-    second, b = _numbers(purify(tiny_backdoored.model, splits.defense, CONFIG, evaluator))
+    first, a = _numbers(purify(tiny_backdoored.model, splits.clean, CONFIG, evaluator))
+    second, b = _numbers(purify(tiny_backdoored.model, splits.clean, CONFIG, evaluator))
     assert first == second
     for key, value in a.model.state_dict().items():
         assert torch.equal(value, b.model.state_dict()[key]), key
-    other, _ = _numbers(purify(tiny_backdoored.model, splits.defense, replace(CONFIG, seed=4), evaluator))
+    other, _ = _numbers(purify(tiny_backdoored.model, splits.clean, replace(CONFIG, seed=4), evaluator))
     assert [s["task_loss"] for s in other] != [s["task_loss"] for s in first], "the seed must matter, or this test proves nothing"
 
 

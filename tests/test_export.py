@@ -15,7 +15,7 @@ from purify_core.store.zoo import load_shipped
 def test_exported_weights_card_and_report():
     backdoored = load_shipped("mnist5k-smallcnn-blended")
     splits = backdoored.splits()
-    run = RunRecord.of_run("#1 ar", backdoored.card, purify(backdoored.model, splits.defense, PurifyConfig(epochs=1, eval_every=3)))
+    run = RunRecord.of_run("#1 ar", backdoored.card, purify(backdoored.model, splits.clean, PurifyConfig(epochs=1, eval_every=3)))
     data, sha = weights_bytes(run.model)
     fresh = load_shipped("mnist5k-smallcnn-blended").model
     fresh.load_state_dict(load(data))

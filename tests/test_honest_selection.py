@@ -56,7 +56,7 @@ def _assert_same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None
 
 @pytest.mark.parametrize("name", list(DEFENSES))
 def test_a_defense_ends_with_the_same_weights_whatever_the_evaluator_says(name, tiny_backdoored):
-    model, clean = tiny_backdoored.model, tiny_backdoored.splits().defense
+    model, clean = tiny_backdoored.model, tiny_backdoored.splits().clean
     config = replace(QUICK, reinit="none", distill=0.0)
     liar = LyingEvaluator()
     honest = _final_weights(lambda: run_defense(name, model, clean, config, None))
@@ -68,7 +68,7 @@ def test_a_defense_ends_with_the_same_weights_whatever_the_evaluator_says(name, 
 
 @pytest.mark.parametrize("preset", PRESETS)
 def test_the_papers_presets_end_with_the_same_weights_whatever_the_evaluator_says(preset, tiny_backdoored):
-    model, clean = tiny_backdoored.model, tiny_backdoored.splits().defense
+    model, clean = tiny_backdoored.model, tiny_backdoored.splits().clean
     config = replace(purify_preset(preset), epochs=1, eval_every=1)
     liar = LyingEvaluator()
     honest = _final_weights(lambda: purify(model, clean, config, None))
@@ -79,7 +79,7 @@ def test_the_papers_presets_end_with_the_same_weights_whatever_the_evaluator_say
 
 def test_the_check_fails_for_a_defense_that_reads_the_evaluator(tiny_backdoored):
     """The test can fail: a run that picks its learning rate from the evaluator's ASR is caught."""
-    model, clean = tiny_backdoored.model, tiny_backdoored.splits().defense
+    model, clean = tiny_backdoored.model, tiny_backdoored.splits().clean
 
     def cheating(evaluator):
         lr = 0.05 if evaluator is not None and evaluator(model).asr > 0.5 else 0.01

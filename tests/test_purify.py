@@ -36,8 +36,8 @@ def case(tiny_backdoored):
 def test_purify_streams_steps_and_ends_with_a_purified_private_copy(case):
     backdoored, splits, evaluator = case
     original = weights(backdoored.model)
-    steps, result = run_all(purify(backdoored.model, splits.defense, FAST, evaluator))
-    per_epoch = -(-len(splits.defense) // FAST.batch_size)
+    steps, result = run_all(purify(backdoored.model, splits.clean, FAST, evaluator))
+    per_epoch = -(-len(splits.clean) // FAST.batch_size)
     assert [s.step for s in steps] == list(range(3 * per_epoch + 1))
     assert all(s.acc is not None for s in steps if s.step % 3 == 0 or s.step == steps[-1].steps)
     assert all(s.acc is None for s in steps if s.step % 3 and s.step != steps[-1].steps)
@@ -51,8 +51,8 @@ def test_purify_streams_steps_and_ends_with_a_purified_private_copy(case):
 
 def test_runs_are_reproducible(case):
     backdoored, splits, evaluator = case
-    a = run_all(purify(backdoored.model, splits.defense, FAST, evaluator))[1]
-    b = run_all(purify(backdoored.model, splits.defense, FAST, evaluator))[1]
+    a = run_all(purify(backdoored.model, splits.clean, FAST, evaluator))[1]
+    b = run_all(purify(backdoored.model, splits.clean, FAST, evaluator))[1]
     for k, v in a.model.state_dict().items():
         assert torch.equal(v, b.model.state_dict()[k])
     assert a.summary.after == b.summary.after
@@ -60,7 +60,7 @@ def test_runs_are_reproducible(case):
 
 def test_closing_the_generator_stops_cleanly_and_should_stop_keeps_what_was_done(case):
     backdoored, splits, evaluator = case
-    gen = purify(backdoored.model, splits.defense, FAST, evaluator)
+    gen = purify(backdoored.model, splits.clean, FAST, evaluator)
     next(gen), next(gen)
     gen.close()
     calls = {"n": 0}
@@ -69,14 +69,14 @@ def test_closing_the_generator_stops_cleanly_and_should_stop_keeps_what_was_done
         calls["n"] += 1
         return calls["n"] > 4
 
-    steps, result = run_all(purify(backdoored.model, splits.defense, FAST, evaluator, should_stop=stop_after_four))
+    steps, result = run_all(purify(backdoored.model, splits.clean, FAST, evaluator, should_stop=stop_after_four))
     assert result.summary.status == "stopped" and result.summary.steps == 4 and steps[-1].step == 4
     assert result.model is not None and result.summary.after is not None
 
 
 def test_an_exploding_loss_stops_with_a_reason_and_no_model(case):
     backdoored, splits, evaluator = case
-    steps, result = run_all(purify(backdoored.model, splits.defense, replace(FAST, lr=1e6, strength=0.0), evaluator))
+    steps, result = run_all(purify(backdoored.model, splits.clean, replace(FAST, lr=1e6, strength=0.0), evaluator))
     assert result.summary.status == "diverged" and result.model is None
     assert "lower the learning rate" in result.summary.reason
     assert all(torch.isfinite(torch.tensor(s.task_loss)) for s in steps[1:])
@@ -84,7 +84,7 @@ def test_an_exploding_loss_stops_with_a_reason_and_no_model(case):
 
 def test_prune_keeps_marked_neurons_at_zero_through_purification(case):
     backdoored, splits, _ = case
-    _, result = run_all(purify(backdoored.model, splits.defense, replace(FAST, regularizer="prune", threshold=0.25)))
+    _, result = run_all(purify(backdoored.model, splits.clean, replace(FAST, regularizer="prune", threshold=0.25)))
     for layer in neuron_layers(result.model):
         marked = result.mask[layer.name]
         assert marked.sum() == round(0.25 * layer.width)
@@ -95,8 +95,8 @@ def test_prune_keeps_marked_neurons_at_zero_through_purification(case):
 def test_ar_shrinks_marked_weights_more_than_plain_fine_tuning(case):
     backdoored, splits, _ = case
     config = replace(FAST, threshold=0.25, strength=0.5, layers="final-linear")
-    _, ar = run_all(purify(backdoored.model, splits.defense, config))
-    _, none = run_all(purify(backdoored.model, splits.defense, replace(config, regularizer="none")))
+    _, ar = run_all(purify(backdoored.model, splits.clean, config))
+    _, none = run_all(purify(backdoored.model, splits.clean, replace(config, regularizer="none")))
     layer = "net.fc1"
     marked = ar.mask[layer]
     norm = lambda m: float(m.get_submodule(layer).weight.detach()[marked].abs().sum())  # noqa: E731
@@ -107,7 +107,7 @@ def test_ar_shrinks_marked_weights_more_than_plain_fine_tuning(case):
 def test_the_dynamic_schedule_grows_the_marked_set_from_beta_to_all(case):
     backdoored, splits, _ = case
     config = replace(FAST, threshold=0.5, dynamic=True, beta=0.5, epochs=3)
-    steps, result = run_all(purify(backdoored.model, splits.defense, config))
+    steps, result = run_all(purify(backdoored.model, splits.clean, config))
     total = result.summary.marked
     by_epoch = {s.epoch: s.marked for s in steps[1:]}
     assert by_epoch[1] < by_epoch[2] < by_epoch[3] == total
@@ -134,7 +134,7 @@ def test_bad_purification_settings_are_refused(overrides, message):
 def test_baseline_defenses_run_on_a_private_copy(case, name):
     backdoored, splits, evaluator = case
     original = weights(backdoored.model)
-    steps, result = run_all(run_defense(name, backdoored.model, splits.defense, FAST, evaluator))
+    steps, result = run_all(run_defense(name, backdoored.model, splits.clean, FAST, evaluator))
     assert result.summary.status == "finished" and result.model is not None
     assert steps[0].acc == pytest.approx(evaluator(backdoored.model).acc)  # "before" is the backdoored model
     assert all(torch.equal(original[k], v) for k, v in backdoored.model.state_dict().items())
@@ -158,7 +158,7 @@ def test_zero_epochs_take_no_step_and_still_give_a_fresh_result(case):
     zero_neurons(pruned, {**mask, layers[0].name: torch.arange(layers[0].width) < layers[0].width // 2})
     expected = weights(pruned)
     config = replace(FAST, epochs=0, regularizer="none", threshold=0.0)
-    steps, result = run_all(fine_tune(pruned, splits.defense, mask, config, evaluator, before=before))
+    steps, result = run_all(fine_tune(pruned, splits.clean, mask, config, evaluator, before=before))
     assert [s.step for s in steps] == [0] and result.summary.steps == 0 and result.summary.status == "finished"
     assert all(torch.equal(expected[k], v) for k, v in result.model.state_dict().items())
     assert result.summary.before == before and result.summary.after == evaluator(pruned) != before
@@ -170,11 +170,11 @@ def test_a_defense_refuses_bad_settings_before_any_work(case):
                               ({"margin": "wide"}, "fine-pruning setting margin='wide' must be a float"),
                               ({"nope": 1}, "fine-pruning has no setting nope; its settings are: margin")]:
         with pytest.raises(UserInputError, match=message):
-            run_defense("fine-pruning", backdoored.model, splits.defense, FAST, settings=settings)
+            run_defense("fine-pruning", backdoored.model, splits.clean, FAST, settings=settings)
     with pytest.raises(UserInputError, match="finetune has no setting margin; its settings are: none"):
-        run_defense("finetune", backdoored.model, splits.defense, FAST, settings={"margin": 0.1})
+        run_defense("finetune", backdoored.model, splits.clean, FAST, settings={"margin": 0.1})
     with pytest.raises(UserInputError, match="unknown defense 'anp-oracle'; choose one of finetune, fine-pruning"):
-        run_defense("anp-oracle", backdoored.model, splits.defense, FAST)
+        run_defense("anp-oracle", backdoored.model, splits.clean, FAST)
 
 
 def test_fine_pruning_chooses_its_amount_from_clean_accuracy_only(case):
@@ -184,17 +184,17 @@ def test_fine_pruning_chooses_its_amount_from_clean_accuracy_only(case):
     from purify_core.method.rankings import rank_neurons
 
     backdoored, splits, _ = case
-    scores = rank_neurons(backdoored.model, splits.defense, "activation")
-    mask, fraction = largest_safe_mask(backdoored.model, scores, splits.defense, 0.04, [0.1, 0.2, 0.3, 0.4, 0.5])
+    scores = rank_neurons(backdoored.model, splits.clean, "activation")
+    mask, fraction = largest_safe_mask(backdoored.model, scores, splits.clean, 0.04, [0.1, 0.2, 0.3, 0.4, 0.5])
     pruned = copy.deepcopy(backdoored.model)
     zero_neurons(pruned, mask)
-    assert accuracy(pruned, splits.defense) >= accuracy(backdoored.model, splits.defense) - 0.04
+    assert accuracy(pruned, splits.clean) >= accuracy(backdoored.model, splits.clean) - 0.04
     assert fraction in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 def test_fine_pruning_never_marks_more_than_the_threshold_limit(case):
     backdoored, splits, _ = case
     # a margin of 1 never stops the search: it must end at half the layer, not raise
-    _, result = run_all(run_defense("fine-pruning", backdoored.model, splits.defense, FAST, settings={"margin": 1.0}))
+    _, result = run_all(run_defense("fine-pruning", backdoored.model, splits.clean, FAST, settings={"margin": 1.0}))
     last_conv = [l for l in neuron_layers(result.model) if l.kind == "conv"][-1]
     assert int(result.mask[last_conv.name].sum()) == last_conv.width // 2

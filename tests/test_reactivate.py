@@ -74,7 +74,7 @@ def test_re_tuning_on_many_poisoned_images_implants_the_backdoor_in_a_clean_mode
 
 def test_a_purified_models_bounce_back_is_reported_beside_the_others(tiny_backdoored, cache):
     splits = tiny_backdoored.splits()
-    purified = purification_result(purify(tiny_backdoored.model, splits.defense, PurifyConfig(epochs=2))).model
+    purified = purification_result(purify(tiny_backdoored.model, splits.clean, PurifyConfig(epochs=2))).model
     models = {"purified": purified, "backdoored": tiny_backdoored.model, "clean": clean_model(tiny_backdoored.scenario, device="cpu")}
     items = list(reactivate(models, splits.train, splits.test, tiny_backdoored.attack, ReactivateConfig(epochs=2)))
     fractions = [i.fraction for i in items]
@@ -123,7 +123,7 @@ def test_salience_and_tac_before_and_after_share_one_scale(tiny_backdoored):
     splits = tiny_backdoored.splits()
     model = tiny_backdoored.model
     before = weights_hash(model)
-    change = neuron_change(model, model, splits.defense, tiny_backdoored.attack)
+    change = neuron_change(model, model, splits.clean, tiny_backdoored.attack)
     assert weights_hash(model) == before
     tac = change.before["tac"]
     marked = infected(tac)

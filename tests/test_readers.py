@@ -112,7 +112,7 @@ def test_cifar10_through_load_splits(tmp_path):
     write_cifar_python(tmp_path)
     splits = load_splits(DataConfig(dataset="cifar10", root=str(tmp_path), defense_fraction=0.2))
     assert splits.input_shape == (3, 32, 32) and splits.num_classes == 10 and len(splits.test) == 6
-    assert len(splits.train) == 24 and len(splits.defense) == 6
+    assert len(splits.train) == 24 and len(splits.clean) == 6
 
 
 class _SystemExploit:
@@ -314,7 +314,7 @@ def test_image_folder_through_load_splits(tmp_path):
             save_image(tmp_path / cls / f"{k}.png", (10, 10), 30 * k, mode="L")
     splits = load_splits(DataConfig(dataset="imagefolder", root=str(tmp_path), image_size=8, test_fraction=0.2, defense_fraction=0.25))
     assert splits.input_shape == (1, 8, 8) and splits.classes == ("a", "b")
-    assert len(splits.test) == 4 and len(splits.defense) == 4 and len(splits.train) == 12
+    assert len(splits.test) == 4 and len(splits.clean) == 4 and len(splits.train) == 12
 
 
 def _mismatch(root: Path) -> None:

@@ -69,7 +69,7 @@ def test_marked_reinit_changes_only_the_marked_neurons_rows(hand_net):
 
 
 def test_distillation_at_weight_zero_is_todays_run_exactly(tiny_backdoored):
-    model, defense = tiny_backdoored.model, tiny_backdoored.splits().defense
+    model, defense = tiny_backdoored.model, tiny_backdoored.splits().clean
     scores = _scores(model, defense)
     mask = mark(scores, FAST.threshold, "layer", list(scores), FAST.direction)
     today = list(fine_tune(copy.deepcopy(model), defense, mask, FAST, None, scores))
@@ -90,7 +90,7 @@ def _scores(model, defense):
 
 def test_the_distillation_term_is_the_weighted_kl_at_temperature(tiny_backdoored):
     teacher = tiny_backdoored.model
-    x = tiny_backdoored.splits().defense.x[:8]
+    x = tiny_backdoored.splits().clean.x[:8]
     student = torch.randn(8, 10)
     term = Distillation.from_original(teacher, 0.25, 3.0, "constant")
     scale, extra = term(x, student, 0.7)
@@ -107,7 +107,7 @@ def test_reinit_and_distillation_purify_a_private_copy_and_stream_the_term(tiny_
     model, splits = tiny_backdoored.model, tiny_backdoored.splits()
     original = state(model)
     config = replace(FAST, reinit="dense", distill=0.5, regularizer="none", threshold=0.0)
-    items = list(purify(model, splits.defense, config, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)))
+    items = list(purify(model, splits.clean, config, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)))
     result = items[-1]
     assert isinstance(result, PurifyResult) and result.summary.status == "finished"
     assert not changed(original, model), "the caller's model is never changed"
@@ -142,7 +142,7 @@ def test_the_presets_say_what_they_are():
 
 
 def test_a_run_with_the_new_steps_is_deterministic(tiny_backdoored):
-    model, defense = tiny_backdoored.model, tiny_backdoored.splits().defense
+    model, defense = tiny_backdoored.model, tiny_backdoored.splits().clean
     config = replace(FAST, reinit="dense", distill=0.5, distill_schedule="linear", regularizer="prune", threshold=0.3, layers="last-conv")
     a, b = (list(purify(model, defense, config))[-1].model.state_dict() for _ in range(2))
     c = list(purify(model, defense, replace(config, seed=1)))[-1].model.state_dict()

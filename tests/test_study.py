@@ -47,7 +47,7 @@ def test_purification_result_refuses_a_run_that_ends_without_a_result():
 
 
 def test_grading_gives_what_the_callers_computed_each_way(case):
-    model, defense, attack = case.backdoored.model, case.splits.defense, case.backdoored.attack
+    model, defense, attack = case.backdoored.model, case.splits.clean, case.backdoored.attack
     tac = rank_neurons(model, defense, "tac", attack=attack)
     scores = {m: rank_neurons(model, defense, m) for m in DEFENDER_METRICS}
     grades = grade_rankings(scores, tac, 0.1)
@@ -72,7 +72,7 @@ def test_grading_gives_what_the_callers_computed_each_way(case):
 
 def test_a_run_record_keeps_steps_and_result_and_makes_its_summary_row(case):
     record = RunRecord(label="#1 ar", config={"regularizer": "ar"}, source=case.backdoored.card)
-    result = purification_result(purify(case.backdoored.model, case.splits.defense.subset(range(128)), PurifyConfig(epochs=2, eval_every=3), case.evaluator(200)),
+    result = purification_result(purify(case.backdoored.model, case.splits.clean.subset(range(128)), PurifyConfig(epochs=2, eval_every=3), case.evaluator(200)),
                                  on_step=record.record)
     record.record(result)
     assert record.status == result.summary.status == "finished" and record.model is result.model

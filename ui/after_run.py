@@ -31,7 +31,7 @@ def _neurons(run: RunRecord) -> None:
     backdoored, splits = backdoored_model(source), splits_for(source)
     if run.neurons_after is None:
         with st.spinner("Scoring the purified model's neurons…"):
-            run.neurons_after = neuron_scores_of(run.model, splits.defense, backdoored.attack)
+            run.neurons_after = neuron_scores_of(run.model, splits.clean, backdoored.attack)
     before = {"salience": neuron_scores(source, "salience", "abs"), "tac": neuron_scores(source, "tac")}
     marked = infected(before["tac"])
     left, right = st.columns(2)

@@ -62,7 +62,7 @@ def neuron_scores(name: str, metric: str, variant: str = "abs") -> dict:
 
     backdoored = backdoored_model(name)
     options = {"variant": variant} if metric == "salience" else {}
-    return rank_neurons(backdoored.model, splits_for(name).defense, metric, attack=backdoored.attack, **options)
+    return rank_neurons(backdoored.model, splits_for(name).clean, metric, attack=backdoored.attack, **options)
 
 
 @st.cache_data(show_spinner="Grading the rankings against TAC…")
@@ -93,7 +93,7 @@ def neuron_maps(name: str, layer: str, neuron: int) -> list:
     """One neuron's mean activation map on the clean defense images and with the trigger (oracle)."""
     from purify_core.views.neuron_view import mean_activation_map
 
-    backdoored, clean = backdoored_model(name), splits_for(name).defense.x
+    backdoored, clean = backdoored_model(name), splits_for(name).clean.x
     return [mean_activation_map(backdoored.model, clean, layer, neuron),
             mean_activation_map(backdoored.model, backdoored.attack.apply(clean), layer, neuron)]
 

@@ -63,8 +63,8 @@ class Contender:
         """Drive this contender to its result on `model` with the case's clean set (its draw seeds the run)."""
         config = replace(self.config(epochs), seed=case.seed, eval_every=10**6)  # evaluated before and after only
         if self.kind == "defense":
-            return purification_result(run_defense(self.name, model, case.splits.defense, config, evaluator))
-        return purification_result(purify(model, case.splits.defense, config, evaluator))
+            return purification_result(run_defense(self.name, model, case.splits.clean, config, evaluator))
+        return purification_result(purify(model, case.splits.clean, config, evaluator))
 
 
 def contenders(wanted: list[str] | None = None) -> list[Contender]:

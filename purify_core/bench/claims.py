@@ -61,7 +61,7 @@ def _outcome(result: PurifyResult, case: Case) -> dict[str, Any]:
 
 
 def _run(case: Case, config: PurifyConfig, defense: str | None = None) -> dict[str, Any]:
-    model, data, check = case.backdoored.model, case.splits.defense, case.evaluator(CHECK_IMAGES)
+    model, data, check = case.backdoored.model, case.splits.clean, case.evaluator(CHECK_IMAGES)
     config = replace(config, seed=case.seed, eval_every=CHECK_EVERY)
     run = purify(model, data, config, check) if defense is None else run_defense(defense, model, data, config, check)
     return _outcome(purification_result(run), case)
@@ -112,7 +112,7 @@ def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, 
             defenses.append({"scenario": case.backdoored.name, "seed": case.seed, "defense": LAB_DEFAULT, **_run(case, config)})
             log(f"{case.backdoored.name} seed {case.seed}: lab default done at {time.perf_counter() - start:.0f} s")
             continue
-        name, model, defense = case.backdoored.name, case.backdoored.model, case.splits.defense
+        name, model, defense = case.backdoored.name, case.backdoored.model, case.splits.clean
         scores = {m: rank_neurons(model, defense, m, attack=case.backdoored.attack) for m in METRICS}
         for g in grade_rankings({m: scores[m] for m in DEFENDER_METRICS}, scores["tac"]):
             rankings.append({"scenario": name, "seed": case.seed, "metric": g.metric, "auc_low": g.lowest.auc,

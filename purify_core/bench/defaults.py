@@ -62,7 +62,7 @@ def _one(task: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     """One run in a worker process: a recipe on one scenario, clean-set draw and seed."""
     import torch
 
-    from ..data.splits import redraw_defense
+    from ..data.splits import redraw_clean
     from ..method.purify import purify
     from ..study import evaluator_for, purification_result
     from ..store.zoo import load_shipped
@@ -72,10 +72,10 @@ def _one(task: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
     if scenario not in _MODELS:
         _MODELS[scenario] = load_shipped(scenario)
     backdoored = _MODELS[scenario]
-    splits = redraw_defense(backdoored.splits(), draw)
+    splits = redraw_clean(backdoored.splits(), draw)
     config = replace(PurifyConfig(**base), eval_every=10**6, seed=seed, **RECIPES[recipe])
     start = time.perf_counter()
-    s = purification_result(purify(backdoored.model, splits.defense, config, evaluator_for(backdoored.attack, splits.test))).summary
+    s = purification_result(purify(backdoored.model, splits.clean, config, evaluator_for(backdoored.attack, splits.test))).summary
     return {"recipe": recipe, "scenario": scenario, "draw": draw, "seed": seed, "seconds": time.perf_counter() - start,
             "acc_before": 100 * s.before.acc, "acc": 100 * s.after.acc if s.after else None,
             "asr_before": 100 * s.before.asr, "asr": 100 * s.after.asr if s.after else None, "status": s.status}

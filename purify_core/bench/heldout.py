@@ -38,7 +38,7 @@ def run_heldout(folder: Path, seeds: list[int], config: PurifyConfig, log: Calla
         for seed in seeds:
             case = case_of(backdoored, seed)
             start = time.perf_counter()
-            s = purification_result(purify(backdoored.model, case.splits.defense, replace(config, seed=seed, eval_every=10**6), case.evaluator())).summary
+            s = purification_result(purify(backdoored.model, case.splits.clean, replace(config, seed=seed, eval_every=10**6), case.evaluator())).summary
             rows.append({"model": card.stem, "attack": attack.name, "target": attack.target, "poison_rate": attack.poison_rate,
                          "params": dict(attack.params), "seed": seed, "acc_before": 100 * s.before.acc, "acc_after": 100 * s.after.acc if s.after else None,
                          "asr_before": 100 * s.before.asr, "asr_after": 100 * s.after.asr if s.after else None,

@@ -52,7 +52,7 @@ def _forward_backward(model: torch.nn.Module, data: list) -> None:
 
 def run_perf(names: list[str] | None, config: PurifyConfig, repeats: int = 5) -> dict[str, Any]:
     case = next(cases(names, [0]))
-    model, defense, test = case.backdoored.model, case.splits.defense, case.splits.test
+    model, defense, test = case.backdoored.model, case.splits.clean, case.splits.test
     data = batches(defense, 64)
     work = copy.deepcopy(model)  # the yardstick writes .grad: never on the shared model
     yardstick = _median_seconds(lambda: _forward_backward(work, data), repeats)

@@ -44,8 +44,8 @@ def run_reactivate(names: list[str] | None, seeds: list[int], preset: str, confi
             log(f"clean control for {case.backdoored.name}: {time.perf_counter() - start:.1f} s (0 when cached)")
         run = replace(config, seed=case.seed, eval_every=10**6)
         start = time.perf_counter()
-        purified = purification_result(purify(case.backdoored.model, case.splits.defense, run, case.evaluator()))
-        tuned = purification_result(run_defense(BASELINE, case.backdoored.model, case.splits.defense, _plain(run), case.evaluator()))
+        purified = purification_result(purify(case.backdoored.model, case.splits.clean, run, case.evaluator()))
+        tuned = purification_result(run_defense(BASELINE, case.backdoored.model, case.splits.clean, _plain(run), case.evaluator()))
         defend_seconds = time.perf_counter() - start
         models = {"purified": purified.model, BASELINE: tuned.model, "backdoored": case.backdoored.model, "clean": clean_models[key]}
         models = {k: v for k, v in models.items() if v is not None}  # a diverged run has no model

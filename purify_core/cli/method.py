@@ -152,7 +152,7 @@ def rank(args: argparse.Namespace) -> int:
     options = dict(args.setting)
     if args.variant is not None:
         options.setdefault("variant", args.variant)
-    scores = rank_neurons(case.backdoored.model, case.splits.defense, args.metric, attack=case.backdoored.attack, **options)
+    scores = rank_neurons(case.backdoored.model, case.splits.clean, args.metric, attack=case.backdoored.attack, **options)
     payload = {"scenario": case.backdoored.name, "metric": args.metric, "scores": {n: [round(float(v), 6) for v in s] for n, s in scores.items()}}
     rows = [{"layer": n, "neurons": len(s), "min": float(s.min()), "median": float(s.median()), "max": float(s.max()),
              "lowest 5": " ".join(str(int(i)) for i in s.argsort()[:5])} for n, s in scores.items()]
@@ -170,7 +170,7 @@ def compare(args: argparse.Namespace) -> int:
     if not 0 < args.top < 1:
         raise UserInputError(f"--top must be a fraction in (0, 1), got {args.top}")
     case = case_from(args)
-    model, defense, attack = case.backdoored.model, case.splits.defense, case.backdoored.attack
+    model, defense, attack = case.backdoored.model, case.splits.clean, case.backdoored.attack
     tac = rank_neurons(model, defense, "tac", attack=attack)
     scores = {metric: rank_neurons(model, defense, metric) for metric in DEFENDER_METRICS}
     rows = [grade.to_dict(digits=3) for grade in grade_rankings(scores, tac, args.top)]
@@ -217,7 +217,7 @@ def purify(args: argparse.Namespace) -> int:
 
     config = purify_config(args)
     case = case_from(args)
-    result = run_printing_steps(run_purify(case.backdoored.model, case.splits.defense, config, case.evaluator()))
+    result = run_printing_steps(run_purify(case.backdoored.model, case.splits.clean, config, case.evaluator()))
     return _report(args, _result_payload(case, result), result)
 
 
@@ -232,6 +232,6 @@ def defend(args: argparse.Namespace) -> int:
     settings = defense_settings(args)
     check_defense_settings(args.defense, settings)  # before the model is loaded
     case = case_from(args)
-    result = run_printing_steps(run_defense(args.defense, case.backdoored.model, case.splits.defense, config, case.evaluator(), settings=settings))
+    result = run_printing_steps(run_defense(args.defense, case.backdoored.model, case.splits.clean, config, case.evaluator(), settings=settings))
     return _report(args, {"defense": args.defense, "settings": check_defense_settings(args.defense, settings),
                           **_result_payload(case, result)}, result)

@@ -34,7 +34,7 @@ def _defend(args: argparse.Namespace, case: Any) -> Any:
     from ..method.purify import PURIFY_PRESETS, purify, purify_preset
 
     overrides = {"seed": args.seed, **({"epochs": args.purify_epochs} if args.purify_epochs is not None else {})}
-    model, defense = case.backdoored.model, case.splits.defense
+    model, defense = case.backdoored.model, case.splits.clean
     if args.defense in PURIFY_PRESETS:
         run = purify(model, defense, purify_preset(args.defense, **overrides), case.evaluator())
     elif args.defense in DEFENSES:

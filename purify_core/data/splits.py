@@ -23,7 +23,7 @@ from ..config import DataConfig
 from ..errors import UserInputError
 from .image_set import ImageSet
 
-__all__ = ["Splits", "load_splits", "redraw_defense", "stratified_split", "one_per_class"]
+__all__ = ["Splits", "load_splits", "redraw_clean", "stratified_split", "one_per_class"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -32,7 +32,7 @@ class Splits:
 
     train: ImageSet
     test: ImageSet
-    defense: ImageSet
+    clean: ImageSet  # the small clean set a defender holds (not the defense method)
     classes: tuple[str, ...]
 
     @property
@@ -105,10 +105,10 @@ def load_splits(cfg: DataConfig) -> Splits:
         rest, held = stratified_split(pool.y, cfg.test_fraction, cfg.split_seed)
         pool, test = pool.subset(rest), pool.subset(held)
     train_index, defense_index = stratified_split(pool.y, cfg.defense_fraction, cfg.split_seed + 1)
-    return Splits(train=pool.subset(train_index), test=test, defense=pool.subset(defense_index), classes=classes)
+    return Splits(train=pool.subset(train_index), test=test, clean=pool.subset(defense_index), classes=classes)
 
 
-def redraw_defense(splits: Splits, seed: int) -> Splits:
+def redraw_clean(splits: Splits, seed: int) -> Splits:
     """Another clean defense set of the same size, drawn from the images the model never trained on.
 
     Seed 0 keeps the scenario's own split; other seeds pool test and defense images and hold out
@@ -116,9 +116,9 @@ def redraw_defense(splits: Splits, seed: int) -> Splits:
     """
     if seed == 0:
         return splits
-    pool = ImageSet(torch.cat([splits.test.x, splits.defense.x]), torch.cat([splits.test.y, splits.defense.y]))
-    rest, held = stratified_split(pool.y, len(splits.defense) / len(pool), seed)
-    return Splits(train=splits.train, test=pool.subset(rest), defense=pool.subset(held), classes=splits.classes)
+    pool = ImageSet(torch.cat([splits.test.x, splits.clean.x]), torch.cat([splits.test.y, splits.clean.y]))
+    rest, held = stratified_split(pool.y, len(splits.clean) / len(pool), seed)
+    return Splits(train=splits.train, test=pool.subset(rest), clean=pool.subset(held), classes=splits.classes)
 
 
 def one_per_class(images: ImageSet, n: int) -> torch.Tensor:
