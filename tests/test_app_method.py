@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from purify_core.method.purify import PURIFY_PRESETS
+from purify_core.method.rankings import DEFENDER_METRICS, METRIC_LABELS
 from purify_core.study import RunRecord
 from purify_core.store.zoo import list_zoo
 
@@ -13,7 +14,8 @@ def test_compare_page_grades_every_ranking_and_draws_its_charts():
     at = open_page("app_pages/compare.py")
     assert not at.exception
     table = at.dataframe[0].value
-    assert list(table["ranking"]) == ["benign salience", "activation", "magnitude", "gradient x activation"]
+    assert list(table["ranking"]) == [METRIC_LABELS[m] for m in DEFENDER_METRICS]  # every registered ranking but TAC
+    assert list(table["ranking"])[:4] == ["benign salience", "activation", "magnitude", "gradient x activation"]
     assert ((table["ROC AUC"] >= 0) & (table["ROC AUC"] <= 1)).all()
     assert len(at.get("plotly_chart")) == 2
     at.radio(key="compare_direction").set_value("highest").run()

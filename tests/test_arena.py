@@ -8,6 +8,7 @@ from purify_core.bench.arena import PRESETS, arena_markdown, arena_results_for, 
 from purify_core.defenses import DEFENSES
 from purify_core.errors import UserInputError
 from purify_core.evaluation.clean_control import clean_model
+from purify_core.method.purify import PRESET_LABELS
 from purify_core.study import case_of
 
 
@@ -54,5 +55,5 @@ def test_the_arena_on_a_tiny_model_grades_each_contender_and_its_clean_control(t
     assert arena_results_for(raw, "another-model") == []
     text = arena_markdown(raw)
     assert "| scenario | defense | ACC | ASR | RA | DER | clean control ACC drop |" in text
-    assert f"**finetune** (Fine-tuning): {DEFENSES['finetune'].selection}" in text and "**default** (paper: default)" in text
+    assert f"**finetune** (Fine-tuning): {DEFENSES['finetune'].selection}" in text and f"**default** ({PRESET_LABELS['default']})" in text
     assert "Total time:" in text

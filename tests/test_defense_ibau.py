@@ -43,11 +43,13 @@ def test_ibau_is_registered_and_needs_no_trigger():
 def test_ibau_lowers_asr_on_a_private_copy(case):
     backdoored, splits, evaluator = case
     shared = weights_hash(backdoored.model)
-    steps, result = run_all(run_defense("i-bau", backdoored.model, splits.clean, FAST, evaluator))
+    # lr 0.003, not the reference's 0.001: on the 8x8 tiny model the reference's settings moved ASR only
+    # 1.0 -> 0.88 or 0.95 depending on how the fixture trained (1 or 2 threads); 0.003 gave 0.28 and 0.0
+    steps, result = run_all(run_defense("i-bau", backdoored.model, splits.clean, FAST, evaluator, {"lr": 0.003}))
     assert weights_hash(backdoored.model) == shared
     per_round = -(-len(splits.clean) // 100)
     assert result.summary.status == "finished" and [s.step for s in steps] == list(range(5 * per_round + 1))
-    assert result.summary.after.asr < result.summary.before.asr - 0.05  # measured 1.0 -> 0.88 with the reference's settings
+    assert result.summary.after.asr < result.summary.before.asr - 0.05
     assert result.summary.after.asr == pytest.approx(evaluator(result.model).asr)
 
 

@@ -46,7 +46,9 @@ class Contender:
     kind: str  # "defense" or "preset"
 
     def label(self) -> str:
-        return DEFENSES[self.name].label if self.kind == "defense" else f"paper: {self.name}"
+        if self.kind == "defense":
+            return DEFENSES[self.name].label
+        return PRESET_LABELS.get(self.name, f"preset {self.name}")  # "default" is the lab's recipe, not the paper's
 
     def selection(self) -> str:
         return DEFENSES[self.name].selection if self.kind == "defense" else PRESET_SELECTION.get(self.name, PRESET_LABELS.get(self.name, ""))
