@@ -27,3 +27,12 @@ def weights_hash(model) -> str:
         digest.update(key.encode())
         digest.update(value.detach().cpu().numpy().tobytes())
     return digest.hexdigest()
+
+
+def run_all(gen):
+    """A purification or defense run drained: its steps, then its one result (checked to come last)."""
+    from purify_core.method.purify import PurifyResult, StepMetrics
+
+    items = list(gen)
+    assert all(isinstance(i, StepMetrics) for i in items[:-1]) and isinstance(items[-1], PurifyResult)
+    return items[:-1], items[-1]

@@ -67,6 +67,15 @@ def tiny_backdoored():
     return item.result
 
 
+@pytest.fixture
+def case(tiny_backdoored):
+    """The tiny model, its splits and an evaluator on its test split (the evaluator's view only)."""
+    from purify_core.models.evaluate import evaluate
+
+    splits = tiny_backdoored.splits()
+    return tiny_backdoored, splits, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)
+
+
 def _fixture_funcs(item: pytest.Item) -> list:
     info = getattr(item, "_fixtureinfo", None)
     return [d.func for defs in (info.name2fixturedefs.values() if info else ()) for d in defs]

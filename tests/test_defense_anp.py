@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 
 import pytest
 import torch
@@ -13,30 +12,13 @@ from purify_core.errors import UserInputError
 from purify_core.method.purify import PurifyConfig, PurifyResult, StepMetrics
 from purify_core.models.evaluate import accuracy, evaluate
 
+from app_helpers import run_all, weights_hash
+
 FAST = PurifyConfig(epochs=1, eval_every=20)
 #: A short run with a margin of 1 (the threshold scan runs to the reference's 0.9): on the 8x8 tiny
 #: model the backdoor's neurons cost 10-30 points of clean accuracy, so the default 4% prunes too
 #: few to move ASR there (measured 0.67-1.0); the margin is the user's choice, never read from ASR.
 SHORT = {"iterations": 100, "margin": 1.0}
-
-
-def weights_hash(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode() + v.detach().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
-def run_all(gen):
-    items = list(gen)
-    assert all(isinstance(i, StepMetrics) for i in items[:-1]) and isinstance(items[-1], PurifyResult)
-    return items[:-1], items[-1]
-
-
-@pytest.fixture
-def case(tiny_backdoored):
-    splits = tiny_backdoored.splits()
-    return tiny_backdoored, splits, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)
 
 
 def test_anp_is_registered_and_needs_no_trigger():

@@ -4,7 +4,6 @@ a private copy, stops on request, refuses bad settings, and never reads the trig
 from __future__ import annotations
 
 import ast
-import hashlib
 import inspect
 
 import pytest
@@ -16,22 +15,11 @@ from purify_core.errors import UserInputError
 from purify_core.method.purify import PurifyConfig, PurifyResult, StepMetrics
 from purify_core.models.evaluate import evaluate
 
+from app_helpers import run_all, weights_hash
+
 FAST = PurifyConfig(epochs=5, eval_every=1000)
 #: Names a defense may not read: the attack, its trigger, poisoned data, ASR.
 ORACLE_NAMES = {"attack", "trigger", "poison", "poisoned", "asr", "tac", "backdoored"}
-
-
-def weights_hash(model: torch.nn.Module) -> str:
-    digest = hashlib.sha256()
-    for key, value in model.state_dict().items():
-        digest.update(key.encode() + value.detach().cpu().numpy().tobytes())
-    return digest.hexdigest()
-
-
-def run_all(gen):
-    items = list(gen)
-    assert all(isinstance(i, StepMetrics) for i in items[:-1]) and isinstance(items[-1], PurifyResult)
-    return items[:-1], items[-1]
 
 
 def code_names(module) -> set[str]:
@@ -46,12 +34,6 @@ def code_names(module) -> set[str]:
 def small_clean(hand_net):
     g = torch.Generator().manual_seed(3)
     return ImageSet(torch.rand(24, 1, 4, 4, generator=g), torch.randint(0, 2, (24,), generator=g))
-
-
-@pytest.fixture
-def case(tiny_backdoored):
-    splits = tiny_backdoored.splits()
-    return tiny_backdoored, splits, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)
 
 
 def test_fst_is_registered_with_its_paper_and_needs_no_trigger():

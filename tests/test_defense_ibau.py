@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 
 import pytest
 import torch
@@ -14,26 +13,9 @@ from purify_core.errors import UserInputError
 from purify_core.method.purify import PurifyConfig, PurifyResult, StepMetrics
 from purify_core.models.evaluate import evaluate
 
+from app_helpers import run_all, weights_hash
+
 FAST = PurifyConfig(eval_every=2)
-
-
-def weights_hash(model: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode() + v.detach().cpu().numpy().tobytes())
-    return h.hexdigest()
-
-
-def run_all(gen):
-    items = list(gen)
-    assert all(isinstance(i, StepMetrics) for i in items[:-1]) and isinstance(items[-1], PurifyResult)
-    return items[:-1], items[-1]
-
-
-@pytest.fixture
-def case(tiny_backdoored):
-    splits = tiny_backdoored.splits()
-    return tiny_backdoored, splits, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)
 
 
 def test_ibau_is_registered_and_needs_no_trigger():

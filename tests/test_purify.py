@@ -14,23 +14,13 @@ from purify_core.models.evaluate import evaluate
 from purify_core.method.neurons import neuron_layers, owned_parameters
 from purify_core.method.purify import PurifyConfig, PurifyResult, StepMetrics, purify, purify_preset
 
+from app_helpers import run_all
+
 FAST = PurifyConfig(epochs=3, eval_every=3)
 
 
 def weights(model):
     return {k: v.clone() for k, v in model.state_dict().items()}
-
-
-def run_all(gen):
-    items = list(gen)
-    assert all(isinstance(i, StepMetrics) for i in items[:-1]) and isinstance(items[-1], PurifyResult)
-    return items[:-1], items[-1]
-
-
-@pytest.fixture
-def case(tiny_backdoored):
-    splits = tiny_backdoored.splits()
-    return tiny_backdoored, splits, lambda m: evaluate(m, splits.test, tiny_backdoored.attack)
 
 
 def test_purify_streams_steps_and_ends_with_a_purified_private_copy(case):
