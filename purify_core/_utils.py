@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -48,3 +48,19 @@ def seeded(seed: int) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+T = TypeVar("T")
+
+
+def run_to_end(items: Iterable[T], on_item: Callable[[T], None] | None = None) -> T:
+    """Drive a generator (training, purification, a defense) to its last item, which is returned;
+    `on_item` sees every item on the way (progress lines, bars)."""
+    last, seen = None, False
+    for last in items:
+        seen = True
+        if on_item is not None:
+            on_item(last)
+    if not seen:
+        raise ValueError("the generator yielded nothing")
+    return last  # type: ignore[return-value]

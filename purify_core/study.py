@@ -10,10 +10,11 @@ slightly differently; here each is one function with a test.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from torch import nn
 
+from ._utils import run_to_end
 from .errors import UserInputError
 from .evaluation.grading import der_of
 from .models.evaluate import Metrics, evaluate, percent
@@ -35,8 +36,6 @@ Evaluator = Callable[[nn.Module], Metrics]
 
 #: The share of each layer TAC calls infected when rankings are graded (the paper's top 5%).
 INFECTED_SHARE = 0.05
-
-T = TypeVar("T")
 
 
 def evaluator_for(attack: "Attack", test: "ImageSet", first: int | None = None) -> Evaluator:
@@ -65,19 +64,6 @@ def case_of(backdoored: "BackdooredModel", seed: int) -> Case:
     from .data.splits import redraw_clean
 
     return Case(backdoored, redraw_clean(backdoored.splits(), seed), seed)
-
-
-def run_to_end(items: Iterable[T], on_item: Callable[[T], None] | None = None) -> T:
-    """Drive a generator (training, purification, a defense) to its last item, which is returned;
-    `on_item` sees every item on the way (progress lines, bars)."""
-    last, seen = None, False
-    for last in items:
-        seen = True
-        if on_item is not None:
-            on_item(last)
-    if not seen:
-        raise ValueError("the generator yielded nothing")
-    return last  # type: ignore[return-value]
 
 
 def purification_result(run: Iterable[StepMetrics | PurifyResult], on_step: Callable[[StepMetrics], None] | None = None) -> PurifyResult:

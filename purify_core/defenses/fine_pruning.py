@@ -7,17 +7,15 @@ the model is fine-tuned.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from torch import nn
 
 from ..data.image_set import ImageSet
 from ..method.neurons import neuron_layers
-from ..method.purify import PurifyConfig, fine_tune
+from ..method.purify import PurifyConfig
 from ..method.rankings import mean_activation
 from ..method.rankings.base import batches
 from .base import Defense, Settings, ShouldStop, Steps
-from .pruning import MARGIN, largest_safe_mask
+from .pruning import MARGIN, prune_then_fine_tune
 
 
 def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyConfig, evaluator, should_stop: ShouldStop | None) -> Steps:
@@ -25,9 +23,8 @@ def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyCon
     last = ([l for l in layers if l.kind == "conv"] or layers)[-1]
     scores = mean_activation(model, batches(clean))
     fractions = [k / last.width for k in range(1, last.width // 2 + 1)]  # one channel more each time, up to half
-    mask, fraction = largest_safe_mask(model, scores, clean, float(settings["margin"]), fractions, [last.name])
-    config = replace(config, regularizer="prune", threshold=fraction, metric="activation", direction="lowest", layers=(last.name,))
-    yield from fine_tune(model, clean, mask, config, evaluator, None, should_stop)
+    yield from prune_then_fine_tune(model, clean, scores, "activation", float(settings["margin"]), fractions, config, evaluator,
+                                    should_stop, layers=[last.name])
 
 
 DEFENSE = Defense(

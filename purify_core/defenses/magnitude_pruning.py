@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from torch import nn
 
 from ..data.image_set import ImageSet
-from ..method.purify import PurifyConfig, fine_tune
+from ..method.purify import PurifyConfig
 from ..method.rankings import magnitude
 from .base import Defense, Settings, ShouldStop, Steps
-from .pruning import MARGIN, largest_safe_mask
+from .pruning import MARGIN, prune_then_fine_tune
 
 
 def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyConfig, evaluator, should_stop: ShouldStop | None) -> Steps:
     scores = magnitude(model)
     fractions = [f / 100 for f in range(5, 51, 5)]
-    mask, fraction = largest_safe_mask(model, scores, clean, float(settings["margin"]), fractions)
-    config = replace(config, regularizer="prune", threshold=fraction, metric="magnitude", direction="lowest")
-    yield from fine_tune(model, clean, mask, config, evaluator, None, should_stop)
+    yield from prune_then_fine_tune(model, clean, scores, "magnitude", float(settings["margin"]), fractions, config, evaluator, should_stop)
 
 
 DEFENSE = Defense(

@@ -6,7 +6,8 @@ within `margin` of the unpruned model's; the trigger and ASR are never looked at
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import replace
+from typing import Callable, Iterator, Sequence
 
 from torch import nn
 
@@ -14,9 +15,10 @@ from ..data.image_set import ImageSet
 from ..models.evaluate import accuracy
 from ..method.marking import mark
 from ..method.neurons import NeuronMask, NeuronScores, pruned_copies
+from ..method.purify import PurifyConfig, PurifyResult, StepMetrics, fine_tune
 from ..params import ParamSpec
 
-__all__ = ["largest_safe_mask", "MARGIN"]
+__all__ = ["largest_safe_mask", "prune_then_fine_tune", "MARGIN"]
 
 #: The pruning defenses' one setting: defense-set accuracy they may give up (Fine-Pruning's paper used 4%).
 MARGIN = ParamSpec(0.04, "clean defense-set accuracy the pruning may give up (a fraction)", low=0.0, high=1.0)
@@ -43,3 +45,23 @@ def largest_safe_mask(
             break
         best, best_fraction = candidate, float(fraction)
     return best, best_fraction
+
+
+def prune_then_fine_tune(
+    model: nn.Module,
+    clean: ImageSet,
+    scores: NeuronScores,
+    metric: str,
+    margin: float,
+    fractions: Sequence[float],
+    config: PurifyConfig,
+    evaluator,
+    should_stop: Callable[[], bool] | None,
+    layers: Sequence[str] | None = None,
+) -> Iterator[StepMetrics | PurifyResult]:
+    """The pruning defenses' one shape: prune the largest safe share of the lowest `scores`,
+    then fine-tune with those neurons held at zero (the run's config records what was pruned)."""
+    mask, fraction = largest_safe_mask(model, scores, clean, margin, fractions, layers)
+    config = replace(config, regularizer="prune", threshold=fraction, metric=metric, direction="lowest",
+                     **({"layers": tuple(layers)} if layers is not None else {}))
+    yield from fine_tune(model, clean, mask, config, evaluator, None, should_stop)

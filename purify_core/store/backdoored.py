@@ -15,10 +15,10 @@ from typing import Callable, Iterator
 
 import torch
 
-from .._utils import seeded
+from .._utils import run_to_end, seeded
 from ..attacks import Attack, build_attack
 from .cards import Card
-from .checkpoints import library_versions, load_checkpoint, model_shapes, read_card, save_pair
+from .checkpoints import library_versions, load_checkpoint, model_shapes, read_card, read_pair, save_pair
 from ..config import Scenario
 from ..data.splits import Splits, load_splits
 from ..models.evaluate import Metrics, evaluate, percent
@@ -62,12 +62,15 @@ def attack_for(scenario: Scenario, splits: Splits) -> Attack:
 
 
 def load_pair(weights: Path, card_path: Path, device: torch.device | str | None) -> BackdooredModel:
-    """A model from its weights file and card, sha256-checked against the card."""
-    card = read_card(card_path)
-    scenario = card.scenario_config
-    model = load_checkpoint(weights, card, map_location=device or pick_device())
-    attack = build_attack(scenario.attack, card.input_shape, card.num_classes)
-    return BackdooredModel(scenario, model, card, attack)
+    """A model from its weights file and card, sha256-checked against the card (read again if another process replaced the pair meanwhile)."""
+    def read() -> BackdooredModel:
+        card = read_card(card_path)
+        scenario = card.scenario_config
+        model = load_checkpoint(weights, card, map_location=device or pick_device())
+        attack = build_attack(scenario.attack, card.input_shape, card.num_classes)
+        return BackdooredModel(scenario, model, card, attack)
+
+    return read_pair(card_path, read)
 
 
 def save_model(result: BackdooredModel, weights: Path, card_path: Path) -> BackdooredModel:
@@ -146,10 +149,6 @@ def train_and_save(scenario: Scenario, weights: Path, card_path: Path, with_clea
                    on_progress: Callable[[BuildProgress], None] | None = None,
                    device: torch.device | str | None = None) -> BackdooredModel:
     """Train a scenario to its end (`on_progress` sees every step) and write its weights and card, both or neither."""
-    result = None
-    for item in train_scenario(scenario, with_clean_reference, device):
-        if on_progress is not None:
-            on_progress(item)
-        result = item.result or result
-    assert result is not None
+    result = run_to_end(train_scenario(scenario, with_clean_reference, device), on_progress).result
+    assert result is not None, "train_scenario's last item carries the model"
     return save_model(result, weights, card_path)
