@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,8 @@ from typing import Callable, Iterator
 import torch
 
 from .._utils import seeded
-from ..store.checkpoints import Card, library_versions, load_checkpoint, save_checkpoint
+from ..store.checkpoints import (MAX_CARD_BYTES, Card, library_versions, load_checkpoint, read_pair, weights_bytes,
+                                 write_pair)
 from ..config import Scenario
 from ..data.splits import load_splits
 from ..errors import UserInputError
@@ -30,7 +30,7 @@ from ..models.architectures import ImageClassifier, build_model, pick_device
 from ..models.train import TrainProgress, train_model
 from ..store.model_store import default_cache_dir
 
-__all__ = ["clean_cache_dir", "clean_key", "CleanProgress", "train_clean", "clean_model", "cached_clean_model"]
+__all__ = ["clean_cache_dir", "clean_key", "CleanProgress", "train_clean", "clean_model", "cached_clean_model", "save_clean"]
 
 
 def clean_cache_dir() -> Path:
@@ -90,11 +90,27 @@ def cached_clean_model(scenario: Scenario, cache_dir: Path | None = None,
     weights, meta_path = _paths(scenario, cache_dir)
     if not (weights.is_file() and meta_path.is_file()):
         return None
-    try:
-        meta = json.loads(meta_path.read_text())
+
+    def read() -> ImageClassifier:
+        meta = json.loads(meta_path.read_bytes()[:MAX_CARD_BYTES])
         return load_checkpoint(weights, _card(scenario, meta), map_location=device or pick_device())
-    except (UserInputError, ValueError, KeyError, TypeError):
+
+    try:
+        return read_pair(meta_path, read)  # read again if another process replaced the pair between the two reads
+    except (UserInputError, ValueError, KeyError, TypeError, AttributeError, OSError):
         return None  # a damaged cache entry is retrained, never trusted
+
+
+def save_clean(scenario: Scenario, model: torch.nn.Module, meta: dict, cache_dir: Path | None = None) -> None:
+    """Cache a clean control: weights and `meta` (plus their sha256 and library versions) as one pair.
+
+    Two sessions or app servers may train the same control at once; the pair's lock and renames
+    (`write_pair`) keep the weights and their metadata from two different trainings apart.
+    """
+    weights, meta_path = _paths(scenario, cache_dir)
+    data, sha = weights_bytes(model)
+    meta = {**meta, "sha256": sha, "versions": library_versions()}
+    write_pair(weights, meta_path, data, (json.dumps(meta, indent=2) + "\n").encode())
 
 
 def clean_model(scenario: Scenario, cache_dir: Path | None = None, device: torch.device | str | None = None,
@@ -110,14 +126,9 @@ def clean_model(scenario: Scenario, cache_dir: Path | None = None, device: torch
         model = item.model or model
     assert model is not None
     splits = load_splits(scenario.data)
-    weights, meta_path = _paths(scenario, cache_dir)
-    sha = save_checkpoint(model, weights)
     meta = {"name": clean_key(scenario), "about": "a clean control for the re-activation check: trained without poisoning",
             "training": {k: v for k, v in scenario.to_dict().items() if k != "attack"},
             "input_shape": list(splits.input_shape), "num_classes": splits.num_classes, "classes": list(splits.classes),
-            "acc": round(100 * accuracy(model, splits.test), 2), "train_seconds": round(time.perf_counter() - start, 1),
-            "sha256": sha, "versions": library_versions()}
-    with tempfile.NamedTemporaryFile("w", dir=meta_path.parent, suffix=".tmp", delete=False) as out:  # two sessions may race
-        out.write(json.dumps(meta, indent=2) + "\n")
-    Path(out.name).replace(meta_path)
+            "acc": round(100 * accuracy(model, splits.test), 2), "train_seconds": round(time.perf_counter() - start, 1)}
+    save_clean(scenario, model, meta, cache_dir)
     return model

@@ -10,7 +10,9 @@ Weights and card are saved as a pair (`save_pair`): both are written to hidden f
 the card as a *pending* card; then the weights and the card are renamed into place, under a
 lock. An interrupt at any point leaves either the old pair or, completed by the next reader
 (`read_card` rolls a pending card forward when the weights already carry its sha256, and drops
-it otherwise), the new pair: never a mismatched one.
+it otherwise), the new pair: never a mismatched one. Several processes sharing one folder (app
+servers on one `$PURIFY_LAB_CACHE`) take turns on that lock to write a pair, and a reader that
+caught a pair being replaced between its two reads reads it again under the lock (`read_pair`).
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ import math
 import os
 import platform
 import tempfile
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Callable, Iterator, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -38,7 +40,9 @@ from ..errors import ChecksumMismatchError, UserInputError
 from ..models.architectures import ImageClassifier, build_model
 
 __all__ = ["Card", "weights_bytes", "save_checkpoint", "load_checkpoint", "read_card", "write_card", "library_versions",
-           "state_mismatch", "save_pair", "model_shapes", "check_writable", "MAX_PARAMETERS"]
+           "state_mismatch", "save_pair", "write_pair", "read_pair", "model_shapes", "check_writable", "MAX_PARAMETERS"]
+
+T = TypeVar("T")
 
 #: A card file is a few KB; anything past this is not a card (and is never parsed).
 MAX_CARD_BYTES = 1 << 20
@@ -182,15 +186,14 @@ def _recover(card_path: Path) -> None:
         pass  # a read-only folder: the sha256 check still refuses a mismatched pair
 
 
-def save_pair(model: torch.nn.Module, card: Card, weights_path: str | Path, card_path: str | Path) -> Card:
-    """Save weights and card so that an interrupt at any point leaves the old pair or the new one.
+def write_pair(weights_path: str | Path, card_path: str | Path, weights: bytes, card: bytes) -> None:
+    """Write weights and the JSON card naming their sha256 (its "sha256" key) as one pair, both or neither.
 
-    Returns the card with the weights' sha256. A folder that cannot be written (read-only, full)
-    is one `UserInputError`, and leaves what was there untouched.
+    Any JSON beside a weights file works (a model card, the clean control's metadata). Two
+    processes writing the same pair at once take turns on the pair's lock, so the last one wins
+    whole; a reader never sees one's card with the other's weights for long (`read_pair`).
     """
     weights_path, card_path = Path(weights_path), Path(card_path)
-    data, sha = weights_bytes(model)
-    card = dataclasses.replace(card, sha256=sha)
     folder = check_writable(card_path.parent, "the model folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -200,8 +203,8 @@ def save_pair(model: torch.nn.Module, card: Card, weights_path: str | Path, card
     try:
         with _locked(card_path):
             _settle(card_path)  # an earlier interrupted save, first
-            written.append(_write_temp(folder, weights_path.name, data))
-            temporary_card = _write_temp(folder, card_path.name, _card_json(card))
+            written.append(_write_temp(folder, weights_path.name, weights))
+            temporary_card = _write_temp(folder, card_path.name, card)
             written.append(temporary_card)
             os.replace(temporary_card, _pending(card_path))  # from here on a reader can complete the pair
             os.replace(written[0], weights_path)
@@ -213,7 +216,39 @@ def save_pair(model: torch.nn.Module, card: Card, weights_path: str | Path, card
             path.unlink(missing_ok=True)
         if _pending(card_path).exists():  # interrupted between the renames: settle it now if we still can
             _recover(card_path)
+
+
+def save_pair(model: torch.nn.Module, card: Card, weights_path: str | Path, card_path: str | Path) -> Card:
+    """Save weights and card so that an interrupt at any point leaves the old pair or the new one.
+
+    Returns the card with the weights' sha256. A folder that cannot be written (read-only, full)
+    is one `UserInputError`, and leaves what was there untouched.
+    """
+    data, sha = weights_bytes(model)
+    card = dataclasses.replace(card, sha256=sha)
+    write_pair(weights_path, card_path, data, _card_json(card))
     return card
+
+
+def read_pair(card_path: str | Path, read: Callable[[], T]) -> T:
+    """`read()`, which reads a card and then the weights it names; on a sha256 mismatch, once more under the pair's lock.
+
+    Reading takes no lock, so another process (a second app server on the same cache) may
+    replace the pair between the two reads: the weights then fail the old card's sha256. The
+    second read waits for any writer to finish, so only a truly corrupted pair is refused.
+    """
+    card_path = Path(card_path)
+    try:
+        return read()
+    except ChecksumMismatchError as exc:
+        mismatch = exc
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(_locked(card_path))
+        except OSError:
+            raise mismatch from None  # a folder we cannot lock is one nobody here writes to: the mismatch is real
+        _settle(card_path)
+        return read()
 
 
 def read_card(path: str | Path) -> Card:
