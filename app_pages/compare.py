@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 from purify_core.views.method_figures import pruning_curves_figure, roc_figure, spearman_figure
-from ui import controls, state
+from purify_core.method.rankings import METRIC_LABELS
+from ui import controls, premise, state
 from ui.sidebar import current_scenario
 from ui.cache import pruning_report, ranking_report
 
@@ -15,13 +16,16 @@ st.markdown(
     "Here they are graded against **TAC**, the trigger-activated change of each neuron, which needs the trigger: "
     "this is the **evaluator's view** (oracle), never available to a defender."
 )
+premise.callout("compare")
 controls.first_values(controls.COMPARE)
 left, right = st.columns(2)
 top, direction = controls.draw(left, controls.COMPARE_TOP), controls.draw(right, controls.COMPARE_DIRECTION)
 controls.publish(controls.COMPARE)
 
 report = ranking_report(name, top, direction)
+premise.premise_question(premise.salience_auc(report, METRIC_LABELS["salience"]), direction)
 st.dataframe(pd.DataFrame(report["rows"]).round(3), hide_index=True, key="compare_table")
+st.markdown(premise.readings(report["rows"], direction))
 st.caption("ROC AUC 0.5 is chance, 1 finds every infected neuron first; precision@k: share of infected among the k flagged, "
            "k = number of infected neurons.")
 a, b = st.columns(2)

@@ -5,10 +5,12 @@ import streamlit as st
 from ui.sidebar import current_scenario
 from ui.cache import backdoored_model
 from ui.card import show_card
+from ui.premise import callout
 
 name = current_scenario()
 st.title("This model is poisoned")
 show_card(name)
+callout("home")
 
 st.subheader("A guided tour")
 st.markdown("Four steps from here, one page each, and an optional one before them. Every chart says in a line how to read it.")
@@ -27,6 +29,10 @@ for page, label, text in tour:
     left, right = st.columns([1, 4])
     left.page_link(page, label=label)
     right.markdown(text)
+left, right = st.columns([1, 4])
+left.page_link("app_pages/lesson.py", label="Teaching?")
+right.markdown("The **Lesson** page walks a 45-minute class through these pages: predict-then-run prompts, a short quiz, "
+               "one shareable link per step; every page's sidebar has a glossary.")
 
 with st.expander("Model card (JSON)"):
     st.json(backdoored_model(name).card.to_dict())

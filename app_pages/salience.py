@@ -8,6 +8,7 @@ from purify_core.views.neuron_view import neuron_filters
 from purify_core.method.rankings import METRIC_LABELS
 from ui import controls, state
 from ui.cache import neuron_maps, neuron_scores, backdoored_model
+from ui.premise import callout
 from ui.sidebar import current_scenario
 
 name = current_scenario()
@@ -15,6 +16,7 @@ backdoored = backdoored_model(name)
 st.title("Salience maps")
 st.markdown("Every neuron of every layer, scored on the clean defense set. **Benign salience** is the first-order rise of "
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")
+callout("salience")
 
 controls.first_values(controls.SALIENCE)
 c1, _ = st.columns([1, 2])

@@ -1,0 +1,85 @@
+"""The Lesson page walks its lesson file; the glossary and the premise's callouts appear on other pages (AppTest)."""
+
+from __future__ import annotations
+
+from app_helpers import open_page
+from ui import premise, state
+from ui.lesson_file import DEFAULT_LESSON, LESSONS_DIR, load_lesson, step_url
+
+LESSON = load_lesson(LESSONS_DIR / f"{DEFAULT_LESSON}.toml")
+PAGE = "app_pages/lesson.py"
+
+
+def _answer_key(n: int, part: str) -> str:
+    return f"{state.LESSON_ANSWER_PREFIX}{LESSON.name}_{n}_{part}"
+
+
+def _texts(elements) -> str:
+    return "\n".join(e.value for e in elements)
+
+
+def test_every_step_of_the_lesson_renders_with_its_link_prediction_and_quiz():
+    at = open_page(PAGE)
+    assert not at.exception and not at.error
+    for n, step in enumerate(LESSON.steps):
+        at.selectbox(key=state.LESSON_STEP).set_value(n).run()
+        assert not at.exception, step.title
+        assert at.subheader[0].value == f"{n + 1}. {step.title}"
+        assert f"]({step_url(step, base='') or '/'})" in _texts(at.markdown), step.title  # the step's shareable view
+        assert (step.predict is not None) == (_answer_key(n, "predict") in [r.key for r in at.radio])
+        assert len([r for r in at.radio if "_quiz" in r.key]) == len(step.quiz)
+
+
+def test_next_and_previous_walk_the_steps():
+    at = open_page(PAGE)
+    at.button(key="lesson_next").click().run()
+    assert at.subheader[0].value.startswith("2. ")
+    at.button(key="lesson_prev").click().run()
+    assert at.subheader[0].value.startswith("1. ") and at.button(key="lesson_prev").disabled
+
+
+def test_the_prediction_is_revealed_only_after_the_student_picks_one():
+    at = open_page(PAGE)
+    step = LESSON.steps[0]
+    assert step.predict.reveal not in _texts(at.info)
+    at.radio(key=_answer_key(0, "predict")).set_value(step.predict.choices[0]).run()
+    assert step.predict.reveal in _texts(at.info) and step.predict.choices[0] in _texts(at.info)
+
+
+def test_a_quiz_answer_gets_right_or_wrong_feedback():
+    at = open_page(PAGE)
+    question = LESSON.steps[0].quiz[0]
+    key = _answer_key(0, "quiz0")
+    assert not at.success and not at.error
+    wrong = next(c for c in question.choices if c != question.answer)
+    at.radio(key=key).set_value(wrong).run()
+    assert at.error[0].value.startswith("Not quite") and question.answer in at.error[0].value and not at.success
+    at.radio(key=key).set_value(question.answer).run()
+    assert at.success[0].value == f"Right. {question.feedback}" and not at.error
+
+
+def test_a_bad_lesson_file_shows_one_clear_error(tmp_path, monkeypatch):
+    (tmp_path / "broken.toml").write_text(
+        (LESSONS_DIR / f"{DEFAULT_LESSON}.toml").read_text().replace('page = "compare"', 'page = "comparison"'))
+    monkeypatch.setenv("PURIFY_LAB_LESSONS", str(tmp_path))
+    at = open_page(PAGE)
+    assert not at.exception
+    assert len(at.error) == 1 and "page 'comparison' is not a page of the app" in at.error[0].value.replace("\\", "")
+
+
+def test_the_glossary_opens_on_another_page_and_the_scenario_asks_the_premise():
+    at = open_page("app_pages/home.py")
+    assert not at.exception
+    glossary = [e for e in at.sidebar.expander if e.label == "Glossary"]
+    assert glossary and "**ASR**" in _texts(glossary[0].markdown)
+    assert "LOW benign salience" in _texts(at.info) and "Why Purify marks what it does" in _texts(at.info)
+
+
+def test_compare_asks_for_a_prediction_then_says_what_the_auc_means():
+    at = open_page("app_pages/compare.py")
+    assert not at.exception
+    assert "What the AUCs mean for this model" in _texts(at.markdown)
+    assert not at.success and not at.warning  # nothing told before the student predicts
+    at.radio(key=premise.PREMISE_GUESS).set_value(next(iter(premise.PREDICTIONS))).run()
+    feedback = _texts(at.success) + _texts(at.warning)
+    assert "the paper's premise" in feedback

@@ -1,0 +1,110 @@
+"""The Lesson page's widgets: pick a lesson, walk its steps, predict before the reveal, answer the quiz.
+
+The lesson itself is data (`ui.lesson_file`); this module only draws it. Each prediction and quiz
+answer is a radio with no answer chosen at first, so nothing is revealed until the student commits.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from purify_core.errors import UserInputError
+from ui import state, untrusted
+from ui.lesson_file import LESSONS_DIR, Lesson, Prediction, Question, Step, lesson_files, load_lesson, step_url, teacher_notes
+from ui.pages import BY_NAME
+
+
+def lessons_dir() -> Path:
+    """Where lesson files are read from: `$PURIFY_LAB_LESSONS` if set (a teacher's own folder), else `lessons/`."""
+    return Path(os.environ.get("PURIFY_LAB_LESSONS") or LESSONS_DIR)
+
+
+def pick_lesson() -> Lesson | None:
+    """The lesson chosen (a picker only when there are several); a bad file shows one clear error, never a traceback."""
+    files = {p.stem: p for p in lesson_files(lessons_dir())}
+    if not files:
+        st.error(f"No lesson file (`*.toml`) in {untrusted.code(lessons_dir())}.")
+        return None
+    if st.session_state.get(state.LESSON_CHOICE) not in files:
+        st.session_state[state.LESSON_CHOICE] = next(iter(files))
+    name = st.selectbox("Lesson", list(files), key=state.LESSON_CHOICE) if len(files) > 1 else next(iter(files))
+    try:
+        return load_lesson(files[name])
+    except UserInputError as error:
+        st.error(f"This lesson file cannot be used: {untrusted.text(error, limit=600)}")
+        return None
+
+
+def _move(by: int, count: int) -> None:
+    st.session_state[state.LESSON_STEP] = min(max(st.session_state[state.LESSON_STEP] + by, 0), count - 1)
+
+
+def pick_step(lesson: Lesson) -> int:
+    """The step shown (index from 0): a picker with every step and its minutes, plus Previous / Next."""
+    count = len(lesson.steps)
+    if st.session_state.get(state.LESSON_STEP) not in range(count):
+        st.session_state[state.LESSON_STEP] = 0
+    starts = [sum(s.minutes for s in lesson.steps[:i]) for i in range(count)]
+    left, prev, nxt = st.columns([6, 1, 1], vertical_alignment="bottom")
+    left.selectbox("Step", range(count), key=state.LESSON_STEP,
+                   format_func=lambda i: f"{i + 1}. {lesson.steps[i].title} ({starts[i]}-{starts[i] + lesson.steps[i].minutes} min)")
+    n = st.session_state[state.LESSON_STEP]
+    prev.button("Previous", key="lesson_prev", disabled=n == 0, on_click=_move, args=(-1, count), width="stretch")
+    nxt.button("Next", key="lesson_next", disabled=n == count - 1, on_click=_move, args=(1, count), width="stretch")
+    return n
+
+
+def _answer_key(lesson: Lesson, n: int, part: str) -> str:
+    return f"{state.LESSON_ANSWER_PREFIX}{lesson.name}_{n}_{part}"
+
+
+def show_prediction(prediction: Prediction, key: str) -> None:
+    """Predict, then run: the reveal shows only once a prediction is chosen."""
+    st.markdown(f"**Predict, then run.** {prediction.question}")
+    choice = st.radio("Your prediction", prediction.choices, index=None, key=key, label_visibility="collapsed")
+    if choice is None:
+        st.caption("Pick a prediction first; what the lab measured shows after.")
+        return
+    st.info(f"You predicted: *{choice}*. Now run it on the page, then compare. {prediction.reveal}", icon=":material/science:")
+
+
+def show_question(question: Question, key: str) -> None:
+    """A quiz question: right or wrong feedback once an answer is chosen."""
+    choice = st.radio(question.question, question.choices, index=None, key=key)
+    if choice is None:
+        return
+    if choice == question.answer:
+        st.success(f"Right. {question.feedback}")
+    else:
+        st.error(f"Not quite: the answer is *{question.answer}*. {question.feedback}")
+
+
+def show_step(lesson: Lesson, n: int) -> None:
+    """One step: what to do, where (a link to the page, and the shareable link of this view), predict, quiz."""
+    step: Step = lesson.steps[n]
+    page = BY_NAME[step.page]
+    st.subheader(f"{n + 1}. {step.title}")
+    st.caption(f"{step.minutes} minutes, on the {page.title} page")
+    st.markdown(step.text)
+    url = step_url(step, base="")
+    left, right = st.columns(2)
+    left.page_link(page.path, label=f"Go to {page.title}", icon=page.icon)
+    right.markdown(f"[Open this step's view in a new tab]({url or '/'}) (its settings and reduced controls); "
+                   f"share it as `{url or '/'}` after your server's address.")
+    if step.predict is not None:
+        show_prediction(step.predict, _answer_key(lesson, n, "predict"))
+    if step.quiz:
+        st.markdown("**Quiz**")
+        for i, question in enumerate(step.quiz):
+            show_question(question, _answer_key(lesson, n, f"quiz{i}"))
+
+
+def show_teacher_notes(lesson: Lesson) -> None:
+    """The teacher notes of the lesson (the same text `docs/teacher_notes.md` holds for the default lesson)."""
+    notes = teacher_notes(lesson)
+    with st.expander("Teacher notes: every step, its link, the answers"):
+        st.download_button("Download the notes (.md)", notes, file_name=f"{lesson.name}_teacher_notes.md", key="lesson_notes_download")
+        st.markdown(notes)
