@@ -17,6 +17,7 @@ from ui.card import show_card
 from ui.jobs import heavy_job
 from ui.server import MAX_UPLOAD_MB, data_folders
 from ui.sidebar import current_device, current_seed, open_on_next_run
+from ui.upload import forget_made, upload_scenario
 from ui.widgets import attack_params
 
 st.title("Attack lab")
@@ -116,12 +117,22 @@ with train_tab:
             st.session_state[state.ATTACK_MADE] = key_for(scenario)
             open_on_next_run(key_for(scenario))
 with upload_tab:
-    st.markdown(f"Weights for the data, architecture and attack chosen above: a `.safetensors` file or a PyTorch state dict "
-                f"(`.pt`, read with `weights_only=True`, so nothing in it can run), at most {MAX_UPLOAD_MB} MiB. The attack "
-                "above is the trigger ASR is measured with: the evaluator's view of what the model carries.")
-    upload = st.file_uploader("Weights file", type=list(WEIGHT_SUFFIXES), key=state.ATTACK_FILE)
-    if st.button("Check and open", key=state.ATTACK_UPLOAD, disabled=upload is None or problem is not None):
-        scenario = Scenario(data=data, model=ModelConfig(arch), attack=attack_config, seed=current_seed())
+    st.markdown(f"Weights for the data and architecture chosen above: a `.safetensors` file or a PyTorch state dict "
+                f"(`.pt`, read with `weights_only=True`, so nothing in it can run), at most {MAX_UPLOAD_MB} MiB. ASR is "
+                "measured with the attack the model's card names, or without a card the attack chosen above: the "
+                "evaluator's view of what the model carries.")
+    upload = st.file_uploader("Weights file", type=list(WEIGHT_SUFFIXES), key=state.ATTACK_FILE, on_change=forget_made)
+    card_file = st.file_uploader("Its model card (optional)", type=["json"], key=state.ATTACK_CARD_FILE, on_change=forget_made,
+                                 help="The .json card saved beside the weights (by train --out or an export): its attack, target "
+                                      "and trigger are then the ones ASR is measured with.")
+    card_scenario = upload_scenario(card_file, Scenario(data=data, model=ModelConfig(arch), seed=current_seed()), splits)
+    if card_file is None and upload is not None and problem is None:
+        st.warning(f"No card: ASR is measured with the attack chosen above ({attack_name}, target "
+                   f"{untrusted.text(splits.classes[int(target)])}). If the weights carry another trigger, choose it above "
+                   "or add the model's card, or ASR will read near 0.")
+    blocked = card_scenario is None if card_file is not None else problem is not None
+    if st.button("Check and open", key=state.ATTACK_UPLOAD, disabled=upload is None or blocked, on_click=forget_made):
+        scenario = card_scenario or Scenario(data=data, model=ModelConfig(arch), attack=attack_config, seed=current_seed())
         try:
             with heavy_job("the check of these weights"), st.spinner("Checking the weights against the architecture and measuring ACC and ASR…"):
                 saved = import_weights(upload.getvalue(), upload.name, scenario, max_mb=MAX_UPLOAD_MB)

@@ -144,6 +144,7 @@ UPLOADS: dict[str, Callable[[Path], tuple[str, bytes]]] = {
     "a safetensors header listing 20,000 empty tensors": lambda tmp: ("many.safetensors", _many_tensors(20_000)),
     "a safetensors file named .pt": lambda tmp: ("named.pt", _weights()),
     "a text file named .pt": lambda tmp: ("notes.pt", b"these are not weights\n"),
+    "a .pt zip whose pickle is junk (once answered with the reader's own `KeyError: 101`)": lambda tmp: ("junk.pt", torch_zip(b"hello")),
 }
 #: The app's uploader accepts only .safetensors/.pt/.pth names (Streamlit refuses other types itself); the dtype
 #: variants go through the same child and check as complex NaN, so the app runs that one.
@@ -173,6 +174,8 @@ UPLOAD_MESSAGES = {
     "a safetensors header listing 20,000 empty tensors": "lists 20000 tensors; the limit is 10000",
     "a safetensors file named .pt": "is a safetensors file, but a .pt/.pth file must be a state dict saved with torch.save",
     "a text file named .pt": "is text, but a .pt/.pth file must be a state dict saved with torch.save",
+    "a .pt zip whose pickle is junk (once answered with the reader's own `KeyError: 101`)":
+        "it is a zip file like those torch.save writes, but what is inside is damaged or was not written by torch.save",
 }
 
 
@@ -302,6 +305,11 @@ def _app_rows() -> list[Bad]:
         Bad("app Purify export", "a run exported after the sidebar switched to another model",
             "files named `MODEL-purified.json` / `.safetensors` after the run's own model; its sha256 in the card and report"),
         Bad("app sidebar", "a cached model whose file no longer matches its card's sha256", "but its card says"),
+        # tests/test_app_polish.py checks these three
+        Bad("app Attack lab upload", "a bad file after a good one", "its error alone: the earlier model's green \"ready\" banner is cleared"),
+        Bad("app Attack lab upload", "a model card (optional, beside the weights) that is not JSON", "is not a model card: it is not valid JSON"),
+        Bad("app Attack lab upload", "a model card naming a server file as Blended's pattern",
+            "an upload may use only 'noise', 'stripes' (a browser never names a file on the server)"),
     ]
 
 

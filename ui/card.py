@@ -10,6 +10,15 @@ from ui import untrusted
 from ui.cache import backdoored_model, samples_for
 
 
+def clean_model_gap(acc: float, clean_acc: float) -> str:
+    """The clean model's ACC against the backdoored one's, in words: a signed "+0.4 pts" under the clean
+    model's number read as if the clean model had gained, when it is the backdoored model that lost."""
+    gap = round(clean_acc - acc, 1)
+    if gap == 0:
+        return "the same as the backdoored model"
+    return f"{abs(gap):.1f} pts {'above' if gap > 0 else 'below'} the backdoored model"
+
+
 def show_card(name: str, key: str = "card") -> None:
     """Metrics, the trigger, and clean vs triggered samples with the model's predictions.
 
@@ -33,8 +42,8 @@ def show_card(name: str, key: str = "card") -> None:
         help="Evaluator's view (oracle): share of non-target test images sent to the target class once the trigger is applied.",
     )
     if card.clean_acc is not None:
-        cols[2].metric("Clean model ACC", f"{card.clean_acc:.1f}%", f"{card.acc - card.clean_acc:+.1f} pts", delta_color="off",
-                       help="A model trained the same way without poisoning: what the attack cost in accuracy.")
+        cols[2].metric("Clean model ACC", f"{card.clean_acc:.1f}%", clean_model_gap(card.acc, card.clean_acc), delta_color="off",
+                       delta_arrow="off", help="A model trained the same way without poisoning: what the attack cost in accuracy.")
     if card.train_seconds:
         cols[3].metric("Training time", f"{card.train_seconds:.0f} s", help="Seconds to train this model on the machine that built it.")
 

@@ -115,6 +115,7 @@ def main() -> None:
         used = _vm_bytes(field)
         if used:  # Linux; elsewhere (no /proc) only the time limits hold
             _limit(kind, used + budget)
+    data = b""
     try:
         data = sys.stdin.buffer.read()
         out = _parse(data, max_tensor_mb * 2**20)
@@ -123,16 +124,20 @@ def main() -> None:
     except RuntimeError as exc:
         if "alloc" in str(exc) or "memory" in str(exc).lower():
             sys.exit(OUT_OF_MEMORY)
-        _refuse(f"is not a readable state dict (truncated or corrupt?): {_first_line(exc)}")
-    except Exception as exc:  # noqa: BLE001 - a malformed file fails in many ways (IndexError, KeyError, ...); none ran code
-        _refuse(f"is not a readable state dict (truncated or corrupt?): {_first_line(exc)}")
+        _refuse(_damaged(data))
+    except Exception:  # noqa: BLE001 - a malformed file fails in many ways (IndexError, KeyError, ...); none ran code
+        _refuse(_damaged(data))
     sys.stdout.buffer.write(out)
     sys.stdout.flush()
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}{': ' + text[:160] if text else ''}"
+def _damaged(data: bytes) -> str:
+    """Plain words for a file the reader broke on. The reader's own error (`KeyError: 101`: a pickle byte
+    it read as a memo index) tells the person who uploaded the file nothing, so it is left out."""
+    if data.startswith(b"PK\x03\x04"):
+        return ("is not a readable PyTorch state dict: it is a zip file like those torch.save writes, but what is inside "
+                "is damaged or was not written by torch.save (truncated or corrupt?)")
+    return "is not a readable safetensors file: its header looks right, but its contents are damaged (truncated or corrupt?)"
 
 
 if __name__ == "__main__":

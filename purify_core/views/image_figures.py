@@ -21,8 +21,9 @@ def _to_hwc(images: torch.Tensor) -> np.ndarray:
 
 
 def _bare(fig: go.Figure, height: int) -> go.Figure:
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
+    """No axes at all: hiding only the tick labels left Streamlit's theme drawing tick marks around each thumbnail."""
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
     fig.update_layout(height=height, margin=dict(l=0, r=0, t=30, b=0), coloraxis_showscale=False)
     return fig
 

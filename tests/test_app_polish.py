@@ -1,0 +1,109 @@
+"""Demo polish (issue 12): what a viewer sees of Streamlit, the card's wording, the thumbnails, and the upload flow."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from purify_core.config import ModelConfig
+from purify_core.models.architectures import build_model
+from purify_core.store.checkpoints import weights_bytes
+from purify_core.store.model_store import open_model
+from purify_core.store.zoo import ZOO_DIR
+from purify_core.views.image_figures import image_figure, trigger_preview_figure
+from tests.test_bad_inputs import torch_zip
+from ui.card import clean_model_gap
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_viewers_get_no_developer_menu_and_one_stop_button():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["toolbarMode"] == "viewer", "a Deploy button and developer menu in a demo"
+    assert config["ui"]["hideTopBar"] is True, "Streamlit's own Stop beside the app's"
+
+
+def test_the_clean_models_accuracy_is_worded_against_the_backdoored_one():
+    assert clean_model_gap(96.8, 97.2) == "0.4 pts above the backdoored model"
+    assert clean_model_gap(97.5, 97.2) == "0.3 pts below the backdoored model"
+    assert clean_model_gap(97.21, 97.2) == "the same as the backdoored model"
+    assert "+" not in clean_model_gap(90.0, 97.2), "a signed delta under the clean number reads as the clean model's gain"
+
+
+def test_thumbnails_draw_no_axes():
+    import torch
+
+    images = torch.rand(2, 1, 8, 8)
+    for fig in (image_figure(images[0], "t"), trigger_preview_figure(images[0], images, images, "0")):
+        axes = [fig.layout[name] for name in fig.layout if name.startswith(("xaxis", "yaxis"))]
+        assert axes and all(axis.visible is False for axis in axes)
+
+
+def test_an_uploaded_card_that_is_not_json_or_nested_too_deep_is_one_plain_line():
+    import pytest
+
+    from purify_core.errors import UserInputError
+    from purify_core.store.upload_card import read_upload_card
+
+    for data, message in ((b"{nope", "mine.json is not a model card: it is not valid JSON"),
+                          (b"[" * 100_000, "mine.json is nested too deeply to be a model card"),
+                          (b"[1]", "mine.json: not a valid model card: expected a JSON object")):
+        with pytest.raises(UserInputError, match=message.replace(".", r"\.")):
+            read_upload_card(data, "mine.json")
+
+
+def _weights() -> bytes:
+    return weights_bytes(build_model(ModelConfig("smallcnn"), (1, 8, 8), 10))[0]
+
+
+def _card(attack: dict) -> bytes:
+    card = json.loads((ZOO_DIR / "mnist5k-smallcnn-badnets.json").read_text())
+    card["scenario"]["data"]["dataset"] = "digits"
+    card["scenario"]["attack"] = attack
+    return json.dumps(card).encode()
+
+
+def _upload_tab(tmp_path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/attack_lab.py").run()
+    return at.selectbox(key="attack_dataset").select("digits").run()
+
+
+def test_an_upload_with_a_card_is_measured_with_the_cards_attack_and_target(tmp_path, monkeypatch):
+    at = _upload_tab(tmp_path, monkeypatch)
+    at.file_uploader(key="attack_file").upload("mine.safetensors", _weights()).run()
+    assert any("No card: ASR is measured with the attack chosen above (badnets" in w.value for w in at.warning)
+    blended = {"name": "blended", "target": 3, "poison_rate": 0.1, "params": {"alpha": 0.2, "pattern": "noise", "pattern_seed": 0}}
+    at.file_uploader(key="attack_card_file").upload("mine.json", _card(blended)).run()
+    assert not at.warning and any("**blended**, target **3**" in i.value for i in at.info), [i.value for i in at.info]
+    at.button(key="attack_upload").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    card = open_model(at.session_state["attack_made"], tmp_path / "cache" / "zoo").card
+    assert card.scenario["attack"]["name"] == "blended" and card.trigger["target"] == 3, card.trigger
+
+
+def test_a_card_naming_a_server_file_is_refused_before_the_weights_are_read(tmp_path, monkeypatch):
+    at = _upload_tab(tmp_path, monkeypatch)
+    at.file_uploader(key="attack_file").upload("mine.safetensors", _weights()).run()
+    path = {"name": "blended", "target": 3, "poison_rate": 0.1, "params": {"alpha": 0.2, "pattern": "/etc/passwd", "pattern_seed": 0}}
+    at.file_uploader(key="attack_card_file").upload("mine.json", _card(path)).run()
+    assert any("a browser never names a file on the server" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="attack_upload").disabled
+
+
+def test_a_junk_upload_after_a_good_one_says_so_in_plain_words_without_the_old_banner(tmp_path, monkeypatch):
+    at = _upload_tab(tmp_path, monkeypatch)
+    at.file_uploader(key="attack_file").upload("good.safetensors", _weights()).run()
+    at.button(key="attack_upload").click().run()
+    assert any("is ready" in s.value for s in at.success), "the good upload opened"
+    at.file_uploader(key="attack_file").upload("junk.pt", torch_zip(b"hello")).run()
+    at.button(key="attack_upload").click().run()
+    assert not at.exception and not at.success, [s.value for s in at.success]
+    errors = [e.value for e in at.error]
+    assert any("damaged or was not written by torch.save" in e for e in errors), errors
+    assert not any("Error" in e or ": 101" in e for e in errors), errors
