@@ -180,3 +180,10 @@ def test_every_page_with_a_callout_has_its_question():
     for page in ("home", "salience", "compare"):
         text = premise.callout_text(page)
         assert "LOW benign salience" in text and "Why Purify marks what it does" in text
+
+
+def test_the_readme_example_step_is_a_valid_lesson():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("**Writing a lesson**", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+    lesson = parse_lesson('title = "Example"\nminutes = 10\n' + example, "example")
+    assert lesson.steps[0].page == "compare" and lesson.steps[0].quiz and lesson.steps[0].predict
