@@ -89,6 +89,7 @@ def _with(old: str, new: str) -> str:
 @pytest.mark.parametrize("text, says", [
     (_with('page = "salience"', 'page = "salience_maps"'), "page 'salience_maps' is not a page of the app"),
     (_with('salience_metric = "salience"', 'salience_metricc = "salience"'), "control 'salience_metricc', which the app does not have"),
+    (_with('purify_preset = "default"', 'purify_treshold = 0.3'), "link names the control 'purify_treshold', which the app does not have"),
     (_with('hide = ["salience_variant"]', 'hide = ["salience_flavour"]'), "hides the control 'salience_flavour'"),
     (_with('compare_top = 0.05', 'compare_top = 0.07'), "compare_top = '0.07', not a valid value"),
     (_with('scenario = "mnist5k-smallcnn-badnets"', 'scenario = "imagenet"'), "model 'imagenet', which is not shipped"),
