@@ -47,6 +47,30 @@ def test_the_prediction_is_revealed_only_after_the_student_picks_one():
     assert step.predict.reveal in _texts(at.info) and step.predict.choices[0] in _texts(at.info)
 
 
+def test_every_prediction_and_quiz_answer_of_the_lesson_gets_its_reveal_or_feedback():
+    at = open_page(PAGE)
+    for n, step in enumerate(LESSON.steps):
+        at.selectbox(key=state.LESSON_STEP).set_value(n).run()
+        if step.predict is not None:
+            at.radio(key=_answer_key(n, "predict")).set_value(step.predict.choices[-1]).run()
+            assert step.predict.reveal in _texts(at.info), step.title
+        for i, question in enumerate(step.quiz):
+            for choice in question.choices:
+                at.radio(key=_answer_key(n, f"quiz{i}")).set_value(choice).run()
+                shown = _texts(at.success) if choice == question.answer else _texts(at.error)
+                assert question.feedback in shown, (step.title, choice)
+        assert not at.exception
+
+
+def test_the_step_and_the_answers_survive_a_visit_to_another_page():
+    at = open_page(PAGE)
+    at.selectbox(key=state.LESSON_STEP).set_value(2).run()
+    at.radio(key=_answer_key(2, "predict")).set_value(LESSON.steps[2].predict.choices[0]).run()
+    at.switch_page("app_pages/explain.py").run()
+    at.switch_page(PAGE).run()
+    assert at.subheader[0].value.startswith("3. ") and LESSON.steps[2].predict.reveal in _texts(at.info)
+
+
 def test_a_quiz_answer_gets_right_or_wrong_feedback():
     at = open_page(PAGE)
     question = LESSON.steps[0].quiz[0]

@@ -2,6 +2,7 @@
 
 The lesson itself is data (`ui.lesson_file`); this module only draws it. Each prediction and quiz
 answer is a radio with no answer chosen at first, so nothing is revealed until the student commits.
+The step and the answers survive a visit to another page (`kept` / `keep`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,21 @@ from ui.lesson_file import LESSONS_DIR, Lesson, Prediction, Question, Step, less
 from ui.pages import BY_NAME
 
 
+def kept(key: str, default: object = None) -> None:
+    """Give widget `key` its value from the last time it was drawn (else `default`) before it is drawn again.
+
+    Streamlit forgets a widget's value when a page without it runs, so a student who leaves the lesson
+    for a page and comes back would be on step 1 with every answer blank. Call `keep(key)` after drawing.
+    """
+    if key not in st.session_state:
+        st.session_state[key] = st.session_state.get(state.LESSON_KEPT, {}).get(key, default)
+
+
+def keep(key: str) -> None:
+    """Remember widget `key`'s value in a plain session key, which outlives the pages that do not draw it."""
+    st.session_state.setdefault(state.LESSON_KEPT, {})[key] = st.session_state.get(key)
+
+
 def lessons_dir() -> Path:
     """Where lesson files are read from: `$PURIFY_LAB_LESSONS` if set (a teacher's own folder), else `lessons/`."""
     return Path(os.environ.get("PURIFY_LAB_LESSONS") or LESSONS_DIR)
@@ -28,9 +44,11 @@ def pick_lesson() -> Lesson | None:
     if not files:
         st.error(f"No lesson file (`*.toml`) in {untrusted.code(lessons_dir())}.")
         return None
-    if st.session_state.get(state.LESSON_CHOICE) not in files:
+    kept(state.LESSON_CHOICE)
+    if st.session_state[state.LESSON_CHOICE] not in files:
         st.session_state[state.LESSON_CHOICE] = next(iter(files))
     name = st.selectbox("Lesson", list(files), key=state.LESSON_CHOICE) if len(files) > 1 else next(iter(files))
+    keep(state.LESSON_CHOICE)
     try:
         return load_lesson(files[name])
     except UserInputError as error:
@@ -45,13 +63,15 @@ def _move(by: int, count: int) -> None:
 def pick_step(lesson: Lesson) -> int:
     """The step shown (index from 0): a picker with every step and its minutes, plus Previous / Next."""
     count = len(lesson.steps)
-    if st.session_state.get(state.LESSON_STEP) not in range(count):
+    kept(state.LESSON_STEP, 0)
+    if st.session_state[state.LESSON_STEP] not in range(count):
         st.session_state[state.LESSON_STEP] = 0
     starts = [sum(s.minutes for s in lesson.steps[:i]) for i in range(count)]
     left, prev, nxt = st.columns([6, 1, 1], vertical_alignment="bottom")
     left.selectbox("Step", range(count), key=state.LESSON_STEP,
                    format_func=lambda i: f"{i + 1}. {lesson.steps[i].title} ({starts[i]}-{starts[i] + lesson.steps[i].minutes} min)")
     n = st.session_state[state.LESSON_STEP]
+    keep(state.LESSON_STEP)
     prev.button("Previous", key="lesson_prev", disabled=n == 0, on_click=_move, args=(-1, count), width="stretch")
     nxt.button("Next", key="lesson_next", disabled=n == count - 1, on_click=_move, args=(1, count), width="stretch")
     return n
@@ -64,7 +84,9 @@ def _answer_key(lesson: Lesson, n: int, part: str) -> str:
 def show_prediction(prediction: Prediction, key: str) -> None:
     """Predict, then run: the reveal shows only once a prediction is chosen."""
     st.markdown(f"**Predict, then run.** {prediction.question}")
-    choice = st.radio("Your prediction", prediction.choices, index=None, key=key, label_visibility="collapsed")
+    kept(key)  # None: nothing picked yet
+    choice = st.radio("Your prediction", prediction.choices, key=key, label_visibility="collapsed")
+    keep(key)
     if choice is None:
         st.caption("Pick a prediction first; what the lab measured shows after.")
         return
@@ -73,7 +95,9 @@ def show_prediction(prediction: Prediction, key: str) -> None:
 
 def show_question(question: Question, key: str) -> None:
     """A quiz question: right or wrong feedback once an answer is chosen."""
-    choice = st.radio(question.question, question.choices, index=None, key=key)
+    kept(key)
+    choice = st.radio(question.question, question.choices, key=key)
+    keep(key)
     if choice is None:
         return
     if choice == question.answer:

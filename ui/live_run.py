@@ -48,9 +48,12 @@ def overlay(histories: dict, where: str) -> None:
 
 
 def run_label(config: Any) -> str:
-    """A purification run's name in tables and legends: its regularizer, threshold, direction and extra steps."""
+    """A purification run's name in tables and legends: its regularizer (and strength, where it has one),
+    threshold, direction, learning rate and extra steps. Charts add every other setting that differs
+    between the runs shown (`purify_core.views.run_compare.compare_labels`)."""
     steps = (f" re-init {config.reinit}" if config.reinit != "none" else "") + (f" distil {config.distill:g}" if config.distill else "")
-    return f"{config.regularizer} t={config.threshold:g} {config.direction}{steps}"
+    strength = f" {config.strength:g}" if config.regularizer not in ("prune", "none") else ""
+    return f"{config.regularizer}{strength} t={config.threshold:g} {config.direction} lr={config.lr:g}{steps}"
 
 
 def defense_label(name: str, settings: dict[str, Any], defaults: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 import streamlit as st
 
 from purify_core.method.marking import DIRECTIONS
+from ui.lesson import keep, kept
 
 #: The end of the benign-salience ranking the paper calls infected.
 PAPER_DIRECTION = "lowest"
@@ -112,8 +113,10 @@ def callout(page: str) -> None:
 
 def premise_question(auc: float, direction: str) -> None:
     """Ask the student's prediction; reveal what the measured AUC says only once they have made one."""
+    kept(PREMISE_GUESS)  # None: nothing predicted yet; a prediction survives a visit to another page
     choice = st.radio("The paper says infected neurons have LOW benign salience. Predict, then check: on this model "
-                      "the infected neurons have ...", list(PREDICTIONS), index=None, key=PREMISE_GUESS)
+                      "the infected neurons have ...", list(PREDICTIONS), key=PREMISE_GUESS)
+    keep(PREMISE_GUESS)
     if choice is None:
         st.caption("Pick a prediction to see what the numbers say.")
         return

@@ -89,3 +89,6 @@ LESSON_STEP = "lesson_step"
 """The step the Lesson page shows (its index, from 0)."""
 LESSON_ANSWER_PREFIX = "lesson_answer_"
 """One widget per prediction and quiz question: lesson_answer_<lesson>_<step>_<predict | quiz number>."""
+LESSON_KEPT = "lesson_kept"
+"""The Lesson page's step and answers (and Compare's prediction), by widget key: Streamlit drops a widget's value on a
+page that does not draw it, so they are put back from here when the student returns."""
