@@ -51,6 +51,9 @@ def test_after_a_run_the_neurons_before_and_after_and_the_re_activation_check_ar
     at = open_page("app_pages/purify.py", purify_epochs="1")
     at.button(key="purify_run").click().run()
     assert not at.exception
+    verdicts = [b.value for b in [*at.success, *at.warning, *at.error] if "ASR 100.0% -> " in b.value]
+    assert verdicts and "1 prune" in verdicts[0] and ("rased" in verdicts[0]), "the run's verdict, before -> after"
+    assert [m.label for m in at.metric][:2] == ["ACC (clean test)", "ASR (evaluator's view)"]
     charts = {c.key for c in at.get("plotly_chart")}
     assert {"purify_change_salience", "purify_change_tac"} <= charts, charts
     at.number_input(key="purify_reactivate_poisoned").set_value(5)

@@ -1,4 +1,5 @@
-"""The Purify page after a run: the neurons before vs after, and "does it stay erased?".
+"""The Purify page after a run: its verdict (erased or not), the neurons before vs after, and
+"does it stay erased?"; the purified model can be explained or opened on every page.
 
 Both are the evaluator's view (TAC and the re-activation check use the trigger) and only report:
 no defense reads them. Everything runs on private copies: the run's model belongs to this
@@ -8,6 +9,7 @@ Results are kept in the run's record, so a rerun redraws them without recomputin
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -15,14 +17,66 @@ import pandas as pd
 import streamlit as st
 
 from purify_core.evaluation.clean_control import CleanProgress, cached_clean_model, clean_model
+from purify_core.config import Scenario
 from purify_core.errors import UserInputError
+from purify_core.evaluation.verdict import verdict
+from purify_core.store.uploads import save_upload
 from purify_core.views.method_figures import before_after_figure, reactivation_figure
 from purify_core.evaluation.neuron_change import infected, neuron_scores_of
 from purify_core.evaluation.reactivate import ReactivateConfig, reactivate
 from purify_core.study import RunRecord
 from ui import state, untrusted
-from ui.cache import backdoored_model, neuron_scores, splits_for
+from ui.cache import backdoored_model, forget_built_cards, neuron_scores, splits_for
 from ui.jobs import heavy_job
+
+
+def verdict_line(run: RunRecord) -> None:
+    """The run's verdict in one coloured line: green erased, amber erased at a cost, red not erased."""
+    if run.summary is None:
+        return
+    judged = verdict(run.summary.before, run.summary.after)
+    box = {"erased": st.success, "erased at a cost": st.warning, "not erased": st.error}.get(judged.word, st.info)
+    box(f"**{untrusted.text(run.label)}**: {judged.sentence()} (ASR is the evaluator's view.)")
+
+
+def _verdict(run: RunRecord) -> None:
+    """ACC and ASR before -> after as two metrics, the verdict, and the purified model put to use."""
+    before, after = run.summary.before, run.summary.after
+    acc, asr = st.columns(2)
+    for column, name, what, good in ((acc, "ACC (clean test)", "acc", "normal"), (asr, "ASR (evaluator's view)", "asr", "inverse")):
+        then, now = getattr(before, what, None) if before else None, getattr(after, what, None) if after else None
+        column.metric(name, "-" if now is None else f"{100 * now:.1f}%",
+                      None if None in (then, now) else f"{100 * (now - then):+.1f} pts (from {100 * then:.1f}%)", delta_color=good)
+    verdict_line(run)
+    left, right = st.columns(2)
+    if left.button("Explain this run", key=state.PURIFY_EXPLAIN_RUN, icon=":material/visibility:",
+                   help="Opens the Explain page on this run's purified model, next to the model it came from."):
+        st.session_state[state.PENDING_SCENARIO] = run.source.name  # Explain lists the runs of the selected model
+        st.session_state[state.EXPLAIN_RUN] = run.label
+        st.switch_page("app_pages/explain.py")
+    if right.button("Open the purified model everywhere", key=state.PURIFY_OPEN_PURIFIED, icon=":material/swap_horiz:",
+                    help="Keeps the purified model as a model of this session (measured again on the whole test set) and "
+                         "selects it in the sidebar: its card opens on the Scenario page, and every page works on it."):
+        try:
+            name = _keep_purified(run)
+        except UserInputError as error:  # e.g. its dataset is no longer on this server
+            st.error(untrusted.text(error))
+        else:
+            st.session_state[state.PENDING_SCENARIO] = name
+            forget_built_cards()  # the new model must be in the list the sidebar checks
+            st.switch_page("app_pages/home.py")
+
+
+def _keep_purified(run: RunRecord) -> str:
+    """The run's model kept in the model store as this session's upload (the card measures ACC and ASR on
+    the source model's data and trigger); a CPU copy, so the session's run is never changed. Returns its name."""
+    with heavy_job("keeping the purified model"), st.spinner("Measuring the purified model on the whole test set…"):
+        saved = save_upload(copy.deepcopy(run.model).cpu(), Scenario.from_dict(run.source.scenario),
+                            f"the purified copy of {run.source.name} (run {run.label})")
+    uploads = st.session_state.setdefault(state.UPLOADS, [])
+    if saved.card.name not in uploads:
+        uploads.append(saved.card.name)
+    return saved.card.name
 
 
 def _neurons(run: RunRecord) -> None:
@@ -108,15 +162,16 @@ def _reactivation(run: RunRecord) -> None:
 
 
 def after_run_section(kept: list[RunRecord]) -> None:
-    """Pick a finished run; show its neurons before vs after and the re-activation check."""
+    """Pick a finished run (the newest by default); show its verdict, its neurons before vs after and the re-activation check."""
     done = [r for r in kept if r.model is not None]
     if not done:
         return
-    st.subheader("After a run: did the infected neurons go quiet, and does it stay erased?")
+    st.subheader("After a run: the verdict, did the infected neurons go quiet, and does it stay erased?")
     labels = [r.label for r in done]
     if st.session_state.get(state.PURIFY_CHECK_CHOICE) not in labels:
         st.session_state.pop(state.PURIFY_CHECK_CHOICE, None)  # that run was deleted or dropped: show the newest
     chosen = st.selectbox("Run", labels, index=len(labels) - 1, key=state.PURIFY_CHECK_CHOICE)
     run = next(r for r in done if r.label == chosen)
+    _verdict(run)
     _neurons(run)
     _reactivation(run)

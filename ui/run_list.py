@@ -10,12 +10,13 @@ import pandas as pd
 import streamlit as st
 
 from purify_core.views.export import purified_card, report_title, run_report_html, weights_bytes
-from purify_core.views.method_figures import pareto_figure
+from purify_core.views.method_figures import pareto_figure, runs_overlay_figure
+from purify_core.views.run_compare import MISSING, named_histories, run_rows
+from purify_core.evaluation.verdict import ERASED_ASR
 from purify_core.study import RunRecord
 from ui import runs as session_runs
 from ui import state
-from ui.after_run import after_run_section
-from ui.live_run import overlay
+from ui.after_run import after_run_section, verdict_line
 
 #: The arena benchmark's results (`python -m purify_core bench arena`), read only; a missing file adds nothing.
 ARENA_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "arena.json"
@@ -24,13 +25,15 @@ ARENA_FILE = Path(__file__).resolve().parent.parent / "benchmarks" / "arena.json
 def run_list(kept: list[RunRecord]) -> None:
     """Everything the page shows about the runs kept in this session (only this session sees them)."""
     st.subheader("Runs in this session")
-    table = [{**r.summary_row(), "waited for a slot (s)": r.waited_s, "note": r.reason} for r in kept]
-    st.dataframe(pd.DataFrame(table), hide_index=True, key="purify_runs_table")
-    st.caption(f"{len(kept)} of at most {state.MAX_RUNS} runs kept in this session (only you see them): "
-               + ", ".join(r.label for r in kept) + ".")
-    overlay({r.label: r.history for r in kept}, "overlay")
-    st.caption("Every run of this session, overlaid: lower task loss fits the clean data; the regularization loss is the "
-               "penalty on the marked neurons (it falls as they shrink; 0 for prune and none); the distillation loss is how far "
+    verdict_line(kept[-1])  # the newest run's verdict first: what the student waited for
+    table = [{**row, "waited for a slot (s)": r.waited_s, "note": r.reason or None} for row, r in zip(run_rows(kept), kept)]
+    st.dataframe(_styled(pd.DataFrame(table)), hide_index=True, key="purify_runs_table")
+    st.caption(f"{len(kept)} of at most {state.MAX_RUNS} runs kept in this session (only you see them). \"differs in\" names "
+               f"every setting that is not the same in all of them; the charts name the runs the same way. {MISSING} where a "
+               f"number was not measured (a stopped run). Verdict: erased when ASR after falls below {100 * ERASED_ASR:g}%.")
+    st.plotly_chart(runs_overlay_figure(named_histories(kept)), key="purify_runs_overlay")
+    st.caption("Every run of this session, overlaid, one colour per run (the same in the report; click a run in the legend "
+               "to hide it): lower task loss fits the clean data; the regularization loss is the penalty on the marked neurons (it falls as they shrink; 0 for prune and none); the distillation loss is how far "
                "the model's answers on clean images are from the original's (0 without distillation); the backdoor is gone "
                "when ASR falls near 0 while ACC stays up.")
     _pareto(kept)
@@ -40,6 +43,13 @@ def run_list(kept: list[RunRecord]) -> None:
     if st.button("Delete", key=state.PURIFY_DELETE, disabled=not doomed):
         session_runs.delete(doomed)
         st.rerun()
+
+
+def _styled(table: pd.DataFrame) -> Any:
+    """Numbers stay numbers (the table sorts by them); a value not measured reads MISSING, never None or nan."""
+    formats = {column: pattern for column, pattern in (("steps to ASR<5%", "{:.0f}"), ("DER", "{:.3f}"), ("seconds", "{:.1f}"),
+                                                       ("waited for a slot (s)", "{:.1f}")) if column in table}
+    return table.style.format(formats, precision=2, na_rep=MISSING)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

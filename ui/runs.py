@@ -39,6 +39,7 @@ def new_run(kind: str, config: dict[str, Any], waited_s: float = 0.0, source: Ca
     run = RunRecord(label=f"#{number} {kind}", config=config, source=source, waited_s=round(waited_s, 1))
     kept = runs()
     kept.append(run)
+    st.session_state.pop(state.PURIFY_CHECK_CHOICE, None)  # the after-run section shows the new run
     while len(kept) > state.MAX_RUNS:
         dropped = kept.pop(0)
         st.toast(f"Dropped the oldest run {dropped.label} (this session keeps {state.MAX_RUNS}).")

@@ -10,17 +10,22 @@ import torch
 
 from ..evaluation.grading import pareto_front
 from ..method.neurons import NeuronMask, NeuronScores
+from ..method.rankings import METRIC_LABELS
 from ..method.rankings.quality import PruningPoint
+from .run_compare import ranking_colors, run_colors
 
 __all__ = ["salience_strips_figure", "score_histogram_figure", "spearman_figure", "roc_figure",
-           "pruning_curves_figure", "run_curves_figure", "live_run_figure", "RUN_PANELS", "before_after_figure",
-           "reactivation_figure", "pareto_figure"]
+           "pruning_curves_figure", "run_curves_figure", "runs_overlay_figure", "live_run_figure", "RUN_PANELS",
+           "PERCENT_RANGE", "before_after_figure", "reactivation_figure", "pareto_figure"]
 
 #: What a purification run is watched by: (step field, panel title, shown in percent).
 RUN_PANELS = (("task_loss", "Task loss (clean cross-entropy)", False), ("reg_loss", "Regularization loss", False),
               ("distill_loss", "Distillation loss", False), ("acc", "ACC (clean test)", True), ("asr", "ASR (evaluator's view)", True))
 
 _MARKED = "#d62728"
+#: Every ACC and ASR axis: fixed, so a dip from 97% to 95% looks like the 2 points it is (a little
+#: room either side keeps markers at 0% and 100% whole).
+PERCENT_RANGE = (-2, 102)
 
 
 def _layout(fig: go.Figure, height: int, **kw) -> go.Figure:
@@ -114,8 +119,9 @@ def spearman_figure(names: Sequence[str], matrix: np.ndarray) -> go.Figure:
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> go.Figure:
     """ROC curves of "this ranking flags the infected neurons"; label -> (fpr, tpr, auc)."""
     fig = go.Figure(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance", line=dict(dash="dot", color="grey")))
+    colors = ranking_colors(list(curves), list(METRIC_LABELS.values()))  # the same colour as on the pruning curves
     for label, (fpr, tpr, auc) in curves.items():
-        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{label} (AUC {auc:.2f})"))
+        fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", name=f"{label} (AUC {auc:.2f})", line=dict(color=colors[label])))
     fig.update_xaxes(title="false positive rate", range=[0, 1]).update_yaxes(title="true positive rate", range=[0, 1])
     return _layout(fig, 440, title="ROC against TAC (evaluator's view)",
                    legend=dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0))
@@ -124,24 +130,47 @@ def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray, float]]) -> go.Fi
 def pruning_curves_figure(curves: dict[str, list[PruningPoint]]) -> go.Figure:
     """ACC (solid) and ASR (dashed) as each ranking's lowest-scored neurons are zeroed."""
     fig = go.Figure()
-    for i, (label, points) in enumerate(curves.items()):
-        color = f"hsl({(i * 83) % 360}, 60%, 45%)"
+    colors = ranking_colors(list(curves), list(METRIC_LABELS.values()))  # the same colour as on the ROC chart
+    for label, points in curves.items():
+        color = colors[label]
         x = [100 * p.fraction for p in points]
         fig.add_trace(go.Scatter(x=x, y=[100 * p.acc for p in points], name=f"{label}: ACC", line=dict(color=color)))
         if points and points[0].asr is not None:
             fig.add_trace(go.Scatter(x=x, y=[100 * (p.asr or 0) for p in points], name=f"{label}: ASR", line=dict(color=color, dash="dash")))
-    fig.update_xaxes(title="neurons zeroed per layer (%)").update_yaxes(title="%", range=[0, 101])
+    fig.update_xaxes(title="neurons zeroed per layer (%)").update_yaxes(title="%", range=list(PERCENT_RANGE))
     return _layout(fig, 400, title="Pruning curves (no fine-tuning)")
 
 
-def run_curves_figure(runs: dict[str, list[dict]], field: str, title: str, percent: bool = False) -> go.Figure:
-    """One line per run of `field` against the step (runs: label -> list of step dicts)."""
+def run_curves_figure(runs: dict[str, list[dict]], field: str, title: str, percent: bool = False,
+                      colors: dict[str, str] | None = None) -> go.Figure:
+    """One line per run of `field` against the step (runs: label -> list of step dicts), each in its
+    colour (`colors`, default `run_colors` of the runs in order); ACC and ASR on the fixed 0-100 axis."""
+    colors = colors or run_colors(list(runs))
     fig = go.Figure()
     for label, steps in runs.items():
         x, y = _points(steps, field, percent)
-        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if percent else "lines", name=label))
-    fig.update_xaxes(title="step").update_yaxes(title="%" if percent else field.replace("_", " "))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if percent else "lines", name=label, line=dict(color=colors[label])))
+    fig.update_xaxes(title="step").update_yaxes(title="%" if percent else field.replace("_", " "),
+                                                range=list(PERCENT_RANGE) if percent else None)
     return _layout(fig, 300, title=title)
+
+
+def runs_overlay_figure(runs: dict[str, list[dict]], colors: dict[str, str] | None = None, height: int = 330) -> go.Figure:
+    """Every run on every `RUN_PANELS` panel in ONE figure with ONE legend: a run keeps its colour on
+    every panel (`colors`, default `run_colors`), ACC and ASR share the fixed 0-100 axis, and
+    clicking a run in the legend hides it on every panel at once (one legend group per run)."""
+    from plotly.subplots import make_subplots
+
+    colors = colors or run_colors(list(runs))
+    fig = make_subplots(rows=1, cols=len(RUN_PANELS), subplot_titles=[title for _, title, _ in RUN_PANELS], horizontal_spacing=0.05)
+    for col, (field, _, percent) in enumerate(RUN_PANELS, start=1):
+        for label, steps in runs.items():
+            x, y = _points(steps, field, percent)
+            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if percent else "lines", name=label, legendgroup=label,
+                                     showlegend=col == 1, line=dict(color=colors[label]), marker=dict(size=4)), row=1, col=col)
+        fig.update_yaxes(range=list(PERCENT_RANGE) if percent else None, automargin=True, row=1, col=col)
+    fig.update_xaxes(title="step").update_annotations(font_size=12)
+    return _layout(fig, height, legend=dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0))
 
 
 def _points(steps: list[dict], field: str, percent: bool) -> tuple[list[int], list[float]]:
@@ -159,7 +188,7 @@ def live_run_figure(label: str, steps: list[dict]) -> go.Figure:
         x, y = _points(steps, field, percent)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if percent else "lines", name=label, showlegend=False,
                                  line=dict(color="#1f77b4")), row=1, col=col)
-        fig.update_yaxes(range=[0, 101] if percent else None, row=1, col=col)
+        fig.update_yaxes(range=list(PERCENT_RANGE) if percent else None, row=1, col=col)
     fig.update_xaxes(title="step").update_annotations(font_size=12)
     return _layout(fig, 280)
 
