@@ -86,7 +86,7 @@ def _with(old: str, new: str) -> str:
     return _GOOD.replace(old, new, 1)
 
 
-@pytest.mark.parametrize("text, says", [
+BAD_LESSONS = [
     (_with('page = "salience"', 'page = "salience_maps"'), "page 'salience_maps' is not a page of the app"),
     (_with('salience_metric = "salience"', 'salience_metricc = "salience"'), "control 'salience_metricc', which the app does not have"),
     (_with('purify_preset = "default"', 'purify_treshold = 0.3'), "link names the control 'purify_treshold', which the app does not have"),
@@ -101,7 +101,10 @@ def _with(old: str, new: str) -> str:
     (_with('choices = ["yes", "no"]', 'choices = ["yes"]'), "at least two texts"),
     (_GOOD + "\n[[step]\n", "not valid TOML"),
     ('title = "x"\nminutes = 5\n', "needs at least one [[step]]"),
-])
+]
+
+
+@pytest.mark.parametrize("text, says", [pytest.param(text, says, id=says[:40]) for text, says in BAD_LESSONS])
 def test_a_bad_lesson_file_gets_one_clear_line(text, says):
     with pytest.raises(UserInputError) as caught:
         parse_lesson(text, "bad")
