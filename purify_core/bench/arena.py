@@ -14,6 +14,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any, Callable, Iterable
 
 from torch import nn
@@ -24,9 +25,11 @@ from ..evaluation.grading import der_of
 from ..method.purify import PRESET_LABELS, PurifyConfig, PurifyResult, purify, purify_preset
 from ..models.evaluate import Metrics, evaluate, percent
 from ..study import Case, purification_result
+from .common import case_for
 from .report import fmt, machine, markdown_table
+from .sweep import Job, SweepOptions, run_sweep
 
-__all__ = ["PRESETS", "contenders", "run_arena", "arena_markdown", "arena_results_for"]
+__all__ = ["PRESETS", "contenders", "run_arena", "arena_sweep", "arena_job", "arena_jobs", "arena_markdown", "arena_results_for"]
 
 #: The paper's purification presets that enter the arena beside the registered defenses.
 PRESETS = ("default", "reference")
@@ -90,36 +93,81 @@ def _numbers(before: Metrics | None, result: PurifyResult) -> dict[str, Any]:
             "der": None if rating is None else round(rating, 4), "seconds": round(result.summary.seconds, 2)}
 
 
+def arena_row(case: Case, contender: Contender, control: nn.Module, epochs: int | None) -> dict[str, Any]:
+    """One contender on one case and on the case's clean control: one graded row."""
+    evaluator, test, attack = case.evaluator(), case.splits.test, case.backdoored.attack
+    before = evaluator(case.backdoored.model)
+    row = {"scenario": case.backdoored.name, "draw": case.seed, "defense": contender.name, "kind": contender.kind,
+           **_numbers(before, contender.run(case.backdoored.model, case, epochs, evaluator))}
+    control_before = evaluate(control, test, attack)
+    control_after = contender.run(control, case, epochs, lambda m: evaluate(m, test, attack)).summary
+    row |= {"control_acc_before": percent(control_before.acc), "control_acc": percent(control_after.after.acc) if control_after.after else None,
+            "control_status": control_after.status}
+    row["control_drop"] = None if row["control_acc"] is None else round(row["control_acc_before"] - row["control_acc"], 2)
+    return row
+
+
+def _log_row(log: Callable[[str], None], row: dict[str, Any], where: str) -> None:
+    log(f"[{row['scenario']} draw {row['draw']}{where}] {row['defense']}: ACC {fmt(row['acc'], 1)}, ASR {fmt(row['asr'], 1)}, "
+        f"RA {fmt(row['ra'], 1)}, DER {fmt(row['der'], 3)}; clean control ACC {fmt(row['control_acc_before'], 1)} -> "
+        f"{fmt(row['control_acc'], 1)} ({row['seconds']:.1f} s)")
+
+
 def run_arena(cases: Iterable[Case], chosen: list[Contender], clean_model_of: Callable[[Any], nn.Module],
               epochs: int | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every contender on every case and on the case's clean control; `clean_model_of(scenario)` gives
-    the control (cached on disk by `clean_control.clean_model`). `epochs` overrides every contender's (quick checks)."""
+    """Every contender on every case and on the case's clean control, in this process; `clean_model_of(scenario)`
+    gives the control (cached on disk by `clean_control.clean_model`). `epochs` overrides every contender's (quick checks).
+    `arena_sweep` runs the same rows as sweep jobs."""
     rows, start, controls = [], time.perf_counter(), {}
     for case in cases:
-        name, evaluator = case.backdoored.name, case.evaluator()
+        name = case.backdoored.name
         if name not in controls:
             t = time.perf_counter()
             controls[name] = clean_model_of(case.backdoored.scenario)
             log(f"{name}: clean control ready ({time.perf_counter() - t:.1f} s; 0 when cached)")
-        control, test = controls[name], case.splits.test
-        control_before = evaluate(control, test, case.backdoored.attack)
-        before = evaluator(case.backdoored.model)
         for i, contender in enumerate(chosen, 1):
-            t = time.perf_counter()
-            row = {"scenario": name, "draw": case.seed, "defense": contender.name, "kind": contender.kind,
-                   **_numbers(before, contender.run(case.backdoored.model, case, epochs, evaluator))}
-            checked = contender.run(control, case, epochs, lambda m: evaluate(m, test, case.backdoored.attack))
-            control_after = checked.summary.after
-            row |= {"control_acc_before": percent(control_before.acc), "control_acc": percent(control_after.acc) if control_after else None,
-                    "control_status": checked.summary.status}
-            row["control_drop"] = None if row["control_acc"] is None else round(row["control_acc_before"] - row["control_acc"], 2)
-            rows.append(row)
-            log(f"[{name} draw {case.seed} {i}/{len(chosen)}] {contender.name}: ACC {fmt(row['acc'], 1)}, ASR {fmt(row['asr'], 1)}, "
-                f"RA {fmt(row['ra'], 1)}, DER {fmt(row['der'], 3)}; clean control ACC {fmt(row['control_acc_before'], 1)} -> "
-                f"{fmt(row['control_acc'], 1)} ({time.perf_counter() - t:.1f} s)")
+            rows.append(arena_row(case, contender, controls[name], epochs))
+            _log_row(log, rows[-1], f" {i}/{len(chosen)}")
+    return arena_raw(rows, chosen, epochs, time.perf_counter() - start)
+
+
+@lru_cache(maxsize=4)
+def _control(scenario: Any) -> nn.Module:
+    from ..evaluation.clean_control import clean_model
+
+    return clean_model(scenario, device="cpu")  # from the disk cache: `arena_sweep` trained it before fanning out
+
+
+def arena_job(scenario: str, draw: int, contender: str, kind: str, epochs: int | None, zoo: str | None = None) -> dict[str, Any]:
+    """One arena row as a sweep job: the model and its clean control read from disk once per worker."""
+    case = case_for(scenario, draw, zoo)
+    return arena_row(case, Contender(contender, kind), _control(case.backdoored.scenario), epochs)
+
+
+def arena_jobs(scenarios: list[str], draws: list[int], chosen: list[Contender], epochs: int | None, zoo: str | None = None) -> list[Job]:
+    return [Job("purify_core.bench.arena:arena_job", {"scenario": s, "draw": d, "contender": c.name, "kind": c.kind, "epochs": epochs, "zoo": zoo},
+                f"{s} draw {d} {c.name}") for s in scenarios for d in draws for c in chosen]
+
+
+def arena_sweep(scenarios: list[str], draws: list[int], chosen: list[Contender], epochs: int | None = None,
+                log: Callable[[str], None] = print, sweep: SweepOptions = SweepOptions(), zoo: str | None = None) -> dict[str, Any]:
+    """`run_arena` as sweep jobs (serially, on local workers or on Ray): each scenario's clean control is
+    trained or read here first, so every worker reads it from the disk cache."""
+    start = time.perf_counter()
+    for name in scenarios:
+        t = time.perf_counter()
+        _control(case_for(name, draws[0], zoo).backdoored.scenario)
+        log(f"{name}: clean control ready ({time.perf_counter() - t:.1f} s; about 0 when cached)")
+    jobs = arena_jobs(scenarios, draws, chosen, epochs, zoo)
+    rows = run_sweep("arena", jobs, sweep, log).in_order(jobs)
+    return arena_raw(rows, chosen, epochs, time.perf_counter() - start)
+
+
+def arena_raw(rows: list[dict[str, Any]], chosen: list[Contender], epochs: int | None, seconds: float) -> dict[str, Any]:
+    """The arena's JSON: the contenders and their settings, every row, the summary over draws."""
     return {"contenders": [{"name": c.name, "kind": c.kind, "label": c.label(), "selection": c.selection(),
                             "config": c.config(epochs).to_dict()} for c in chosen], "epochs_override": epochs, "draws": sorted({r["draw"] for r in rows}), "rows": rows, "summary": _summary(rows),
-            "total_seconds": round(time.perf_counter() - start, 1), "machine": machine()}
+            "total_seconds": round(seconds, 1), "machine": machine()}
 
 
 def _mean_sd(values: list[float | None]) -> tuple[float | None, float | None]:

@@ -25,10 +25,11 @@ from ..errors import UserInputError
 from ..method.purify import PurifyConfig, PurifyResult, purify
 from ..method.rankings import DEFENDER_METRICS, METRICS, rank_neurons
 from ..study import Case, grade_rankings, purification_result
-from .common import cases
+from .common import case_for, chosen_scenarios
 from .report import machine, markdown_table
+from .sweep import Job, SweepOptions, run_sweep
 
-__all__ = ["run_claims", "claims_markdown", "STRENGTHS", "LAB_DEFAULT", "OLD_DEFAULT"]
+__all__ = ["run_claims", "claims_jobs", "claims_job", "claims_markdown", "STRENGTHS", "LAB_DEFAULT", "OLD_DEFAULT"]
 
 LAB_DEFAULT = "purify (ours, defaults)"
 OLD_DEFAULT = "purify (AR only: the paper's loop, the old default)"
@@ -95,48 +96,91 @@ def _reused(path: Path, base: PurifyConfig) -> dict[tuple[str, int], dict[str, l
     return rows
 
 
+def claims_job(scenario: str, draw: int, part: str, config: dict[str, Any] | None = None, defense: str | None = None,
+               zoo: str | None = None) -> dict[str, Any]:
+    """One cell of the claims grid on one case: the rankings' grades, the backdoored model, or one run
+    (`config`, with `defense` for a baseline). The model is read from the zoo on disk, once per worker."""
+    case = case_for(scenario, draw, zoo)
+    if part == "rankings":
+        model, clean = case.backdoored.model, case.splits.clean
+        scores = {m: rank_neurons(model, clean, m, attack=case.backdoored.attack) for m in METRICS}
+        return {"rows": [{"scenario": case.backdoored.name, "seed": case.seed, "metric": g.metric, "auc_low": g.lowest.auc,
+                          "precision_low": g.lowest.precision_at_k, "auc_high": g.highest.auc, "spearman": g.lowest.spearman}
+                         for g in grade_rankings({m: scores[m] for m in DEFENDER_METRICS}, scores["tac"])]}
+    if part == "backdoored":
+        return backdoored_row(case)
+    return _run(case, PurifyConfig(**(config or {})), defense)
+
+
+def _penalty_grid(base: PurifyConfig) -> list[tuple[str, float, PurifyConfig]]:
+    """Claim 2's runs: every penalty at every strength, then prune and plain fine-tuning at the base strength."""
+    grid = []
+    for regularizer in PENALTIES + ("prune", "none"):
+        for strength in STRENGTHS if regularizer in PENALTIES else (base.strength,):
+            cfg = replace(base, regularizer=regularizer, strength=strength)
+            grid.append((regularizer, strength, replace(cfg, threshold=0.0) if regularizer == "none" else cfg))
+    return grid
+
+
+def claims_jobs(scenarios: list[str], seeds: list[int], config: PurifyConfig, base: PurifyConfig,
+                only_default: set[tuple[str, int]] = frozenset(), zoo: str | None = None) -> dict[tuple[str, int, str], Job]:
+    """The claims grid as independent jobs keyed by (scenario, draw, row), per case in the order of the
+    tables (`only_default`: cases whose other rows are carried over from an earlier run)."""
+    jobs: dict[tuple[str, int, str], Job] = {}
+    for name in scenarios:
+        for seed in seeds:
+            def add(key: str, part: str, **extra: Any) -> None:
+                jobs[(name, seed, key)] = Job("purify_core.bench.claims:claims_job",
+                                              {"scenario": name, "draw": seed, "part": part, **extra, "zoo": zoo}, f"{name} draw {seed} {key}")
+            if (name, seed) not in only_default:
+                add("rankings", "rankings")
+                for regularizer, strength, cfg in _penalty_grid(base):
+                    add(f"{regularizer} {strength}", "run", config=cfg.to_dict())
+                add("backdoored", "backdoored")
+                for d in CLAIMS_BASELINES:
+                    add(d, "run", config=base.to_dict(), defense=d)
+            add("lab default", "run", config=config.to_dict())
+    return jobs
+
+
 def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, log: Callable[[str], None] = print,
-               reuse: Path | None = None) -> dict[str, Any]:
+               reuse: Path | None = None, sweep: SweepOptions = SweepOptions(), zoo: str | None = None) -> dict[str, Any]:
     """Raw per-seed results for the three claims; `summarise` turns them into tables.
 
     `reuse`: an earlier claims.json measured on the same paper's loop; its rows are kept and only
     the lab default's row is run (the paper's loop is the same code path, `distill=0` included).
+    `sweep`: where the grid's jobs run (serially by default); `zoo`: another zoo folder, `names` its exact names.
     """
     rankings, penalties, defenses = [], [], []
     start = time.perf_counter()
     base = replace(PurifyConfig(), epochs=config.epochs)
     old = _reused(reuse, base) if reuse else None
-    for case in cases(names, seeds):
-        if old is not None and (case.backdoored.name, case.seed) in old:
-            kept = old[(case.backdoored.name, case.seed)]
-            rankings += kept["rankings"]
-            penalties += kept["regularizers"]
-            defenses += kept["defenses"]
-            defenses.append({"scenario": case.backdoored.name, "seed": case.seed, "defense": LAB_DEFAULT, **_run(case, config)})
-            log(f"{case.backdoored.name} seed {case.seed}: lab default done at {time.perf_counter() - start:.0f} s")
-            continue
-        name, model, defense = case.backdoored.name, case.backdoored.model, case.splits.clean
-        scores = {m: rank_neurons(model, defense, m, attack=case.backdoored.attack) for m in METRICS}
-        for g in grade_rankings({m: scores[m] for m in DEFENDER_METRICS}, scores["tac"]):
-            rankings.append({"scenario": name, "seed": case.seed, "metric": g.metric, "auc_low": g.lowest.auc,
-                             "precision_low": g.lowest.precision_at_k, "auc_high": g.highest.auc, "spearman": g.lowest.spearman})
-        runs: dict[tuple[str, float], dict[str, Any]] = {}
-        for regularizer in PENALTIES + ("prune", "none"):
-            for strength in STRENGTHS if regularizer in PENALTIES else (base.strength,):
-                cfg = replace(base, regularizer=regularizer, strength=strength)
-                out = _run(case, replace(cfg, threshold=0.0) if regularizer == "none" else cfg)
-                runs[(regularizer, strength)] = out
-                penalties.append({"scenario": name, "seed": case.seed, "regularizer": regularizer,
-                                  "strength": strength if regularizer in PENALTIES else None, **out})
-        defenses.append(backdoored_row(case))
-        defenses.append({"scenario": name, "seed": case.seed, "defense": OLD_DEFAULT, **runs[(base.regularizer, base.strength)]})
-        defenses.append({"scenario": name, "seed": case.seed, "defense": LAB_DEFAULT, **_run(case, config)})
-        for defense_name in CLAIMS_BASELINES:
-            out = _run(case, base, defense_name)
-            defenses.append({"scenario": name, "seed": case.seed, "defense": defense_name, **out})
-        log(f"{name} seed {case.seed}: done at {time.perf_counter() - start:.0f} s")
+    scenarios = list(names or []) if zoo else chosen_scenarios(names, seeds)
+    jobs = claims_jobs(scenarios, seeds, config, base, set(old or {}), zoo)
+    done = run_sweep("claims", list(jobs.values()), sweep, log)
+    for name in scenarios:
+        for seed in seeds:
+            row = {"scenario": name, "seed": seed}
+            got = {key: done.records[job.id] for (s, d, key), job in jobs.items() if (s, d) == (name, seed)}
+            if old is not None and (name, seed) in old:
+                kept = old[(name, seed)]
+                rankings += kept["rankings"]
+                penalties += kept["regularizers"]
+                defenses += kept["defenses"]
+                defenses.append({**row, "defense": LAB_DEFAULT, **got["lab default"]})
+                continue
+            rankings += got["rankings"]["rows"]
+            for regularizer, strength, _ in _penalty_grid(base):
+                penalties.append({**row, "regularizer": regularizer, "strength": strength if regularizer in PENALTIES else None,
+                                  **got[f"{regularizer} {strength}"]})
+            defenses.append(got["backdoored"])
+            defenses.append({**row, "defense": OLD_DEFAULT, **got[f"{base.regularizer} {base.strength}"]})
+            defenses.append({**row, "defense": LAB_DEFAULT, **got["lab default"]})
+            defenses += [{**row, "defense": d, **got[d]} for d in CLAIMS_BASELINES]
     return {"rankings": rankings, "regularizers": penalties, "defenses": defenses,
-            "config": base.to_dict(), "lab_default": config.to_dict(), "reused": str(reuse) if reuse else None, "seeds": seeds, "seconds": time.perf_counter() - start, "machine": machine()}
+            "config": base.to_dict(), "lab_default": config.to_dict(), "reused": str(reuse) if reuse else None, "seeds": seeds,
+            "seconds": time.perf_counter() - start, "job_seconds": {job.label: round(done.seconds[job.id], 2) for job in jobs.values()},
+            "machine": machine()}
 
 
 def _group(rows: list[dict[str, Any]], keys: tuple[str, ...], fields: tuple[str, ...]) -> list[dict[str, Any]]:

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 from ..cli.registry import command
 from ..errors import UserInputError
+from .sweep import SweepIncomplete, SweepOptions
 
 __all__ = ["BENCHMARKS"]
 
@@ -24,10 +25,25 @@ def _options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--preset", default="default", help="purification preset the runs start from")
     sub.add_argument("--epochs", type=int, help="override the preset's epochs (quick checks)")
     sub.add_argument("--out", type=Path, default=Path("benchmarks"))
-    sub.add_argument("--workers", type=int, default=2, help="parallel runs (defaults)")
+    sub.add_argument("--workers", type=int, default=0, help="jobs at once: local worker processes (default 0: one per core; "
+                     "1: serially in this process), or the CPUs of a local Ray (--ray auto)")
+    sub.add_argument("--ray", metavar="ADDRESS", help="run the grid's jobs on Ray: 'auto' starts a local Ray (or joins RAY_ADDRESS), "
+                     "or give a cluster's address (ray://head:10001); every node needs this checkout and its zoo")
+    sub.add_argument("--gpus-per-job", type=float, default=0.0, help="Ray: GPUs each job asks for (e.g. 0.5: two jobs share one)")
+    sub.add_argument("--threads", type=int, default=1, help="torch threads per job, the same in every mode (so the records are too)")
     sub.add_argument("--recipes", type=int, help="defaults: only the first N recipes of the grid")
     sub.add_argument("--models", type=Path, help="heldout: a folder of models from train --out")
     sub.add_argument("--reuse", type=Path, help="claims: keep the rows of this earlier claims.json (same paper's loop) and run only the lab default's")
+
+
+def _sweep(args: argparse.Namespace) -> SweepOptions:
+    """Where the grid's jobs run; the log that makes the benchmark resumable is `<out>/<which>.partial.jsonl`."""
+    if args.workers < 0 or args.threads < 1 or args.gpus_per_job < 0:
+        raise UserInputError("--workers must be >= 0, --threads >= 1 and --gpus-per-job >= 0")
+    if args.gpus_per_job and not args.ray:
+        raise UserInputError("--gpus-per-job asks Ray for GPUs: give --ray auto or --ray ADDRESS too")
+    return SweepOptions(workers=args.workers, ray=args.ray, gpus_per_job=args.gpus_per_job, threads=args.threads,
+                        log=args.out / f"{args.which}.partial.jsonl")
 
 
 def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str]:
@@ -36,13 +52,14 @@ def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str
 
     if args.seeds < 1:
         raise UserInputError(f"--seeds must be at least 1, got {args.seeds}")
+    sweep = _sweep(args)
     epochs = {"epochs": args.epochs} if args.epochs is not None else {}
     config = purify_preset(args.preset, **epochs)
     seeds = list(range(args.seeds))
     if args.which == "claims":
         from .claims import claims_markdown, run_claims
 
-        raw = run_claims(args.scenarios, seeds, config, log, reuse=args.reuse)
+        raw = run_claims(args.scenarios, seeds, config, log, reuse=args.reuse, sweep=sweep)
         return raw, claims_markdown(raw)
     if args.which == "perf":
         from .perf import perf_markdown, run_perf
@@ -52,15 +69,14 @@ def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str
     if args.which == "reactivate":
         from .reactivate import reactivate_markdown, run_reactivate
 
-        raw = run_reactivate(args.scenarios, seeds, args.preset, config, log=log)
+        raw = run_reactivate(args.scenarios, seeds, args.preset, config, log=log, sweep=sweep)
         return raw, reactivate_markdown(raw)
     if args.which == "arena":
-        from ..evaluation.clean_control import clean_model
-        from .arena import arena_markdown, contenders, run_arena
-        from .common import cases
+        from .arena import arena_markdown, arena_sweep, contenders
+        from .common import chosen_scenarios
 
         chosen = contenders(args.defenses)  # unknown names refused before any model loads
-        raw = run_arena(cases(args.scenarios, seeds), chosen, lambda scenario: clean_model(scenario, device="cpu"), args.epochs, log)
+        raw = arena_sweep(chosen_scenarios(args.scenarios, seeds), seeds, chosen, args.epochs, log, sweep)
         return raw, arena_markdown(raw)
     if args.which == "heldout":
         from .heldout import heldout_markdown, run_heldout
@@ -74,7 +90,7 @@ def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str
     # The grid's recipes are written against the dataclass's own defaults (the paper's AR loop),
     # not against a preset, so the chosen default does not feed back into its own grid.
     recipes = list(RECIPES)[: args.recipes] if args.recipes else None
-    raw = run_defaults(args.scenarios, PurifyConfig(**epochs), log, partial=args.out / "defaults.partial.jsonl", workers=args.workers, recipes=recipes)
+    raw = run_defaults(args.scenarios, PurifyConfig(**epochs), log, recipes=recipes, sweep=sweep)
     return raw, defaults_markdown(raw)
 
 
@@ -82,8 +98,13 @@ def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str
 def bench(args: argparse.Namespace) -> int:
     from .report import write_report
 
-    raw, markdown = _run(args, lambda line: print(line, file=sys.stderr, flush=True))
+    try:
+        raw, markdown = _run(args, lambda line: print(line, file=sys.stderr, flush=True))
+    except SweepIncomplete as exc:  # the finished jobs stay in the log; the next start runs only the rest
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     paths = write_report(args.out, args.which, raw, markdown)  # only once the benchmark ran: a failed one writes nothing
+    _sweep(args).log.unlink(missing_ok=True)  # every record is in the report now; a later run measures afresh
     print(markdown)
     print(f"\nwrote {paths[0]} and {paths[1]}", file=sys.stderr)
     return 0

@@ -15,7 +15,6 @@ ASR is recorded for the reader, and never read by the rule.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import statistics
 import time
 from dataclasses import replace
@@ -24,8 +23,9 @@ from typing import Any, Callable
 
 from ..method.purify import PurifyConfig
 from .report import machine, markdown_table
+from .sweep import Job, SweepOptions, run_sweep
 
-__all__ = ["RECIPES", "run_defaults", "choose", "aggressiveness", "defaults_markdown"]
+__all__ = ["RECIPES", "run_defaults", "defaults_job", "choose", "aggressiveness", "defaults_markdown"]
 
 _PLAIN = {"regularizer": "none", "threshold": 0.0}
 _HEAD = {"reinit": "dense", "distill": 0.5}
@@ -55,62 +55,52 @@ def seeds_for(recipe: str) -> tuple[int, ...]:
     return SEEDS
 
 
-_MODELS: dict[str, Any] = {}
-
-
-def _one(task: tuple[str, str, int, int, dict[str, Any]]) -> dict[str, Any]:
-    """One run in a worker process: a recipe on one scenario, clean-set draw and seed."""
-    import torch
-
-    from ..data.splits import redraw_clean
+def defaults_job(recipe: str, scenario: str, draw: int, seed: int, base: dict[str, Any]) -> dict[str, Any]:
+    """One run of the grid: a recipe on one scenario, clean-set draw and seed (the model read once per worker)."""
     from ..method.purify import purify
     from ..study import evaluator_for, purification_result
-    from ..store.zoo import load_shipped
+    from .common import case_for
 
-    torch.set_num_threads(1)
-    recipe, scenario, draw, seed, base = task
-    if scenario not in _MODELS:
-        _MODELS[scenario] = load_shipped(scenario)
-    backdoored = _MODELS[scenario]
-    splits = redraw_clean(backdoored.splits(), draw)
+    case = case_for(scenario, draw)
     config = replace(PurifyConfig(**base), eval_every=10**6, seed=seed, **RECIPES[recipe])
     start = time.perf_counter()
-    s = purification_result(purify(backdoored.model, splits.clean, config, evaluator_for(backdoored.attack, splits.test))).summary
+    s = purification_result(purify(case.backdoored.model, case.splits.clean, config, evaluator_for(case.backdoored.attack, case.splits.test))).summary
     return {"recipe": recipe, "scenario": scenario, "draw": draw, "seed": seed, "seconds": time.perf_counter() - start,
             "acc_before": 100 * s.before.acc, "acc": 100 * s.after.acc if s.after else None,
             "asr_before": 100 * s.before.asr, "asr": 100 * s.after.asr if s.after else None, "status": s.status}
 
 
-def _key(r: dict[str, Any]) -> tuple:
-    return r["recipe"], r["scenario"], r["draw"], r["seed"]
+def _job(recipe: str, scenario: str, draw: int, seed: int, base: dict[str, Any]) -> Job:
+    return Job("purify_core.bench.defaults:defaults_job", {"recipe": recipe, "scenario": scenario, "draw": draw, "seed": seed, "base": base},
+               f"{recipe} | {scenario} draw {draw} seed {seed}")
+
+
+def _upgrade_log(path: Path, base: dict[str, Any]) -> None:
+    """Lines written before the sweep runner (plain records, no job id) rewritten as sweep log entries, so they count as done."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    old = [json.loads(line) for line in lines if line.strip() and '"id"' not in line]
+    if not old:
+        return
+    entries = [{"id": (job := _job(r["recipe"], r["scenario"], r["draw"], r["seed"], base)).id, "label": job.label, "fn": job.fn,
+                "args": job.args, "record": r, "error": None, "seconds": r["seconds"]} for r in old if r["recipe"] in RECIPES]
+    kept = [line for line in lines if '"id"' in line]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(line + "\n" for line in kept + [json.dumps(e) for e in entries]))
+    tmp.replace(path)
 
 
 def run_defaults(names: list[str] | None, base: PurifyConfig, log: Callable[[str], None] = print,
-                 partial: Path | None = None, workers: int = 2, recipes: list[str] | None = None) -> dict[str, Any]:
-    """Every recipe x scenario x draw x seed; each finished run is appended to `partial` (JSON lines)
+                 recipes: list[str] | None = None, sweep: SweepOptions = SweepOptions()) -> dict[str, Any]:
+    """Every recipe x scenario x draw x seed, as sweep jobs; each finished run is appended to `sweep.log`
     at once, and runs already there are not repeated, so a stopped grid resumes."""
-    from ..store.zoo import shipped_scenarios
+    from .common import chosen_scenarios
 
-    scenarios = [s.name for s in shipped_scenarios() if not names or any(n in s.name for n in names)]
-    done = {}
-    if partial and partial.exists():
-        for line in partial.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                done[_key(r)] = r
+    scenarios = chosen_scenarios(names, list(DRAWS))
+    if sweep.log is not None:
+        _upgrade_log(sweep.log, base.to_dict())
     chosen = recipes or list(RECIPES)
-    tasks = [(r, s, d, k, base.to_dict()) for r in chosen for s in scenarios for d in DRAWS for k in seeds_for(r)]
-    todo = [t for t in tasks if t[:4] not in done]
-    log(f"{len(tasks)} runs, {len(todo)} to do")
-    if todo:
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            for r in pool.imap(_one, todo):
-                done[_key(r)] = r
-                if partial:
-                    with partial.open("a") as f:
-                        f.write(json.dumps(r) + "\n")
-                log(f"{r['recipe']} | {r['scenario']} draw {r['draw']} seed {r['seed']}: ACC {r['acc']}, {r['seconds']:.1f} s")
-    runs = [done[t[:4]] for t in tasks]
+    jobs = [_job(r, s, d, k, base.to_dict()) for r in chosen for s in scenarios for d in DRAWS for k in seeds_for(r)]
+    runs = run_sweep("defaults", jobs, sweep, log).in_order(jobs)
     rows = [_summarise(name, [r for r in runs if r["recipe"] == name], scenarios) for name in chosen]
     return {"rows": rows, "runs": runs, "chosen": choose(rows), "budget": BUDGET, "base": base.to_dict(),
             "recipes": {n: RECIPES[n] for n in chosen}, "scenarios": scenarios, "draws": DRAWS, "seeds": SEEDS, "machine": machine()}

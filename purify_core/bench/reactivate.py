@@ -11,17 +11,21 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any, Callable
+
+from torch import nn
 
 from ..evaluation.clean_control import clean_model
 from ..defenses import run_defense
 from ..method.purify import PRESET_LABELS, PurifyConfig, purify
 from ..evaluation.reactivate import ReactivateConfig, run_reactivation
-from ..study import purification_result
-from .common import cases
+from ..study import Case, purification_result
+from .common import case_for, chosen_scenarios
 from .report import machine, markdown_table
+from .sweep import Job, SweepOptions, run_sweep
 
-__all__ = ["run_reactivate", "reactivate_markdown"]
+__all__ = ["run_reactivate", "reactivate_job", "reactivate_markdown"]
 
 BASELINE = "finetune"
 
@@ -32,28 +36,46 @@ def _plain(config: PurifyConfig) -> PurifyConfig:
     return replace(config, **{k: v for k, v in extras.items() if hasattr(config, k)})
 
 
+def reactivate_rows(case: Case, config: PurifyConfig, retune: ReactivateConfig, clean: nn.Module) -> tuple[list[dict[str, Any]], float]:
+    """One case: purify and fine-tune, then re-tune those, the backdoored and the clean model; rows and seconds to defend."""
+    run = replace(config, seed=case.seed, eval_every=10**6)
+    start = time.perf_counter()
+    purified = purification_result(purify(case.backdoored.model, case.splits.clean, run, case.evaluator()))
+    tuned = purification_result(run_defense(BASELINE, case.backdoored.model, case.splits.clean, _plain(run), case.evaluator()))
+    defend_seconds = time.perf_counter() - start
+    models = {"purified": purified.model, BASELINE: tuned.model, "backdoored": case.backdoored.model, "clean": clean}
+    models = {k: v for k, v in models.items() if v is not None}  # a diverged run has no model
+    report = run_reactivation(models, case.splits.train, case.splits.test, case.backdoored.attack, replace(retune, seed=case.seed))
+    return [{"scenario": case.backdoored.name, "seed": case.seed, **r} for r in report.to_dict()["rows"]], defend_seconds
+
+
+@lru_cache(maxsize=4)
+def _clean(scenario: Any) -> nn.Module:
+    return clean_model(scenario, device="cpu")  # trained or read once in the parent before the jobs fan out, then read from disk
+
+
+def reactivate_job(scenario: str, draw: int, config: dict[str, Any], retune: dict[str, Any], zoo: str | None = None) -> dict[str, Any]:
+    """One case of the check as a sweep job."""
+    case = case_for(scenario, draw, zoo)
+    rows, seconds = reactivate_rows(case, PurifyConfig(**config), ReactivateConfig(**retune), _clean(case.backdoored.scenario))
+    return {"rows": rows, "defend_seconds": seconds}
+
+
 def run_reactivate(names: list[str] | None, seeds: list[int], preset: str, config: PurifyConfig,
-                   retune: ReactivateConfig = ReactivateConfig(), log: Callable[[str], None] = print) -> dict[str, Any]:
-    rows, clean_models = [], {}
-    for case in cases(names, seeds):
-        scenario = case.backdoored.scenario
-        key = (scenario.data, scenario.model, scenario.train, scenario.seed)
-        if key not in clean_models:
-            start = time.perf_counter()
-            clean_models[key] = clean_model(scenario, device="cpu")
-            log(f"clean control for {case.backdoored.name}: {time.perf_counter() - start:.1f} s (0 when cached)")
-        run = replace(config, seed=case.seed, eval_every=10**6)
+                   retune: ReactivateConfig = ReactivateConfig(), log: Callable[[str], None] = print,
+                   sweep: SweepOptions = SweepOptions(), zoo: str | None = None) -> dict[str, Any]:
+    """Every scenario x draw as a sweep job (serially by default); `zoo`: another zoo folder, `names` its exact names."""
+    scenarios = list(names or []) if zoo else chosen_scenarios(names, seeds)
+    for name in scenarios:
         start = time.perf_counter()
-        purified = purification_result(purify(case.backdoored.model, case.splits.clean, run, case.evaluator()))
-        tuned = purification_result(run_defense(BASELINE, case.backdoored.model, case.splits.clean, _plain(run), case.evaluator()))
-        defend_seconds = time.perf_counter() - start
-        models = {"purified": purified.model, BASELINE: tuned.model, "backdoored": case.backdoored.model, "clean": clean_models[key]}
-        models = {k: v for k, v in models.items() if v is not None}  # a diverged run has no model
-        report = run_reactivation(models, case.splits.train, case.splits.test, case.backdoored.attack, replace(retune, seed=case.seed))
-        for r in report.to_dict()["rows"]:
-            rows.append({"scenario": case.backdoored.name, "seed": case.seed, **r})
-        log(f"{case.backdoored.name} draw {case.seed}: " + ", ".join(f"{r.model} {100 * r.after.asr:.1f}%" for r in report.rows)
-            + f" ASR after re-tuning ({defend_seconds:.1f} s to defend)")
+        _clean(case_for(name, seeds[0], zoo).backdoored.scenario)
+        log(f"clean control for {name}: {time.perf_counter() - start:.1f} s (about 0 when cached)")
+    jobs = [Job("purify_core.bench.reactivate:reactivate_job", {"scenario": s, "draw": d, "config": config.to_dict(),
+                "retune": retune.to_dict(), "zoo": zoo}, f"{s} draw {d}") for s in scenarios for d in seeds]
+    rows = []
+    for job, record in zip(jobs, run_sweep("reactivate", jobs, sweep, log).in_order(jobs)):
+        rows += record["rows"]
+        log(f"{job.label}: " + ", ".join(f"{r['model']} {r['asr_after']:.1f}%" for r in record["rows"]) + f" ASR after re-tuning ({record['defend_seconds']:.1f} s to defend)")
     return {"preset": preset, "preset_label": PRESET_LABELS.get(preset, preset), "config": config.to_dict(), "retune": retune.to_dict(), "seeds": seeds, "rows": rows,
             "summary": _summary(rows), "machine": machine()}
 
