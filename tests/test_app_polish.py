@@ -107,3 +107,44 @@ def test_a_junk_upload_after_a_good_one_says_so_in_plain_words_without_the_old_b
     errors = [e.value for e in at.error]
     assert any("damaged or was not written by torch.save" in e for e in errors), errors
     assert not any("Error" in e or ": 101" in e for e in errors), errors
+
+
+def test_a_selection_names_a_neuron_only_when_it_points_at_one():
+    import torch
+
+    from purify_core.views.neuron_view import picked_neuron
+
+    scores = {"net.conv1": torch.rand(16), "net.fc1": torch.rand(128)}
+    assert picked_neuron([{"curve_number": 2, "x": 7, "y": "net.fc1"}], scores) == ("net.fc1", 7)
+    assert picked_neuron([{"x": 3, "y": "net.conv1"}, {"x": 5.0, "y": "net.fc1"}], scores) == ("net.fc1", 5), "the last click"
+    for nothing in ([], [{"x": 16, "y": "net.conv1"}], [{"x": -1, "y": "net.conv1"}], [{"x": 2.5, "y": "net.fc1"}],
+                    [{"x": True, "y": "net.fc1"}], [{"x": 1, "y": "net.fc9"}], [{"x": "1", "y": "net.fc1"}], [{"y": "net.fc1"}]):
+        assert picked_neuron(nothing, scores) is None, nothing
+
+
+def test_a_close_up_opens_on_the_first_marked_neuron_that_fires():
+    import torch
+
+    from purify_core.views.neuron_view import first_neuron
+
+    scores = torch.tensor([0.0, 0.3, 0.0, 0.9, 0.1])
+    assert first_neuron(scores, "highest") == 3
+    assert first_neuron(scores, "lowest") == 4, "neurons 0 and 2 never fire on the clean images: blank maps"
+    assert first_neuron(torch.zeros(3), "lowest") == 0
+
+
+def test_the_strips_chart_makes_every_cell_clickable_and_keeps_the_marks():
+    import torch
+
+    from purify_core.method.marking import mark
+    from purify_core.views.method_figures import salience_strips_figure
+    from purify_core.views.neuron_figures import activation_maps_figure, pickable
+
+    scores = {"a": torch.rand(4), "b": torch.rand(6)}
+    fig = pickable(salience_strips_figure(scores, mark(scores, 0.5)), scores)
+    picker = fig.data[-1]
+    assert sorted(zip(picker.y, picker.x)) == sorted((n, i) for n in scores for i in range(len(scores[n])))
+    assert all(t.unselected.marker.opacity == 1 for t in fig.data[1:-1]), "the marked x's must not fade when a cell is picked"
+    maps = activation_maps_figure([torch.full((3, 3), 2.0), torch.full((3, 3), 2.5)], ["clean", "triggered"])
+    assert maps.layout.coloraxis.showscale is not False and (maps.layout.coloraxis.cmin, maps.layout.coloraxis.cmax) == (2.0, 2.5)
+
