@@ -79,7 +79,8 @@ def test_a_failing_job_is_recorded_and_the_others_finish(tmp_path):
 
 
 def test_records_are_compared_without_their_wall_times():
-    assert timing_free({"a": 1, "seconds": 2.0, "rows": [{"b": 2, "seconds": 1.0}]}) == {"a": 1, "rows": [{"b": 2}]}
+    record = {"a": 1, "seconds": 2.0, "defend_seconds": 3.0, "rows": [{"b": 2, "seconds": 1.0, "secondsx": 4}]}
+    assert timing_free(record) == {"a": 1, "rows": [{"b": 2, "secondsx": 4}]}
 
 
 def _top_level_ray_imports(path: Path) -> list[int]:
@@ -93,7 +94,8 @@ def _top_level_ray_imports(path: Path) -> list[int]:
 
 def test_no_module_of_the_app_or_the_core_imports_ray_when_it_is_imported():
     files = [ROOT / "app.py", *(p for d in ("purify_core", "ui", "app_pages") for p in (ROOT / d).rglob("*.py"))]
-    found = {str(p.relative_to(ROOT)): lines for p in files if (lines := _top_level_ray_imports(p))}
+    mention = [p for p in files if "ray" in p.read_text()]  # parse only the files that could import it
+    found = {str(p.relative_to(ROOT)): lines for p in mention if (lines := _top_level_ray_imports(p))}
     assert found == {}, "Ray is imported only inside the function that runs a sweep on it"
 
 
@@ -170,3 +172,18 @@ def test_the_arena_and_the_re_activation_check_as_sweep_jobs_give_the_in_process
         torch.set_num_threads(threads)
     assert timing_free(swept["rows"]) == timing_free(direct["rows"]) and swept["rows"][0]["control_acc"] is not None
     assert timing_free(raw["rows"]) == timing_free(rows) and {r["model"] for r in rows} == {"purified", "finetune", "backdoored", "clean"}
+
+
+def test_a_defaults_log_written_before_the_sweep_runner_counts_as_done(tmp_path):
+    from purify_core.bench.defaults import RECIPES, _job, _upgrade_log
+    from purify_core.method.purify import PurifyConfig
+
+    recipe, base = next(iter(RECIPES)), PurifyConfig().to_dict()
+    old = {"recipe": recipe, "scenario": "mnist5k-smallcnn-badnets", "draw": 1, "seed": 2, "seconds": 50.0, "acc": 96.3}
+    log = tmp_path / "defaults.partial.jsonl"
+    log.write_text(json.dumps(old) + "\n")
+    _upgrade_log(log, base)
+    done = read_log(log)
+    assert list(done) == [_job(recipe, "mnist5k-smallcnn-badnets", 1, 2, base).id] and next(iter(done.values()))["record"] == old
+    _upgrade_log(log, base)
+    assert len(log.read_text().splitlines()) == 1, "upgraded once"

@@ -25,8 +25,9 @@ from ..errors import UserInputError
 
 __all__ = ["Job", "SweepOptions", "SweepResult", "SweepIncomplete", "run_sweep", "execute", "read_log", "timing_free"]
 
-#: Record keys that hold wall times: they differ from run to run and are left out when records are compared.
-TIMING_KEYS = frozenset({"seconds", "total_seconds"})
+#: Record keys that hold wall times (`seconds`, `*_seconds`): they differ from run to run and are left out when records are compared.
+def is_timing(key: str) -> bool:
+    return key == "seconds" or key.endswith("_seconds")
 
 
 @dataclass(frozen=True)
@@ -235,9 +236,9 @@ def run_sweep(name: str, jobs: list[Job], options: SweepOptions = SweepOptions()
 
 
 def timing_free(record: Any) -> Any:
-    """`record` without its wall times (keys in `TIMING_KEYS`, at any depth): what must match across modes."""
+    """`record` without its wall times (`is_timing` keys, at any depth): what must match across modes."""
     if isinstance(record, dict):
-        return {k: timing_free(v) for k, v in record.items() if k not in TIMING_KEYS}
+        return {k: timing_free(v) for k, v in record.items() if not is_timing(k)}
     if isinstance(record, list):
         return [timing_free(v) for v in record]
     return record
