@@ -151,5 +151,6 @@ def test_the_table_has_asr_before_a_verdict_and_missing_values_not_none():
     assert list(rows[0])[:9] == ["run", "differs in", "model", "status", "verdict", "ACC before", "ASR before", "ACC after", "ASR after"]
     assert rows[0]["ASR before"] == 100.0 and rows[0]["verdict"] == "erased" and rows[0]["differs in"] == "regularizer=ar"
     assert rows[1]["verdict"] == MISSING and rows[1]["ASR after"] is None, "numbers stay numbers; the display shows '-'"
+    assert rows[1]["seconds"] is None and rows[0]["seconds"] == 1.0, "a stopped run's time was not measured: not 0 s"
     assert [shown(v) for v in (None, math.nan, 0.0, "x")] == [MISSING, MISSING, 0.0, "x"]
     assert list(named_histories(runs)) == ["#1 regularizer=ar", "#2 regularizer=l1"]

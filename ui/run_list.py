@@ -11,7 +11,7 @@ import streamlit as st
 
 from purify_core.views.export import purified_card, report_title, run_report_html, weights_bytes
 from purify_core.views.method_figures import pareto_figure, runs_overlay_figure
-from purify_core.views.run_compare import MISSING, named_histories, run_rows
+from purify_core.views.run_compare import MISSING, compare_labels, named_histories, run_rows
 from purify_core.evaluation.verdict import ERASED_ASR
 from purify_core.study import RunRecord
 from ui import runs as session_runs
@@ -72,10 +72,10 @@ def _arena_rows() -> list[dict[str, Any]]:
 def _pareto(kept: list[RunRecord]) -> None:
     """This session's runs (and the arena's, for the same models) on ACC drop vs ASR, Pareto front drawn."""
     points = []
-    for r in kept:
+    for r, name in zip(kept, compare_labels([r.label for r in kept], [r.config for r in kept])):  # named as on the overlay
         before, after = (r.summary.before, r.summary.after) if r.summary else (None, None)
         if before is not None and after is not None and after.asr is not None:
-            points.append({"label": r.label, "acc_drop": 100 * (before.acc - after.acc), "asr": 100 * after.asr, "source": "this session"})
+            points.append({"label": name, "acc_drop": 100 * (before.acc - after.acc), "asr": 100 * after.asr, "source": "this session"})
     models = {r.source.name for r in kept}
     for row in _arena_rows():
         if row.get("scenario") in models and isinstance(row.get("acc_drop"), (int, float)) and isinstance(row.get("asr"), (int, float)):

@@ -108,6 +108,8 @@ def run_rows(runs: Sequence["RunRecord"]) -> list[dict[str, Any]]:
     for run, diff in zip(runs, diffs):
         row = run.summary_row()
         judged = verdict(run.summary.before, run.summary.after) if run.summary else None
+        if run.summary is None:
+            row["seconds"] = None  # not measured (a stopped run), not 0 s
         rows.append({"run": row.pop("run"), "differs in": describe(diff) or MISSING, "model": row.pop("model"),
                      "status": row.pop("status"), "verdict": judged.word if judged else MISSING, **row})
     return rows
