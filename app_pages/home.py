@@ -21,8 +21,9 @@ tour = [
      "cost of removing it, and the neurons a threshold marks."),
     ("app_pages/compare.py", "2. Compare rankings", "grade benign salience, activation, magnitude and gradient x activation "
      "against the neurons the trigger really moves (the evaluator's view)."),
-    ("app_pages/purify.py", "3. Purify", "fine-tune a private copy with Adaptive Regularization on the marked neurons; watch ACC "
-     "and ASR live; compare with L2, L1, pruning, plain fine-tuning and baseline defenses; export."),
+    ("app_pages/purify.py", "3. Purify", "purify a private copy: the lab default prunes the marked neurons, re-initialises the "
+     "dense layers and distils; the paper's Adaptive Regularization, L2, L1 and baseline defenses too; watch ACC and ASR "
+     "live; export."),
     ("app_pages/explain.py", "4. Explain", "see the trigger light up in the backdoored model's attributions, and fade after purification."),
 ]
 for page, label, text in tour:

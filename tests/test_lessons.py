@@ -141,14 +141,14 @@ def test_the_glossary_file_is_not_taken_for_a_lesson():
 def test_an_auc_below_chance_is_read_the_other_way():
     text = premise.auc_reading(0.28, "lowest")
     assert "0.28" in text and "below chance" in text and "'highest score = infected' has AUC 0.72" in text
-    assert "infected neurons sit at the highest end" in text
+    assert "infected neurons sit at the high end" in text
     assert premise.measured_end(0.28, "lowest") == "highest"
     assert premise.measured_end(0.72, "highest") == "highest"
 
 
 def test_an_auc_above_chance_names_its_own_end():
     text = premise.auc_reading(0.8, "lowest", "activation")
-    assert text.startswith("activation:") and "above chance" in text and "lowest end" in text and "0.20" in text
+    assert text.startswith("activation:") and "above chance" in text and "low end of activation" in text and "0.20" in text
     assert premise.measured_end(0.8, "lowest") == "lowest"
 
 

@@ -26,6 +26,8 @@ PREDICTIONS: dict[str, str | None] = {
     "HIGH benign salience": "highest",
     "no pattern: salience does not tell": None,
 }
+#: How an end of a ranking reads in a sentence.
+_END = {"lowest": "low", "highest": "high"}
 PREMISE_GUESS = "compare_premise_guess"
 """The widget key of the Compare page's prediction (not linked: each student makes their own)."""
 
@@ -60,10 +62,10 @@ def auc_reading(auc: float, direction: str, ranking: str = "benign salience") ->
         return (f"{said}, and {1 - auc:.2f} read the other way ('{other}'): both close to chance (0.5), "
                 f"so {ranking} barely tells infected from clean neurons on this model.")
     if end == direction:
-        return (f"{said} is above chance (0.5): the infected neurons sit at the {direction} end of {ranking} on this model "
+        return (f"{said} is above chance (0.5): the infected neurons sit at the {_END[direction]} end of {ranking} on this model "
                 f"(read the other way, '{other}', it is {1 - auc:.2f}).")
     return (f"{said} is below chance (0.5). That does not make {ranking} useless: read the other way, "
-            f"'{other} score = infected' has AUC {1 - auc:.2f}, so on this model the infected neurons sit at the {other} end.")
+            f"'{other} score = infected' has AUC {1 - auc:.2f}, so on this model the infected neurons sit at the {_END[other]} end.")
 
 
 def readings(rows: list[dict[str, Any]], direction: str) -> str:
@@ -97,7 +99,7 @@ _ASK = {
     "home": "Predict which end holds the infected neurons of *this* model, then check on **Compare rankings**.",
     "salience": "Predict, then check: are the neurons that light up only with the trigger (close-up below) at the low "
                 "or the high end of the strips? **Compare rankings** grades it.",
-    "compare": "Predict below, then read the table: the sentence under it says what the AUC means for this model.",
+    "compare": "Predict below, then read the table: the sentences under it say what each AUC means for this model.",
 }
 
 
