@@ -146,5 +146,10 @@ def test_the_strips_chart_makes_every_cell_clickable_and_keeps_the_marks():
     assert sorted(zip(picker.y, picker.x)) == sorted((n, i) for n in scores for i in range(len(scores[n])))
     assert all(t.unselected.marker.opacity == 1 for t in fig.data[1:-1]), "the marked x's must not fade when a cell is picked"
     maps = activation_maps_figure([torch.full((3, 3), 2.0), torch.full((3, 3), 2.5)], ["clean", "triggered"])
-    assert maps.layout.coloraxis.showscale is not False and (maps.layout.coloraxis.cmin, maps.layout.coloraxis.cmax) == (2.0, 2.5)
+    assert maps.layout.coloraxis.showscale is not False and (maps.layout.coloraxis.cmin, maps.layout.coloraxis.cmax) == (0.0, 2.5)
+    from streamlit.elements.lib import streamlit_plotly_theme as theme
+
+    placeholders = {v.lower() for k, v in vars(theme).items() if k.startswith(("CATEGORY_", "SEQUENTIAL_", "DIVERGING_"))}
+    assert placeholders and not {str(c).lower() for _, c in maps.layout.coloraxis.colorscale} & placeholders, \
+        "Streamlit's theme swaps these colours in the browser (Inferno's #000004 turned pale pink)"
 

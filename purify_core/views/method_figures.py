@@ -235,7 +235,7 @@ def maps_figure(maps: list[torch.Tensor], titles: list[str], columns: int, color
         fig.add_trace(go.Heatmap(z=z, colorscale="RdBu" if symmetric else colorscale, showscale=False,
                                  zmin=-bound if symmetric else 0, zmax=bound,
                                  hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"), row=i // columns + 1, col=i % columns + 1)
-    fig.update_xaxes(showticklabels=False).update_yaxes(showticklabels=False, autorange="reversed")
+    fig.update_xaxes(showticklabels=False, ticks="").update_yaxes(showticklabels=False, ticks="", autorange="reversed")  # no stray ticks
     for i in range(1, len(maps) + 1):  # square pixels: each map's y axis follows its x axis
         suffix = "" if i == 1 else str(i)
         fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain")

@@ -9,9 +9,15 @@ from typing import Mapping, Sequence
 
 import plotly.graph_objects as go
 import torch
+from plotly.colors import hex_to_rgb, sequential
 from plotly.subplots import make_subplots
 
-__all__ = ["pickable", "activation_maps_figure"]
+__all__ = ["pickable", "activation_maps_figure", "INFERNO"]
+
+#: Inferno with its colours written as rgb(): its first colour, #000004, is one of the placeholders Streamlit's
+#: chart theme swaps for a theme colour in the browser (CATEGORY_3), which turned the dark end pale pink and
+#: washed out every activation map. The same scale, spelled so nothing swaps it.
+INFERNO = [[i / (len(sequential.Inferno) - 1), "rgb({}, {}, {})".format(*hex_to_rgb(c))] for i, c in enumerate(sequential.Inferno)]
 
 
 def pickable(fig: go.Figure, scores: Mapping[str, torch.Tensor]) -> go.Figure:
@@ -37,24 +43,20 @@ def pickable(fig: go.Figure, scores: Mapping[str, torch.Tensor]) -> go.Figure:
 
 
 def activation_maps_figure(maps: Sequence[torch.Tensor], titles: Sequence[str]) -> go.Figure:
-    """Activation maps side by side on one colour scale, with its colour bar, so their values compare.
-
-    The scale runs from the lowest to the highest value of all the maps, not from 0: a neuron that
-    fires a little everywhere would otherwise fill the lower part of the scale and look uniform
-    (washed out), with the difference between the maps, the point of the figure, hard to see.
-    """
+    """Activation maps (after ReLU, so >= 0) side by side on one colour scale from 0 (black: the neuron is
+    silent there) to the highest value of all the maps, with its colour bar, so their values compare."""
     arrays = [m.detach().cpu().double().numpy() for m in maps]
-    low = min((float(a.min()) for a in arrays), default=0.0)
+    low = 0.0
     high = max((float(a.max()) for a in arrays), default=1.0)
-    high = high if high > low else low + 1e-6  # a constant map (a dead neuron) still draws
+    high = high if high > low else low + 1e-6  # a silent neuron still draws
     fig = make_subplots(rows=1, cols=len(arrays), subplot_titles=list(titles), horizontal_spacing=0.04)
     for col, z in enumerate(arrays, start=1):
         fig.add_trace(go.Heatmap(z=z, coloraxis="coloraxis", hovertemplate="x %{x}, y %{y}: %{z:.3g}<extra></extra>"),
                       row=1, col=col)
         suffix = "" if col == 1 else str(col)
-        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain", autorange="reversed", showticklabels=False)
-        fig.layout[f"xaxis{suffix}"].update(constrain="domain", showticklabels=False)
-    fig.update_layout(coloraxis=dict(colorscale="Inferno", cmin=low, cmax=high,
+        fig.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", constrain="domain", autorange="reversed", visible=False)
+        fig.layout[f"xaxis{suffix}"].update(constrain="domain", visible=False)  # no axes: the theme would draw stray ticks
+    fig.update_layout(coloraxis=dict(colorscale=INFERNO, cmin=low, cmax=high,
                                      colorbar=dict(title=dict(text="mean<br>activation"), thickness=12)),
                       height=230, margin=dict(l=10, r=10, t=40, b=10))
     return fig.update_annotations(font_size=11)
