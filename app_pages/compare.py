@@ -21,6 +21,8 @@ controls.first_values(controls.COMPARE)
 left, right = st.columns(2)
 top, direction = controls.draw(left, controls.COMPARE_TOP), controls.draw(right, controls.COMPARE_DIRECTION)
 controls.publish(controls.COMPARE)
+if (note := premise.direction_note(st.session_state.get(state.PURIFY_DIRECTION), direction)) is not None:
+    st.caption(note)
 
 report = ranking_report(name, top, direction)
 premise.premise_question(premise.salience_auc(report, METRIC_LABELS["salience"]), direction)

@@ -191,3 +191,8 @@ def test_the_readme_example_step_is_a_valid_lesson():
     example = readme.split("**Writing a lesson**", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
     lesson = parse_lesson('title = "Example"\nminutes = 10\n' + example, "example")
     assert lesson.steps[0].page == "compare" and lesson.steps[0].quiz and lesson.steps[0].predict
+
+
+def test_compare_says_when_its_reading_differs_from_the_marking():
+    assert premise.direction_note(None, "lowest") is None and premise.direction_note("lowest", "lowest") is None
+    assert "mark the highest-scored neurons" in premise.direction_note("highest", "lowest")

@@ -74,6 +74,14 @@ def readings(rows: list[dict[str, Any]], direction: str) -> str:
         f"- {auc_reading(float(row['ROC AUC']), direction, row['ranking'])}" for row in rows)
 
 
+def direction_note(marking: str | None, direction: str) -> str | None:
+    """Said on Compare when its reading differs from the direction Salience maps and Purify mark (None when they agree)."""
+    if marking is None or marking == direction:
+        return None
+    return (f"Salience maps and Purify mark the {marking}-scored neurons; this page reads each ranking as '{direction} score "
+            f"= infected'. Switch 'Read a ranking as' to {marking} to grade what they mark.")
+
+
 def premise_feedback(guess: str | None, auc: float, direction: str) -> str:
     """The answer to the student's prediction (`guess`: the end they named, None for "no pattern")."""
     end = measured_end(auc, direction)
