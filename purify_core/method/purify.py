@@ -24,6 +24,7 @@ from ..data.augment import random_shift
 from ..data.image_set import ImageSet
 from ..config import check_seed
 from ..errors import UserInputError
+from ..evaluation.probe import ProbedEvaluator
 from ..models.evaluate import Metrics
 from .marking import check_direction, check_scope, check_threshold, mark, marked_count, suspicion_order
 from .neurons import NeuronMask, NeuronScores, neuron_layers, select_layers
@@ -162,7 +163,8 @@ def purify_preset(name: str = "default", **overrides: Any) -> PurifyConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class StepMetrics:
-    """One optimiser step; `acc`/`asr` are filled every `eval_every` steps (and at step 0)."""
+    """One optimiser step; `acc`/`asr` are filled every `eval_every` steps (and at step 0), or at a
+    `ProbedEvaluator`'s steps from its probe (step 0 and the last step still on the whole split)."""
 
     step: int
     steps: int
@@ -255,9 +257,12 @@ def fine_tune(
     without it the loss is exactly today's CE + penalty. With `config.epochs == 0` no step is
     taken (a pruning-only defense): the result carries the evaluator's before and after. `before`: the evaluator's numbers for the
     model as the caller had it, if a step before the loop changed it (re-initialisation).
+    A `ProbedEvaluator` streams its probe at its own steps (steps to erase then read the probe);
+    before and after stay on the whole test split.
     """
     if len(defense) == 0:
         raise UserInputError("the clean defense set is empty")
+    probed = evaluator if isinstance(evaluator, ProbedEvaluator) else None
     device = model_device(model)
     if before is None and evaluator:
         before = evaluator(model)  # before any pruning the regularizer does
@@ -315,7 +320,10 @@ def fine_tune(
                 if schedule is not None:
                     schedule.step()
                 step += 1
-                metrics = evaluator(model) if evaluator and (step % config.eval_every == 0 or step == steps) else None
+                due = probed.due(step, steps) if probed else step % config.eval_every == 0 or step == steps
+                metrics = None
+                if evaluator and due:  # with a probe: live points on it, the last step on the whole split
+                    metrics = probed.live(model) if probed and step != steps else evaluator(model)
                 if metrics and steps_to_erase is None and metrics.asr is not None and metrics.asr < ERASED_ASR:
                     steps_to_erase = step
                 item = StepMetrics(step=step, steps=steps, epoch=epoch, task_loss=task_value, reg_loss=reg_value,
@@ -336,7 +344,9 @@ def fine_tune(
         last = history[-1]
         # the last step's own evaluation (it carries RA too); when no step ran, a fresh one: the caller
         # may have changed the model after `before` (a pruning-only defense, 0 epochs)
-        after = evaluator(model) if last.acc is None or last.step == 0 else metrics
+        # (or the whole split's, when the last point came from a probe: a stopped run)
+        fresh = last.acc is None or last.step == 0 or (probed is not None and last.step != steps)
+        after = evaluator(model) if fresh else metrics
     summary = PurifySummary(status=status, reason=reason, steps=step, seconds=time.perf_counter() - start, marked=marked_count(mask),
                             before=before, after=after, steps_to_erase=steps_to_erase)
     yield PurifyResult(model=None if diverged else model, summary=summary, mask=mask, config=config, history=history)
