@@ -8,11 +8,10 @@ from purify_core.method.marking import mark, marked_count
 from purify_core.views.method_figures import salience_strips_figure
 from purify_core.method.neurons import neuron_layers, select_layers
 from purify_core.method.purify import purify
-from purify_core.study import evaluator_for
 from ui import controls
 from ui import runs as session_runs
 from ui import state, untrusted
-from ui.cache import backdoored_model, neuron_scores, on_device, splits_for
+from ui.cache import backdoored_model, neuron_scores, on_device, probed_evaluator, splits_for
 from ui.live_run import defense_label, run_label, run_live
 from ui.run_list import run_list
 from ui.sidebar import current_device, current_scenario, current_seed
@@ -58,7 +57,7 @@ st.caption(f"{marked_count(mask)} neurons marked. Each row is a layer, each cell
            "the layer; x marks the neurons the penalty acts on. Moving the sliders re-marks without recomputing the scores.")
 
 
-evaluator = evaluator_for(backdoored.attack, splits.test)
+evaluator = probed_evaluator(name)  # live points on a small probe; before and after on the whole test split
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
     run_live("this purification", run_label(config), {**config.to_dict(), "device": current_device()}, backdoored.card,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import sys
@@ -91,6 +92,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.nodeid.split("[")[0] in slow or any(item.get_closest_marker(m) for m in TIER_MARKS) \
                 or set(TRAINING_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+_REPLAYS = Path(tempfile.gettempdir()) / f"purify-lab-test-replays-{os.getpid()}"
+
+
+@pytest.fixture(autouse=True)
+def _replays_per_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test keeps finished runs in a folder of its own (made only if a run is kept): no test
+    replays another's run, and none writes into the user's cache."""
+    name = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:16]
+    monkeypatch.setenv("PURIFY_LAB_REPLAYS", str(_REPLAYS / name))
 
 
 @pytest.fixture(autouse=True)

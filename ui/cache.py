@@ -15,6 +15,7 @@ from purify_core.store.model_store import default_cache_dir, list_built, open_mo
 from purify_core.data.splits import Splits, load_splits
 from purify_core.config import DataConfig
 from purify_core.models.evaluate import SamplePredictions, sample_predictions
+from purify_core.evaluation.probe import MetricsMemo, ProbedEvaluator, probed_evaluator as make_probed_evaluator
 
 
 @st.cache_data(show_spinner=False)
@@ -79,13 +80,49 @@ def ranking_report(name: str, top: float, direction: str) -> dict:
 def pruning_report(name: str, direction: str) -> dict:
     from purify_core.method.rankings import DEFENDER_METRICS, METRIC_LABELS
     from purify_core.method.rankings.quality import pruning_curve
-    from purify_core.study import evaluator_for
 
     backdoored = backdoored_model(name)
-    evaluator = evaluator_for(backdoored.attack, splits_for(name).test)
-    fractions = (0.0, 0.05, 0.1, 0.2, 0.3)
-    return {METRIC_LABELS[m]: pruning_curve(backdoored.model, neuron_scores(name, m), evaluator, fractions, direction)
+    evaluator = probed_evaluator(name)  # the whole test split, memoised: the unpruned point is measured once, not per ranking
+    return {METRIC_LABELS[m]: pruning_curve(backdoored.model, neuron_scores(name, m), evaluator, PRUNING_FRACTIONS, direction)
             for m in DEFENDER_METRICS}
+
+
+#: The fractions of each layer the pruning curves zero (0 is the model as it is).
+PRUNING_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3)
+
+
+def pruning_evaluations() -> int:
+    """How many evaluations `pruning_report` makes: each ranking at each fraction but 0 (measured once)."""
+    from purify_core.method.rankings import DEFENDER_METRICS
+
+    return len(DEFENDER_METRICS) * (len(PRUNING_FRACTIONS) - 1) + 1
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def evaluation_seconds(name: str) -> float:
+    """One evaluation of model `name` on its whole test split, timed on this server (for estimates)."""
+    import time
+
+    backdoored, evaluator = backdoored_model(name), probed_evaluator(name)
+    start = time.perf_counter()
+    evaluator.full(backdoored.model)
+    return time.perf_counter() - start
+
+
+@st.cache_resource(show_spinner=False)
+def _metrics_memo() -> MetricsMemo:
+    return MetricsMemo()
+
+
+@st.cache_resource(show_spinner="Measuring the model on its test split…", max_entries=32)
+def probed_evaluator(name: str) -> ProbedEvaluator:
+    """The evaluator's view of model `name` for runs: live points on a small probe of the test split,
+    before and after on all of it, memoised by weights for every session (measured here once, so a
+    run's first point does not wait for it)."""
+    backdoored = backdoored_model(name)
+    evaluator = make_probed_evaluator(backdoored.attack, splits_for(name).test, name, _metrics_memo())
+    evaluator(backdoored.model)
+    return evaluator
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
