@@ -12,7 +12,8 @@ from purify_core.views.image_figures import trigger_preview_figure
 from purify_core.store.uploads import WEIGHT_SUFFIXES, import_weights
 from purify_core.store.model_store import key_for, load_or_train
 from ui import controls, state, untrusted
-from ui.cache import dataset_splits
+from ui.cache import built_cards, dataset_splits, shipped_cards
+from ui.estimates import seconds_text, time_left, training_estimate
 from ui.card import show_card
 from ui.jobs import heavy_job
 from ui.server import MAX_UPLOAD_MB, data_folders
@@ -95,25 +96,37 @@ with train_tab:
     scenario = Scenario(data=data, model=ModelConfig(arch), attack=attack_config, train=train, seed=current_seed()) if not problem else None
     clicked = t3.button("Train", type="primary", key=state.ATTACK_TRAIN, disabled=problem is not None,
                         help="Trains on the poisoned training set; the same settings and seed train once and are reused.")
+    estimate = training_estimate(shipped_cards() + built_cards(), dataset, arch, int(epochs), len(splits.train))
     st.caption(f"Seed {current_seed()} and device {current_device()} come from the sidebar. A model trained here is kept "
-               "on this server, so anyone with the same settings gets it at once.")
+               "on this server, so anyone with the same settings gets it at once. "
+               + (f"Estimated training time: {seconds_text(estimate[0])} (from {estimate[1]} model(s) trained with this data and "
+                  "architecture; a busy server takes longer)." if estimate else
+                  "No estimate yet for this data and architecture: the progress bar shows the time left once training starts."))
+    if st.session_state.pop(state.ATTACK_TRAINING, None) and not clicked:
+        st.info("Training stopped: nothing was saved. Train again to start over from the first epoch.", icon=":material/stop_circle:")
     if clicked and scenario is not None:
-        bar, shown = st.progress(0.0, text="Poisoning the training set…"), [0.0]
+        bar, shown, started = st.progress(0.0, text="Poisoning the training set…"), [0.0], time.monotonic()
+        stop = st.empty()
+        stop.button("Stop training", key=state.ATTACK_STOP, help="Ends the training at once; nothing is saved.")
+        st.session_state[state.ATTACK_TRAINING] = True  # a Stop click reruns the page, which ends the training generator
 
         def on_progress(item) -> None:
             now = time.monotonic()  # each progress update is a message to the browser: a few per second is enough
             if item.step is not None and now - shown[0] > 0.3:
                 bar.progress(item.fraction, text=f"Training the {item.stage}: epoch {item.step.epoch}/{item.step.epochs}, "
-                             f"batch {item.step.batch}/{item.step.batches}, loss {item.step.loss:.3f}")
+                             f"batch {item.step.batch}/{item.step.batches}, loss {item.step.loss:.3f}"
+                             f"{time_left(now - started, item.fraction)}")
                 shown[0] = now
 
         try:
             with heavy_job("this training"):
                 load_or_train(scenario, on_progress=on_progress, device=current_device())
         except UserInputError as error:
-            bar.empty()
+            st.session_state.pop(state.ATTACK_TRAINING, None)
+            bar.empty(), stop.empty()
             st.error(untrusted.text(error))
         else:
+            st.session_state.pop(state.ATTACK_TRAINING, None)
             st.session_state[state.ATTACK_MADE] = key_for(scenario)
             open_on_next_run(key_for(scenario))
 with upload_tab:

@@ -7,7 +7,8 @@ from purify_core.views.method_figures import pruning_curves_figure, roc_figure, 
 from purify_core.method.rankings import METRIC_LABELS
 from ui import controls, premise, state
 from ui.sidebar import current_scenario
-from ui.cache import pruning_report, ranking_report
+from ui.cache import evaluation_seconds, pruning_evaluations, pruning_report, ranking_report
+from ui.estimates import seconds_text
 
 name = current_scenario()
 st.title("Compare rankings")
@@ -36,7 +37,10 @@ a.caption("Each curve: neurons taken in the ranking's order; up and to the left 
 b.plotly_chart(spearman_figure(report["names"], report["matrix"]), key="compare_spearman")
 b.caption("Mean per-layer rank correlation: 1 = same order, -1 = opposite order, 0 = unrelated.")
 
-if st.toggle("Pruning curves (re-evaluates the model at each fraction: a few seconds)", key=state.COMPARE_CURVES):
+evaluations = pruning_evaluations()
+st.caption(f"Pruning curves re-evaluate the model {evaluations} times: {seconds_text(evaluations * evaluation_seconds(name))} "
+           "on this server now (one evaluation timed here; more when others are running).")
+if st.toggle("Pruning curves (re-evaluates the model at each fraction)", key=state.COMPARE_CURVES):
     st.plotly_chart(pruning_curves_figure(pruning_report(name, direction)), key="compare_pruning")
     st.caption(f"Zero the {direction}-scored neurons of every layer, no fine-tuning: a ranking that finds the backdoor "
                "drops ASR (dashed) before ACC (solid).")

@@ -20,6 +20,8 @@ ATTACK_RATE = "attack_rate"
 ATTACK_EPOCHS = "attack_epochs"
 ATTACK_LR = "attack_lr"
 ATTACK_TRAIN = "attack_train"
+ATTACK_STOP = "attack_stop"
+ATTACK_TRAINING = "attack_training"  # set while a training runs: still set on the next run means it was stopped
 ATTACK_FILE = "attack_file"
 ATTACK_CARD_FILE = "attack_card_file"
 """The optional card uploaded with the weights: ASR is then measured with the attack it names."""
