@@ -16,6 +16,7 @@ from ui.cache import built_cards, dataset_splits, shipped_cards
 from ui.estimates import seconds_text, time_left, training_estimate
 from ui.card import show_card
 from ui.jobs import heavy_job
+from ui.remote_jobs import job_steps
 from ui.server import MAX_UPLOAD_MB, data_folders
 from ui.sidebar import current_device, current_seed, open_on_next_run
 from ui.upload import forget_made, upload_scenario
@@ -120,7 +121,7 @@ with train_tab:
 
         try:
             with heavy_job("this training"):
-                load_or_train(scenario, on_progress=on_progress, device=current_device())
+                load_or_train(scenario, on_progress=on_progress, device=current_device(), run=job_steps)  # here, or on Ray (PURIFY_LAB_RAY)
         except UserInputError as error:
             st.session_state.pop(state.ATTACK_TRAINING, None)
             bar.empty(), stop.empty()

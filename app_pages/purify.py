@@ -1,5 +1,7 @@
 """Purify: mark neurons, fine-tune with Adaptive Regularization (or any registered defense), watch it live."""
 
+from functools import partial  # a job Ray can ship (ui.remote_jobs)
+
 import streamlit as st
 
 from purify_core.defenses import DEFENSES, check_defense_settings, run_defense
@@ -61,7 +63,7 @@ evaluator = probed_evaluator(name)  # live points on a small probe; before and a
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
 if run_col.button("Run purification", type="primary", key=state.PURIFY_RUN):
     run_live("this purification", run_label(config), {**config.to_dict(), "device": current_device()}, backdoored.card,
-             lambda: purify(on_device(backdoored.model, current_device()), splits.clean, config, evaluator, scores=scores))
+             partial(purify, on_device(backdoored.model, current_device()), splits.clean, config, evaluator, scores=scores))
 controls.first_value(controls.PURIFY_DEFENSE)
 defense = controls.draw(defense_col, controls.PURIFY_DEFENSE)
 controls.publish([controls.PURIFY_DEFENSE])
@@ -78,7 +80,7 @@ if defense_button.button("Run defense", key=state.PURIFY_RUN_DEFENSE):
     defaults = {k: spec.default for k, spec in chosen.params.items()}
     run_live(f"the {chosen.label} defense", defense_label(defense, checked, defaults),
              {"defense": defense, "defense_settings": checked, **config.to_dict(), "device": current_device()}, backdoored.card,
-             lambda: run_defense(defense, on_device(backdoored.model, current_device()), splits.clean, config, evaluator, checked))
+             partial(run_defense, defense, on_device(backdoored.model, current_device()), splits.clean, config, evaluator, checked))
 
 kept = session_runs.runs()
 if kept:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from typing import Any, Callable, Iterator
 
 import streamlit as st
@@ -15,6 +16,7 @@ from ui import runs as session_runs
 from ui import replay, state
 from ui.cache import backdoored_model
 from ui.jobs import heavy_job
+from ui.remote_jobs import job_steps
 
 #: Seconds between two redraws of the live chart (each one is a figure sent to the browser).
 CHART_EVERY_S = 0.7
@@ -70,7 +72,8 @@ def run_live(what: str, label: str, settings: dict[str, Any], source: Card, item
 def _compute(what: str, label: str, settings: dict[str, Any], source: Card, items: Callable[[], Iterator[Any]]) -> RunRecord:
     with heavy_job(what) as waited:
         run = session_runs.new_run(label, settings, waited, source=source)
-        live(run, items())
+        with closing(job_steps(items)) as steps:  # here, or on Ray (PURIFY_LAB_RAY); closed at Stop, which cancels a Ray task
+            live(run, steps)
     return run
 
 

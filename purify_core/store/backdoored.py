@@ -9,7 +9,9 @@ reads or writes one weights + card pair.
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -25,7 +27,7 @@ from ..models.evaluate import Metrics, evaluate, percent
 from ..models.architectures import ImageClassifier, build_model, pick_device
 from ..models.train import TrainProgress, train_model
 
-__all__ = ["BackdooredModel", "BuildProgress", "attack_for", "check_scenario", "train_scenario", "load_pair", "save_model",
+__all__ = ["BackdooredModel", "BuildProgress", "Runner", "attack_for", "check_scenario", "train_scenario", "load_pair", "save_model",
            "train_and_save", "acc_asr_percent"]
 
 
@@ -145,10 +147,19 @@ def train_scenario(
     yield BuildProgress("done", 1.0, result=BackdooredModel(scenario, model.eval(), card, attack))
 
 
+#: Runs a job (a `functools.partial` of a generator function) and yields its items: where the training runs (the app's Ray pool).
+Runner = Callable[[Callable[[], Iterator[BuildProgress]]], Iterator[BuildProgress]]
+
+
 def train_and_save(scenario: Scenario, weights: Path, card_path: Path, with_clean_reference: bool = True,
                    on_progress: Callable[[BuildProgress], None] | None = None,
-                   device: torch.device | str | None = None) -> BackdooredModel:
-    """Train a scenario to its end (`on_progress` sees every step) and write its weights and card, both or neither."""
-    result = run_to_end(train_scenario(scenario, with_clean_reference, device), on_progress).result
+                   device: torch.device | str | None = None, run: Runner | None = None) -> BackdooredModel:
+    """Train a scenario to its end (`on_progress` sees every step) and write its weights and card, both or neither.
+
+    `run` decides where the training runs (default: here); the weights come back with the last item and are saved here.
+    """
+    job = partial(train_scenario, scenario, with_clean_reference, device)
+    with closing(run(job) if run is not None else job()) as items:  # closed on an error or a Stop, which ends a remote job too
+        result = run_to_end(items, on_progress).result
     assert result is not None, "train_scenario's last item carries the model"
     return save_model(result, weights, card_path)

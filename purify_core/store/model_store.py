@@ -16,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from .backdoored import BackdooredModel, BuildProgress, load_pair, train_and_save
+from .backdoored import BackdooredModel, BuildProgress, Runner, load_pair, train_and_save
 from .cards import Card
 from .checkpoints import check_writable, read_card
 from ..config import Scenario
@@ -48,8 +48,9 @@ def load_or_train(
     zoo_dir: Path = ZOO_DIR,
     on_progress: Callable[[BuildProgress], None] | None = None,
     device: torch.device | str | None = None,
+    run: Runner | None = None,
 ) -> BackdooredModel:
-    """The shipped checkpoint for this exact scenario, else the cached one, else train and cache it."""
+    """The shipped checkpoint for this exact scenario, else the cached one, else train (where `run` says) and cache it."""
     shipped = shipped_card_for(scenario, zoo_dir)
     if shipped is not None:
         return load_pair(shipped.with_suffix(".safetensors"), shipped, device)
@@ -59,7 +60,7 @@ def load_or_train(
     if weights.is_file() and card_path.is_file():
         return load_pair(weights, card_path, device)
     check_writable(cache_dir, "the model cache")  # before training, not after
-    return train_and_save(scenario, weights, card_path, with_clean_reference=False, on_progress=on_progress, device=device)
+    return train_and_save(scenario, weights, card_path, with_clean_reference=False, on_progress=on_progress, device=device, run=run)
 
 
 def list_built(cache_dir: Path | None = None) -> list[Card]:

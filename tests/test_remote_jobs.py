@@ -1,0 +1,133 @@
+"""The app's heavy jobs on Ray (`PURIFY_LAB_RAY`): the same items as in the server, errors as one line, Stop cancels.
+
+Without the setting, Ray is never imported (checked by making `import ray` fail). With it, a tiny
+purification streamed from a local Ray started by the test (2 CPUs) yields the same steps and
+the same purified weights as the same job run here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+from purify_core.config import DataConfig, scenario_preset
+from purify_core.errors import UserInputError
+from purify_core.method.purify import PurifyConfig, purify
+from purify_core.store.backdoored import BuildProgress, train_and_save, train_scenario
+from purify_core.store.model_store import load_or_train
+from ui import remote_jobs
+from ui.remote_jobs import job_steps
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = PurifyConfig(epochs=2, eval_every=2)
+
+
+def test_without_the_setting_a_job_runs_here_and_ray_is_never_imported(monkeypatch):
+    monkeypatch.delenv(remote_jobs.ENV, raising=False)
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)  # any `import ray` now fails
+    assert list(job_steps(partial(iter, [1, 2, 3]))) == [1, 2, 3]
+    monkeypatch.setenv(remote_jobs.ENV, "  ")
+    assert remote_jobs.ray_address() is None, "an empty setting is no setting"
+
+
+def test_a_job_that_cannot_be_shipped_runs_here_even_with_the_setting(monkeypatch):
+    monkeypatch.setenv(remote_jobs.ENV, "auto")
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)
+    assert list(job_steps(lambda: iter("ab"))) == ["a", "b"], "a lambda reads the page's session: it stays in the server"
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": str(ROOT)}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture
+def shipped(local_ray, monkeypatch):
+    """The setting on, and a count of the jobs sent to Ray (so a job that quietly ran here fails the test)."""
+    monkeypatch.setenv(remote_jobs.ENV, "auto")
+    calls, real = [], remote_jobs._on_ray
+    monkeypatch.setattr(remote_jobs, "_on_ray", lambda job, address: (calls.append(job), real(job, address))[1])
+    return calls
+
+
+def _untimed(item):
+    """A step or summary with its wall-clock seconds left out (the only field that may differ), as exact text (step 0's loss is NaN)."""
+    return repr(dataclasses.replace(item, seconds=0.0))
+
+
+def test_a_purification_streamed_from_ray_yields_the_same_items_as_here(case, shipped):
+    backdoored, splits, evaluator = case
+    job = partial(purify, backdoored.model, splits.clean, FAST, evaluator)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a Ray worker with one CPU: the same sums in the same order
+    try:
+        here = list(job())
+    finally:
+        torch.set_num_threads(threads)
+    there = list(job_steps(job))
+    assert shipped == [job]
+    assert len(there) == len(here) > 3
+    *steps_here, result_here = here
+    *steps_there, result_there = there
+    assert [_untimed(s) for s in steps_there] == [_untimed(s) for s in steps_here]
+    assert _untimed(result_there.summary) == _untimed(result_here.summary)
+    for key, value in result_here.model.state_dict().items():
+        assert torch.equal(result_there.model.state_dict()[key], value), key
+
+
+def test_a_job_error_on_ray_arrives_as_the_jobs_own_one_line_error(shipped):
+    missing = dataclasses.replace(scenario_preset("tiny"), data=DataConfig(dataset="cifar10", root="/nonexistent/cifar"))
+    with pytest.raises(UserInputError) as error:
+        list(job_steps(partial(train_scenario, missing, False, "cpu")))
+    assert type(error.value) is UserInputError and "\n" not in str(error.value) and "ray::" not in str(error.value)
+    assert len(shipped) == 1
+
+
+def test_stopping_a_stream_cancels_its_ray_task(case, local_ray, shipped, monkeypatch):
+    backdoored, splits, evaluator = case
+    cancelled, real_cancel = [], local_ray.cancel
+    monkeypatch.setattr(local_ray, "cancel", lambda refs, **kw: (cancelled.append(refs), real_cancel(refs, **kw)))
+    stream = job_steps(partial(purify, backdoored.model, splits.clean, PurifyConfig(epochs=50), evaluator))
+    next(stream), next(stream)
+    stream.close()  # what Stop does to the page's loop
+    assert len(shipped) == 1 and len(cancelled) == 1
+    with pytest.raises(local_ray.exceptions.TaskCancelledError):
+        for ref in cancelled[0]:
+            local_ray.get(ref)
+
+
+def test_a_training_stopped_midway_closes_the_stream_it_was_reading(tmp_path):
+    closed = []
+
+    def runner(job):
+        assert isinstance(job, partial) and job.func is train_scenario, "the training is handed over as a shippable job"
+        try:
+            while True:  # a remote training's steps, as they arrive
+                yield BuildProgress("backdoored model", 0.1)
+        finally:
+            closed.append(True)
+
+    def stop(item):
+        raise KeyboardInterrupt  # what a Stop click does to the page's progress callback (StopException is not an Exception)
+
+    with pytest.raises(KeyboardInterrupt):
+        train_and_save(scenario_preset("tiny"), tmp_path / "m.safetensors", tmp_path / "m.json", False, stop, "cpu", run=runner)
+    assert closed == [True] and not (tmp_path / "m.json").exists()
+
+
+def test_a_model_trained_on_ray_comes_back_and_is_saved_here(shipped, tmp_path):
+    scenario = dataclasses.replace(scenario_preset("tiny"), train=dataclasses.replace(scenario_preset("tiny").train, epochs=1))
+    seen = []
+    trained = load_or_train(scenario, cache_dir=tmp_path, on_progress=seen.append, device="cpu", run=job_steps)
+    assert len(shipped) == 1 and len(seen) > 2 and seen[-1].result is not None
+    again = load_or_train(scenario, cache_dir=tmp_path, device="cpu")  # from the cache: the pair written here
+    assert again.card == trained.card
+    assert all(torch.equal(again.model.state_dict()[k], v) for k, v in trained.model.state_dict().items())

@@ -1,0 +1,106 @@
+"""The app's heavy jobs on a shared Ray cluster, when the server is started with `PURIFY_LAB_RAY`.
+
+Several app servers behind one load balancer can share one pool of workers: each runs its
+training and purification jobs as Ray tasks that stream their steps back (Ray's streaming
+generators), so a page draws the same items, step by step, as when the job runs in the server.
+Unset (the default), nothing changes and Ray is never imported.
+
+A job is a `functools.partial` of a generator function and its arguments (for example
+`partial(purify, model, clean, config, evaluator)`): a partial names an importable function and
+carries its arguments, so it can be shipped to a worker as is. Any other callable (a lambda that
+reads the page's session) runs here. Closing the stream (Stop, leaving the page) cancels the task.
+
+Streamlit-free, like `job_slots`: the heavy-job slots still bound how many jobs one server starts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+__all__ = ["ENV", "ray_address", "job_steps"]
+
+#: `auto` (join the Ray cluster on this machine, or start one) or a cluster's address (`ray://host:10001`, `host:6379`).
+ENV = "PURIFY_LAB_RAY"
+ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
+_CONNECT = threading.Lock()
+
+
+def ray_address() -> str | None:
+    """`$PURIFY_LAB_RAY` when set and not empty, else None (jobs run in this server)."""
+    return os.environ.get(ENV, "").strip() or None
+
+
+def job_steps(job: Callable[[], Iterator[T]]) -> Iterator[T]:
+    """The items of `job()`: from a Ray task when `$PURIFY_LAB_RAY` is set and `job` can be shipped, else from here."""
+    address = ray_address()
+    if address is None or not isinstance(job, partial):
+        yield from job()
+        return
+    yield from _on_ray(job, address)
+
+
+def _steps(job: Callable[[], Iterator[Any]]) -> Iterator[Any]:
+    """What a Ray worker runs: the job's own generator, item by item."""
+    yield from job()
+
+
+def _wants_gpu(job: partial) -> bool:
+    """Whether the job works on a GPU here: a model on CUDA or a `cuda` device among its arguments."""
+    import torch
+
+    def on_cuda(value: Any) -> bool:
+        if isinstance(value, torch.nn.Module):
+            return any(p.is_cuda for p in value.parameters())
+        return isinstance(value, (str, torch.device)) and str(value).startswith("cuda")
+
+    return any(on_cuda(v) for v in (*job.args, *job.keywords.values()))
+
+
+def _connect(address: str) -> Any:
+    """Ray, connected once per server process: `auto` joins this machine's cluster (`ray start --head`) or starts one."""
+    import ray  # only here: without PURIFY_LAB_RAY the app never imports Ray
+
+    with _CONNECT:
+        if not ray.is_initialized():
+            env = {k: v for k, v in os.environ.items() if k.startswith("PURIFY_LAB_")}
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+            if address == "auto":
+                try:
+                    ray.init(address="auto", log_to_driver=False)
+                except ConnectionError:  # no cluster on this machine: a local one, with this server's code and settings
+                    ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+            else:
+                ray.init(address=address, log_to_driver=False)
+    return ray
+
+
+@lru_cache(maxsize=2)
+def _remote(gpu: bool) -> Any:
+    """The remote version of `_steps`, made once per process (one core each, a GPU when the job wants one)."""
+    import ray
+
+    return ray.remote(num_cpus=1, num_gpus=1 if gpu else 0, max_retries=0)(_steps)
+
+
+def _on_ray(job: partial, address: str) -> Iterator[Any]:
+    ray = _connect(address)
+    refs = _remote(_wants_gpu(job)).options(num_returns="streaming").remote(job)
+    finished = False
+    try:
+        for ref in refs:
+            try:
+                item = ray.get(ref)
+            except ray.exceptions.RayTaskError as error:
+                cause = error.cause  # the job's own error (a UserInputError the page shows as one line), without Ray's traceback
+                raise (cause if isinstance(cause, Exception) else error) from None
+            yield item
+        finished = True
+    finally:
+        if not finished:  # Stop, a closed page or an error here: the worker stops too
+            ray.cancel(refs)
