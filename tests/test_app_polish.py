@@ -27,10 +27,17 @@ def test_viewers_get_no_developer_menu_and_one_stop_button():
 
 
 def test_the_clean_models_accuracy_is_worded_against_the_backdoored_one():
-    assert clean_model_gap(96.8, 97.2) == "0.4 pts above the backdoored model"
-    assert clean_model_gap(97.5, 97.2) == "0.3 pts below the backdoored model"
-    assert clean_model_gap(97.21, 97.2) == "the same as the backdoored model"
+    assert clean_model_gap(96.8, 97.2) == "0.4 pts above the backdoored"
+    assert clean_model_gap(97.5, 97.2) == "0.3 pts below the backdoored"
+    assert clean_model_gap(97.21, 97.2) == "same as the backdoored"
     assert "+" not in clean_model_gap(90.0, 97.2), "a signed delta under the clean number reads as the clean model's gain"
+
+
+def test_the_scenario_page_shows_the_clean_models_accuracy_in_those_words():
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()
+    clean = [m for m in at.metric if m.label == "Clean model ACC"]
+    assert not at.exception and clean and clean[0].delta.endswith(" the backdoored") and "+" not in clean[0].delta, \
+        [(m.label, m.delta) for m in at.metric]
 
 
 def test_thumbnails_draw_no_axes():

@@ -15,8 +15,8 @@ def clean_model_gap(acc: float, clean_acc: float) -> str:
     model's number read as if the clean model had gained, when it is the backdoored model that lost."""
     gap = round(clean_acc - acc, 1)
     if gap == 0:
-        return "the same as the backdoored model"
-    return f"{abs(gap):.1f} pts {'above' if gap > 0 else 'below'} the backdoored model"
+        return "same as the backdoored"
+    return f"{abs(gap):.1f} pts {'above' if gap > 0 else 'below'} the backdoored"  # short: a metric's delta is cut to its column
 
 
 def show_card(name: str, key: str = "card") -> None:
