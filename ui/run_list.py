@@ -29,8 +29,8 @@ def run_list(kept: list[RunRecord]) -> None:
     table = [{**row, "waited for a slot (s)": r.waited_s, "note": r.reason or None} for row, r in zip(run_rows(kept), kept)]
     st.dataframe(_styled(pd.DataFrame(table)), hide_index=True, key="purify_runs_table")
     st.caption(f"{len(kept)} of at most {state.MAX_RUNS} runs kept in this session (only you see them). \"differs in\" names "
-               f"every setting that is not the same in all of them; the charts name the runs the same way. {MISSING} where a "
-               f"number was not measured (a stopped run). Verdict: erased when ASR after falls below {100 * ERASED_ASR:g}%.")
+               f"every setting that is not the same in all of them; the charts name the runs the same way; \"{MISSING}\" where "
+               f"a number was not measured (a stopped run). Verdict: erased when ASR after falls below {100 * ERASED_ASR:g}%.")
     st.plotly_chart(runs_overlay_figure(named_histories(kept)), key="purify_runs_overlay")
     st.caption("Every run of this session, overlaid, one colour per run (the same in the report; click a run in the legend "
                "to hide it): lower task loss fits the clean data; the regularization loss is the penalty on the marked neurons (it falls as they shrink; 0 for prune and none); the distillation loss is how far "
