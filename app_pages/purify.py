@@ -56,7 +56,8 @@ scores = neuron_scores(name, config.metric, config.variant)
 mask = mark(scores, config.threshold, config.scope, in_scope, config.direction)
 st.plotly_chart(salience_strips_figure(scores, mask, "Benign salience per layer, marked neurons (x)"), key="purify_strips")
 st.caption(f"{marked_count(mask)} neurons marked. Each row is a layer, each cell a neuron coloured by its score scaled within "
-           "the layer; x marks the neurons the penalty acts on. Moving the sliders re-marks without recomputing the scores.")
+           "the layer; x marks the neurons the penalty acts on. Moving the sliders re-marks without recomputing the scores. "
+           "The marking (threshold, direction, scope, layers) is the one Salience maps shows: change it here or there.")
 
 
 evaluator = probed_evaluator(name)  # live points on a small probe; before and after on the whole test split

@@ -1,12 +1,15 @@
-"""Salience Maps: every neuron's score, the marked ones, and one neuron up close."""
+"""Salience Maps: every neuron's score, the marked ones (the marking Purify uses), and one neuron up close."""
 
 import streamlit as st
 
+from purify_core.errors import UserInputError
 from purify_core.method.marking import mark, marked_count
+from purify_core.method.neurons import neuron_layers, select_layers
+from purify_core.method.purify import PURIFY_PRESETS
 from purify_core.views.method_figures import maps_figure, salience_strips_figure, score_histogram_figure
 from purify_core.views.neuron_view import neuron_filters
 from purify_core.method.rankings import METRIC_LABELS
-from ui import controls, state
+from ui import controls, state, untrusted
 from ui.cache import neuron_maps, neuron_scores, backdoored_model
 from ui.premise import callout
 from ui.sidebar import current_scenario
@@ -18,23 +21,35 @@ st.markdown("Every neuron of every layer, scored on the clean defense set. **Ben
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")
 callout("salience")
 
-controls.first_values(controls.SALIENCE)
+controls.first_values(controls.SALIENCE_RANKING)
+preset = controls.first_marking()  # the marking is Purify's: its values, else the chosen preset's
 c1, _ = st.columns([1, 2])
 ranking = controls.draw_in((c1, controls.SALIENCE_RANKING))
 metric, variant = ranking[state.SALIENCE_METRIC], ranking[state.SALIENCE_VARIANT]
 scores = neuron_scores(name, metric, variant if metric == "salience" else "abs")
+purify_ranks = PURIFY_PRESETS[preset]
+if (metric, variant if metric == "salience" else "abs") != (purify_ranks.metric, purify_ranks.variant):
+    st.caption(f"Purify (preset {untrusted.text(preset)}) ranks by {METRIC_LABELS[purify_ranks.metric]}, variant "
+               f"{untrusted.text(purify_ranks.variant)}: choose that ranking to see exactly the neurons it marks.")
 
 
 @st.fragment
 def marked_neurons() -> None:
     """Re-marking reruns only this part: no sidebar, no neuron close-up, so a slider step answers at once."""
-    c2, c3 = st.columns(2)
-    marking = controls.draw_in((c2, [controls.SALIENCE_THRESHOLD]), (c3, controls.SALIENCE_MARK))
+    c2, c3, c4 = st.columns(3)
+    threshold, *how = controls.PURIFY_MARKING
+    marking = controls.draw_in((c2, [threshold]), (c3, how), (c4, [controls.PURIFY_LAYERS]))
     controls.publish(controls.SALIENCE)
-    mask = mark(scores, marking[state.SALIENCE_THRESHOLD], marking[state.SALIENCE_SCOPE], None, marking[state.SALIENCE_DIRECTION])
+    try:
+        in_scope = [l.name for l in select_layers(neuron_layers(backdoored.model), marking[state.PURIFY_LAYERS])]
+    except UserInputError as error:
+        st.error(untrusted.text(error))
+        st.stop()
+    mask = mark(scores, marking[state.PURIFY_THRESHOLD], marking[state.PURIFY_SCOPE], in_scope, marking[state.PURIFY_DIRECTION])
     st.plotly_chart(salience_strips_figure(scores, mask, f"{METRIC_LABELS[metric]} per layer"), key="salience_strips")
     st.caption(f"{marked_count(mask)} neurons marked (x). One row per layer, one cell per neuron, coloured by its score scaled "
-               "within the layer (yellow = highest). The threshold only re-marks: the scores are cached.")
+               "within the layer (yellow = highest). The threshold only re-marks: the scores are cached. This marking "
+               "(threshold, direction, scope, layers) is the one Purify uses: change it here or there.")
     layer = st.selectbox("Layer", list(scores), key=state.SALIENCE_LAYER)
     st.plotly_chart(score_histogram_figure(scores[layer], mask[layer], f"{layer}: score distribution"), key="salience_hist")
     st.caption("How the layer's scores spread; red bars are the marked neurons.")

@@ -69,11 +69,13 @@ def test_the_reference_preset_resets_the_controls_to_the_authors_setup():
 
 
 def test_salience_page_re_marks_from_cache_and_shows_one_neuron():
-    at = open_page("app_pages/salience.py")
+    at = open_page("app_pages/salience.py", purify_threshold="0.1", purify_layers="all")
     assert not at.exception
     assert "neurons marked" in at.caption[0].value and at.caption[0].value.startswith("24 ")  # 10% of 16+32+64+128
-    at.slider(key="salience_threshold").set_value(0.5).run()
+    at.slider(key="purify_threshold").set_value(0.5).run()
     assert not at.exception and at.caption[0].value.startswith("120 ")
+    at.selectbox(key="purify_layers").set_value("last-conv").run()
+    assert not at.exception and at.caption[0].value.startswith("32 ")  # 50% of the last conv layer's 64 channels
     at.selectbox(key="salience_layer").set_value("net.fc1").run()
     at.selectbox(key="salience_metric").set_value("magnitude").run()
     assert not at.exception and len(at.get("plotly_chart")) == 4
@@ -130,9 +132,9 @@ def test_hide_in_a_link_hides_named_controls_and_keeps_their_link_values():
 
 
 def test_salience_and_compare_controls_come_back_from_a_link():
-    at = open_page("app_pages/salience.py", salience_metric="activation", salience_threshold="0.25", salience_direction="highest")
+    at = open_page("app_pages/salience.py", salience_metric="activation", purify_threshold="0.25", purify_direction="highest")
     assert not at.exception and at.selectbox(key="salience_metric").value == "activation"
-    assert at.slider(key="salience_threshold").value == 0.25 and at.radio(key="salience_direction").value == "highest"
+    assert at.slider(key="purify_threshold").value == 0.25 and at.radio(key="purify_direction").value == "highest"
     at = open_page("app_pages/compare.py", compare_direction="highest", compare_top="0.1")
     assert not at.exception and at.radio(key="compare_direction").value == "highest"
     assert at.select_slider(key="compare_top").value == 0.1

@@ -38,9 +38,12 @@ def test_every_linked_control_round_trips_through_a_link(key):
 
 
 def test_the_table_declares_each_key_once_and_every_purification_field():
-    every = [controls.SEED, controls.PURIFY_PRESET, *controls.PURIFY, controls.PURIFY_DEFENSE, *controls.SALIENCE, *controls.COMPARE,
-             *controls.EXPLAIN]
+    every = [controls.SEED, controls.PURIFY_PRESET, *controls.PURIFY, controls.PURIFY_DEFENSE, *controls.SALIENCE_RANKING,
+             *controls.COMPARE, *controls.EXPLAIN]
     assert len({c.key for c in every}) == len(every) == len(controls.LINKED)
+    assert set(controls.MARKING) <= set(controls.PURIFY) and set(controls.MARKING) <= set(controls.SALIENCE), "one marking"
+    aliases = [alias for c in every for alias in c.aliases]
+    assert len(set(aliases)) == len(aliases) and not set(aliases) & set(controls.BY_KEY), "an older name means one control"
     assert all(c.linked for c in controls.LINKED.values())
     assert all(c.field is not None and c.of_preset is not None for c in controls.PURIFY)
     for name, preset in PURIFY_PRESETS.items():  # a preset's own values, read back from the controls, give the preset
@@ -56,7 +59,8 @@ LINK = {"app_pages/purify.py": {state.PURIFY_PRESET: "reference", state.PURIFY_T
                                 state.PURIFY_TEMPERATURE: "4.0", state.PURIFY_DISTILL_SCHEDULE: "linear",
                                 state.PURIFY_DEFENSE: "fine-pruning"},
         "app_pages/salience.py": {state.SALIENCE_METRIC: "magnitude", state.SALIENCE_VARIANT: "squared",
-                                  state.SALIENCE_THRESHOLD: "0.3", state.SALIENCE_DIRECTION: "highest", state.SALIENCE_SCOPE: "global"},
+                                  state.PURIFY_THRESHOLD: "0.3", state.PURIFY_DIRECTION: "highest", state.PURIFY_SCOPE: "global",
+                                  state.PURIFY_LAYERS: "conv"},
         "app_pages/compare.py": {state.COMPARE_TOP: "0.2", state.COMPARE_DIRECTION: "highest"},
         "app_pages/explain.py": {state.EXPLAIN_METHOD: "saliency"}}
 

@@ -5,6 +5,8 @@ so a new ranking or defense shows up without touching a page. Pages only place a
 (`draw`); the link (`first_value`, `publish`), `?hide=` and a preset reset (`reset_keys`) read
 this same table, so a control's link name, its valid values and its widget cannot disagree.
 Link names and values are those of earlier versions: every shared link still opens the same view.
+Every control keeps its value for the whole session, across pages (`keep_values`), and the
+marking (`MARKING`) is one set of keys that Salience maps and Purify both draw.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class Control:
     to_core: Callable[[Any], Any] | None = None
     #: When it matters, given the values of the controls drawn before it (else it is drawn disabled).
     active: Callable[[dict[str, Any]], bool] | None = None
+    #: Older link names still read for it (the address bar then gets `key` instead).
+    aliases: tuple[str, ...] = ()
 
     def widget_args(self) -> dict[str, Any]:
         """The keyword arguments of its Streamlit widget."""
@@ -84,19 +88,24 @@ SEED = Control(state.SEED, "number_input", "Seed", 0, int, bounds=(0, MAX_SEED),
 PURIFY_PRESET = Control(state.PURIFY_PRESET, "segmented_control", "Preset", "default", choices=tuple(PURIFY_PRESETS),
                         format_func=lambda p: f"{p}: {PRESET_LABELS.get(p, p)}",
                         help="Each preset resets the controls below. " + " ".join(f"{p}: {label}." for p, label in PRESET_LABELS.items()))
+# The marking's threshold, direction and scope (and the layers below): one set of keys that Salience maps and Purify
+# both draw, so what a student marks on one page is what the other shows and purifies. A Salience link's older
+# names (salience_threshold, ...) are read as aliases.
 PURIFY_MARKING = (
     Control(state.PURIFY_THRESHOLD, "slider", "Pruning threshold (share of neurons marked)", parse=float, bounds=THRESHOLD_BOUNDS,
-            step=0.01, of_preset=lambda c: c.threshold, field="threshold"),
+            step=0.01, of_preset=lambda c: c.threshold, field="threshold", aliases=(state.SALIENCE_THRESHOLD,)),
     Control(state.PURIFY_DIRECTION, "radio", "Mark the", choices=DIRECTIONS, of_preset=lambda c: c.direction, field="direction",
             help="lowest benign salience is the paper's premise; on small nets the infected neurons are "
-            "often the most salient (see Compare rankings)."),
+            "often the most salient (see Compare rankings).", aliases=(state.SALIENCE_DIRECTION,)),
     Control(state.PURIFY_SCOPE, "radio", "Scope", choices=SCOPES, of_preset=lambda c: c.scope, field="scope",
-            help="layer: that share of each layer; global: of all layers pooled, scores scaled within each layer."),
+            help="layer: that share of each layer; global: of all layers pooled, scores scaled within each layer.",
+            aliases=(state.SALIENCE_SCOPE,)),
 )
+PURIFY_LAYERS = Control(state.PURIFY_LAYERS, "selectbox", "Layers", choices=LAYER_PRESETS, field="layers",
+                        of_preset=lambda c: c.layers if isinstance(c.layers, str) else "all",
+                        help="last-conv: the last conv layer (where Fine-Pruning prunes); final-linear: the last hidden units.")
 PURIFY_PENALTY = (
-    Control(state.PURIFY_LAYERS, "selectbox", "Layers", choices=LAYER_PRESETS, field="layers",
-            of_preset=lambda c: c.layers if isinstance(c.layers, str) else "all",
-            help="last-conv: the last conv layer (where Fine-Pruning prunes); final-linear: the last hidden units."),
+    PURIFY_LAYERS,
     Control(state.PURIFY_REGULARIZER, "selectbox", "Regularizer", choices=REGULARIZERS, of_preset=lambda c: c.regularizer,
             field="regularizer", help="ar: Adaptive Regularization; prune: zero the marked neurons and keep them at zero; none: plain fine-tuning."),
     Control(state.PURIFY_STRENGTH, "number_input", "Strength (lambda)", parse=float, bounds=(0.0, 10.0), step=0.01, format="%.3f",
@@ -126,6 +135,8 @@ PURIFY_TRAINING = (
             help="constant: w throughout; linear: w falls to 0 by the last step."),
 )
 PURIFY = PURIFY_MARKING + PURIFY_PENALTY + PURIFY_TRAINING
+#: The marking, shared by Salience maps and Purify: threshold, direction, scope and layers.
+MARKING = (*PURIFY_MARKING, PURIFY_LAYERS)
 PURIFY_DEFENSE = Control(state.PURIFY_DEFENSE, "selectbox", "Defense", "finetune", choices=DEFENSES.keys(),  # a live view of the registry
                          format_func=lambda d: DEFENSES[d].label if d in DEFENSES else d,
                          help="Every registered defense, on the same model, clean set and evaluation. "
@@ -144,12 +155,7 @@ SALIENCE_RANKING = (
             active=lambda values: values[state.SALIENCE_METRIC] == "salience",
             help="abs: mean |t_k| over batches; squared: mean t_k^2; ema-signed: the authors' code."),
 )
-SALIENCE_THRESHOLD = Control(state.SALIENCE_THRESHOLD, "slider", "Pruning threshold", 0.1, float, bounds=THRESHOLD_BOUNDS, step=0.01)
-SALIENCE_MARK = (
-    Control(state.SALIENCE_DIRECTION, "radio", "Mark the", "lowest", choices=DIRECTIONS),
-    Control(state.SALIENCE_SCOPE, "radio", "Scope", "layer", choices=SCOPES),
-)
-SALIENCE = (*SALIENCE_RANKING, SALIENCE_THRESHOLD, *SALIENCE_MARK)
+SALIENCE = (*SALIENCE_RANKING, *MARKING)
 
 COMPARE_TOP = Control(state.COMPARE_TOP, "select_slider", "Infected = TAC top share per layer", 0.05, float, choices=TOPS,
                       format_func=lambda v: f"{v:.0%}")
@@ -175,15 +181,31 @@ ATTACK_EPOCHS = Control(state.ATTACK_EPOCHS, "number_input", "Epochs", bounds=(1
 ATTACK_LR = Control(state.ATTACK_LR, "select_slider", "Learning rate", choices=(0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2), linked=False)
 
 #: Every control a link can set: a link's query parameter is a key of this table.
-LINKED: dict[str, Control] = {c.key: c for c in (SEED, PURIFY_PRESET, *PURIFY, PURIFY_DEFENSE, *SALIENCE, *COMPARE, *EXPLAIN)}
+LINKED: dict[str, Control] = {c.key: c for c in (SEED, PURIFY_PRESET, *PURIFY, PURIFY_DEFENSE, *SALIENCE_RANKING, *COMPARE,
+                                                   *EXPLAIN)}
 BY_KEY: dict[str, Control] = LINKED | {c.key: c for c in (ATTACK_DATASET, ATTACK_ARCH, ATTACK_RATE, ATTACK_EPOCHS,
                                                            ATTACK_LR)}
+#: Widgets that pages draw themselves and whose values are kept across pages too (never a button, an
+#: uploader, or a widget given a `value=`/`index=`: those cannot, or should not, be set from session state).
+KEPT_WIDGETS = (state.ATTACK_ROOT, state.ATTACK_NAME, state.ATTACK_TARGET, state.SALIENCE_LAYER, state.COMPARE_CURVES)
+#: Keys of the widgets drawn per attack or defense setting (`widgets.param_input`).
+KEPT_PREFIXES = (DEFENSE_SETTING_PREFIX, state.ATTACK_PARAM_PREFIX)
+
+
+def is_kept(key: str) -> bool:
+    """Whether a session key is a control whose value is kept across pages."""
+    return key in BY_KEY or key in KEPT_WIDGETS or key.startswith(KEPT_PREFIXES)
+
+
+def keep_values() -> None:
+    """Keep every control's value for the whole session, across pages; the sidebar calls it first in every run."""
+    links.keep(is_kept)
 
 
 def first_value(control: Control, preset: PurifyConfig | None = None) -> None:
     """Give a linked control its first value: the link's if valid, else its default (or its preset's value)."""
     default = control.of_preset(preset) if control.of_preset is not None and preset is not None else control.default
-    links.initial_value(control.key, default, control.parse, control.choices, control.bounds)
+    links.initial_value(control.key, default, control.parse, control.choices, control.bounds, control.aliases)
 
 
 def first_values(controls: Sequence[Control], preset: PurifyConfig | None = None) -> None:
@@ -199,7 +221,7 @@ def draw(where: Any, control: Control, **extra: Any) -> Any:
     the link hides it; `extra` holds what depends on the page (`disabled`, `on_change`).
     """
     if control.linked:
-        return links.control(where, control.widget, control.label, control.key, **control.widget_args(), **extra)
+        return links.control(where, control.widget, control.label, control.key, control.aliases, **control.widget_args(), **extra)
     return getattr(where, control.widget)(control.label, key=control.key, **control.widget_args(), **extra)
 
 
@@ -217,13 +239,13 @@ def draw_in(*placed: tuple[Any, Sequence[Control]]) -> dict[str, Any]:
 
 
 def publish(controls: Sequence[Control]) -> None:
-    """Write these controls' current values to the link."""
-    links.publish([c.key for c in controls])
+    """Write these controls' current values to the link (under their own names: older aliases leave it)."""
+    links.publish([c.key for c in controls], [alias for c in controls for alias in c.aliases])
 
 
 def reset_keys(controls: Sequence[Control] = PURIFY) -> list[str]:
-    """The keys a preset resets: forgetting them makes each take the new preset's value."""
-    return [c.key for c in controls]
+    """The keys (and older link names) a preset resets: forgetting them makes each take the new preset's value."""
+    return [name for c in controls for name in (c.key, *c.aliases)]
 
 
 def draw_preset(where: Any) -> str:
@@ -234,6 +256,22 @@ def draw_preset(where: Any) -> str:
     first_value(PURIFY_PRESET)
     preset = draw(where, PURIFY_PRESET, on_change=links.forget, args=(reset_keys(),)) or PURIFY_PRESET.default
     first_values(PURIFY, PURIFY_PRESETS[preset])
+    return preset
+
+
+def chosen_preset() -> str:
+    """The purification preset (its first value if Purify has not drawn it yet): a page without the picker reads it here."""
+    first_value(PURIFY_PRESET)
+    return links.current(PURIFY_PRESET.key) or PURIFY_PRESET.default
+
+
+def first_marking() -> str:
+    """Give the shared marking its first values on a page without the preset picker; the preset's name.
+
+    Kept or linked values come first, else the chosen preset's, so a page shows the marking Purify would use.
+    """
+    preset = chosen_preset()
+    first_values(MARKING, PURIFY_PRESETS[preset])
     return preset
 
 

@@ -1,4 +1,4 @@
-"""The shared sidebar: which backdoored model every page works on, the device and the seed."""
+"""The shared sidebar: which backdoored model every page works on, the device and the seed (and every control kept)."""
 
 from __future__ import annotations
 
@@ -56,7 +56,12 @@ def _label(name: str) -> str:
 
 
 def scenario_picker() -> str:
-    """Pick the model, the device and the seed; all three live in session state, model and seed in the URL."""
+    """Pick the model, the device and the seed; all three live in session state, model and seed in the URL.
+
+    It runs first on every page, before any control is drawn, so it also puts back the values of the
+    controls the last page did not draw (`controls.keep_values`): every control keeps its value all session.
+    """
+    controls.keep_values()
     names = model_names()
     if not names:
         st.error("No shipped scenario found in assets/zoo. Rebuild them with `python -m purify_core zoo build`.")
