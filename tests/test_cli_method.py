@@ -36,6 +36,8 @@ def test_purify_json_reports_before_and_after_and_the_settings_used(capsys):
     assert out.returncode == 0, out.stderr
     payload = json.loads(out.stdout)
     assert payload["status"] == "finished" and payload["steps"] == 14
+    erased, costly = payload["after"]["asr"] < 5, payload["before"]["acc"] - payload["after"]["acc"] > 5  # the app's rule
+    assert payload["verdict"] == (("erased at a cost" if costly else "erased") if erased else "not erased")
     assert payload["config"]["regularizer"] == "l1" and payload["config"]["threshold"] == 0.2
     assert payload["before"]["asr"] > 90 and 0 <= payload["after"]["acc"] <= 100
     assert 0 <= payload["after"]["ra"] <= 100 - payload["after"]["asr"] + 0.01 and 0 <= payload["der"] <= 1  # RA in %, DER a fraction

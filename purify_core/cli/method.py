@@ -189,17 +189,25 @@ def compare(args: argparse.Namespace) -> int:
 def _result_payload(case: Any, result: Any) -> dict[str, Any]:
     from ..study import summary_dict  # ACC, ASR, RA in %, and DER (a fraction in [0, 1])
 
-    return {"scenario": case.backdoored.name, "seed": case.seed, **summary_dict(result.summary), "config": result.config.to_dict()}
+    return {"scenario": case.backdoored.name, "seed": case.seed, **summary_dict(result.summary),
+            "verdict": _verdict(result.summary), "config": result.config.to_dict()}
+
+
+def _verdict(summary: Any) -> str:
+    """Erased or not, by the one rule the app and the report use (`evaluation.verdict`)."""
+    from ..evaluation.verdict import verdict
+
+    return verdict(summary.before, summary.after).word
 
 
 #: The CLI's columns for a run: its state, then the summary row (ACC before and after, then ASR).
-_RUN_COLUMNS = ("status", "marked", "steps", "ACC before", "ACC after", "ASR before", "ASR after", "RA after", "DER", "steps to ASR<5%", "seconds")
+_RUN_COLUMNS = ("status", "verdict", "marked", "steps", "ACC before", "ACC after", "ASR before", "ASR after", "RA after", "DER", "steps to ASR<5%", "seconds")
 
 
 def _run_row(summary: Any) -> dict[str, Any]:
     from ..study import summary_row
 
-    return {"status": summary.status, "marked": summary.marked, "steps": summary.steps, **summary_row(summary)}
+    return {"status": summary.status, "verdict": _verdict(summary), "marked": summary.marked, "steps": summary.steps, **summary_row(summary)}
 
 
 def _report(args: argparse.Namespace, payload: dict[str, Any], result: Any) -> int:
