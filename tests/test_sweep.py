@@ -187,3 +187,26 @@ def test_a_defaults_log_written_before_the_sweep_runner_counts_as_done(tmp_path)
     assert list(done) == [_job(recipe, "mnist5k-smallcnn-badnets", 1, 2, base).id] and next(iter(done.values()))["record"] == old
     _upgrade_log(log, base)
     assert len(log.read_text().splitlines()) == 1, "upgraded once"
+
+
+def test_bench_reports_failed_jobs_in_one_line_writes_nothing_then_resumes_and_drops_its_log(tmp_path, monkeypatch, capsys):
+    from purify_core.bench import command
+    from purify_core.cli import main
+
+    def toy_run(args, log):
+        records = run_sweep("toy", _jobs(tmp_path), command._sweep(args), log).in_order(_jobs(tmp_path))
+        return {"squares": [r["square"] for r in records]}, "# toy"
+
+    monkeypatch.setattr(command, "_run", toy_run)
+    out, log = tmp_path / "out", tmp_path / "out" / "claims.partial.jsonl"
+    (tmp_path / "switch").write_text("fail")
+    assert main(["bench", "claims", "--workers", "1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.startswith("error:")] == [next(line for line in err.splitlines() if "jobs failed" in line)]
+    assert "Traceback" not in err and sorted(p.name for p in out.iterdir()) == ["claims.partial.jsonl"], "no report, the log kept"
+    (tmp_path / "switch").unlink()
+    assert main(["bench", "claims", "--workers", "1", "--out", str(out)]) == 0
+    assert "4 already done" in capsys.readouterr().err and _ran(tmp_path) == [0, 1, 2, 3, 4, 2]
+    assert json.loads((out / "claims.json").read_text()) == {"squares": [0, 1, 4, 9, 16]} and not log.exists()
+    assert main(["bench", "claims", "--gpus-per-job", "1", "--out", str(out)]) == 1
+    assert capsys.readouterr().err.strip() == "error: --gpus-per-job asks Ray for GPUs: give --ray auto or --ray ADDRESS too"
