@@ -225,6 +225,8 @@ def _cli_rows() -> list[Bad]:
         Bad("CLI reactivate", "a huge re-tuning set", "the re-tuning set must hold 1 to 5000 images", ("reactivate", "--scenario", "badnets", "--images", "1000000000")),
         Bad("CLI reactivate", "zero or huge re-tuning epochs", "re-tuning epochs must be a whole number from 1 to 100", ("reactivate", "--scenario", "badnets", "--epochs", "100000")),
         Bad("CLI evaluate", "a zoo card whose sha256 does not match", "but its card says", ("evaluate", "--checkpoint", "{tampered}", "--card", "{tampered_card}")),
+        Bad("CLI bench", "a negative number of sweep workers", "--workers must be >= 0", ("bench", "claims", "--workers", "-1", "--out", "{out}")),
+        Bad("CLI bench", "GPUs per job without Ray", "--gpus-per-job asks Ray for GPUs", ("bench", "arena", "--gpus-per-job", "1", "--out", "{out}")),
     ] + [Bad("CLI import", what, UPLOAD_MESSAGES[what], ("import", "--dataset", "digits", "--weights", "{upload:" + what + "}"))
          for what in UPLOADS] + _limit_rows()
 
