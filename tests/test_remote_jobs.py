@@ -8,6 +8,9 @@ the same purified weights as the same job run here.
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -102,6 +105,38 @@ def test_stopping_a_stream_cancels_its_ray_task(case, local_ray, shipped, monkey
     with pytest.raises(local_ray.exceptions.TaskCancelledError):
         for ref in cancelled[0]:
             local_ray.get(ref)
+
+
+_PAGE_THREAD = """
+import threading, time
+from functools import partial
+import ray
+from ui.remote_jobs import job_steps
+
+real_init = ray.init
+def init(*args, **kwargs):  # no cluster to join (not even another test's): this process starts its own
+    if kwargs.get("address") == "auto":
+        raise ConnectionError("no running Ray instance")
+    return real_init(*args, **kwargs)
+ray.init = init
+
+out = []
+page = threading.Thread(target=lambda: out.append(list(job_steps(partial(iter, [1, 2, 3])))))  # a script run
+page.start()
+page.join()
+time.sleep(2)  # the thread that started Ray has ended
+out.append(list(job_steps(partial(iter, [4, 5]))))
+print(out)
+"""
+
+
+def test_a_local_ray_started_by_one_page_run_serves_the_next_runs():
+    pytest.importorskip("ray")
+    env = {**os.environ, remote_jobs.ENV: "auto", "PYTHONPATH": str(ROOT)}
+    env.pop("RAY_ADDRESS", None)
+    child = subprocess.run([sys.executable, "-c", _PAGE_THREAD], cwd=ROOT, env=env, capture_output=True, text=True, timeout=400)
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert child.stdout.strip().splitlines()[-1] == "[[1, 2, 3], [4, 5]]"
 
 
 def test_a_training_stopped_midway_closes_the_stream_it_was_reading(tmp_path):

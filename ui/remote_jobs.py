@@ -16,6 +16,7 @@ Streamlit-free, like `job_slots`: the heavy-job slots still bound how many jobs 
 from __future__ import annotations
 
 import os
+import queue
 import threading
 from functools import lru_cache, partial
 from pathlib import Path
@@ -46,8 +47,9 @@ def job_steps(job: Callable[[], Iterator[T]]) -> Iterator[T]:
 
 
 def _steps(job: Callable[[], Iterator[Any]]) -> Iterator[Any]:
-    """What a Ray worker runs: the job's own generator, item by item."""
-    yield from job()
+    """What a Ray worker runs: the job's items, one by one (a plain loop: Ray resumes this generator with `send`)."""
+    for item in job():
+        yield item
 
 
 def _wants_gpu(job: partial) -> bool:
@@ -68,16 +70,35 @@ def _connect(address: str) -> Any:
 
     with _CONNECT:
         if not ray.is_initialized():
-            env = {k: v for k, v in os.environ.items() if k.startswith("PURIFY_LAB_")}
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
-            if address == "auto":
-                try:
-                    ray.init(address="auto", log_to_driver=False)
-                except ConnectionError:  # no cluster on this machine: a local one, with this server's code and settings
-                    ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
-            else:
-                ray.init(address=address, log_to_driver=False)
+            outcome: queue.Queue = queue.Queue()
+            threading.Thread(target=_hold, args=(ray, address, outcome), name="purify-lab-ray", daemon=True).start()
+            error = outcome.get()
+            if error is not None:
+                raise error
     return ray
+
+
+def _hold(ray: Any, address: str, outcome: queue.Queue) -> None:
+    """Connect (or start a local Ray) in a thread that lives as long as the server.
+
+    The processes of a local Ray die with the thread that started them (they ask Linux for a
+    signal when their parent thread ends), and a Streamlit script thread ends with every rerun.
+    """
+    env = {k: v for k, v in os.environ.items() if k.startswith("PURIFY_LAB_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    try:
+        if address == "auto":
+            try:
+                ray.init(address="auto", log_to_driver=False)
+            except ConnectionError:  # no cluster on this machine: a local one, with this server's code and settings
+                ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller, which raises it
+        outcome.put(exc)
+        return
+    outcome.put(None)
+    threading.Event().wait()
 
 
 @lru_cache(maxsize=2)
