@@ -210,3 +210,46 @@ def test_bench_reports_failed_jobs_in_one_line_writes_nothing_then_resumes_and_d
     assert json.loads((out / "claims.json").read_text()) == {"squares": [0, 1, 4, 9, 16]} and not log.exists()
     assert main(["bench", "claims", "--gpus-per-job", "1", "--out", str(out)]) == 1
     assert capsys.readouterr().err.strip() == "error: --gpus-per-job asks Ray for GPUs: give --ray auto or --ray ADDRESS too"
+
+
+def slow_square(x: int, calls: str, delay: float) -> dict:
+    """A toy job that takes `delay` seconds (so a sweep can be killed between two of them)."""
+    import time
+
+    with open(calls, "a") as out:
+        out.write(f"{x}\n")
+    time.sleep(delay)
+    return {"x": x, "square": x * x}
+
+
+def test_a_sweep_on_two_workers_killed_after_some_records_resumes_without_redoing_them(tmp_path):
+    import os
+    import signal
+    import time
+
+    calls, log = tmp_path / "calls", tmp_path / "sweep.jsonl"
+    jobs = [Job(f"{__name__}:slow_square", {"x": x, "calls": str(calls), "delay": 1.0}, f"x={x}") for x in range(8)]
+    code = ("import sys, json\nfrom pathlib import Path\nfrom purify_core.bench.sweep import Job, SweepOptions, run_sweep\n"
+            "if __name__ == '__main__':\n"
+            f"    jobs = [Job(**j) for j in json.loads({json.dumps([{'fn': j.fn, 'args': j.args, 'label': j.label} for j in jobs])!r})]\n"
+            f"    run_sweep('toy', jobs, SweepOptions(workers=2, log=Path({str(log)!r}), progress=False))\n")
+    script = tmp_path / "sweep_script.py"
+    script.write_text(code)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    proc = subprocess.Popen([sys.executable, str(script)], cwd=ROOT, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while len(read_log(log)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its two workers, at once
+        proc.wait()
+    done = set(read_log(log))
+    assert 2 <= len(done) < len(jobs), "killed part-way"
+    ran_before = [int(x) for x in calls.read_text().splitlines()]
+    result = run_sweep("toy", jobs, SweepOptions(workers=2, log=log, progress=False), lambda line: None)
+    ran_after = [int(x) for x in calls.read_text().splitlines()][len(ran_before):]
+    assert result.skipped == len(done) and not {j.args["x"] for j in jobs if j.id in done} & set(ran_after), "a logged job ran again"
+    assert sorted(ran_after) == sorted(j.args["x"] for j in jobs if j.id not in done)
+    assert [r["square"] for r in result.in_order(jobs)] == [x * x for x in range(8)]
