@@ -16,3 +16,5 @@ def test_five_sessions_at_once_see_only_their_own_runs_and_leave_the_shared_mode
     assert report.cross_talk == [], report.cross_talk
     assert summary["shared model unchanged"], (report.hash_before, report.hash_after)
     assert len(report.run_seconds) == 2 and summary["page loads"] == 3 * 6 + 2
+    # the two purifiers press Run on the same defaults: one computes, the other replays (or waits for it, then replays)
+    assert (summary["purifications computed"], summary["purifications replayed"]) == (1, 1), report.runs
