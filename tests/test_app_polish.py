@@ -160,3 +160,43 @@ def test_the_strips_chart_makes_every_cell_clickable_and_keeps_the_marks():
     assert placeholders and not {str(c).lower() for _, c in maps.layout.coloraxis.colorscale} & placeholders, \
         "Streamlit's theme swaps these colours in the browser (Inferno's #000004 turned pale pink)"
 
+
+def _click(at: AppTest, chart_key: str, points: list[dict]) -> AppTest:
+    """What the browser sends when a cell is clicked: the chart's selection as its widget state. AppTest
+    cannot click a plotly chart, so the state is added to the widget states of the next run."""
+    from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+    chart = next(c for c in at.get("plotly_chart") if c.proto.id and chart_key in c.proto.id)
+    states = at._tree.get_widget_states()
+    states.widgets.append(WidgetState(id=chart.proto.id, string_value=json.dumps(
+        {"selection": {"points": points, "point_indices": [p.get("point_index", 0) for p in points], "box": [], "lasso": []}})))
+    return at._run(states)
+
+
+def _neurons_shown(at: AppTest) -> list[tuple[int, float]]:
+    """The neuron slider's options as (index, score), lowest score first: its labels read "#17 (0.0123)"."""
+    import re
+
+    return [(int(m[1]), float(m[2])) for m in (re.fullmatch(r"#(\d+) \((.+)\)", o) for o in at.select_slider(key="salience_neuron").options)]
+
+
+def test_clicking_a_heatmap_cell_opens_that_neurons_close_up(tmp_path, monkeypatch):
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/salience.py").run()
+    assert not at.exception
+    layer, neurons = at.selectbox(key="salience_layer").value, _neurons_shown(at)
+    first = {"highest": neurons[-1][0], "lowest": next(i for i, score in neurons if score != 0)}  # the first marked (that fires)
+    direction = at.session_state["purify_direction"]
+    assert at.session_state["salience_neuron"] == first[direction], (direction, neurons[:3], neurons[-3:])
+    direction = "highest" if direction == "lowest" else "lowest"  # the other one: one of the two is never the lowest score
+    at.radio(key="purify_direction").set_value(direction).run()
+    opened = at.session_state["salience_neuron"]
+    assert not at.exception and opened == first[direction], (direction, opened)
+    _click(at, "salience_strips", [{"curve_number": 2, "point_number": 140, "point_index": 140, "x": 17, "y": "net.fc1"}])
+    assert not at.exception
+    assert at.selectbox(key="salience_layer").value == "net.fc1" and at.session_state["salience_neuron"] == 17
+    assert at.select_slider(key="salience_neuron").value == 17, "the close-up shows the clicked neuron"
+    at.selectbox(key="salience_layer").set_value(layer).run()
+    assert not at.exception and at.session_state["salience_neuron"] == opened, "a layer opened anew starts on its first marked neuron"
