@@ -95,7 +95,7 @@ with train_tab:
     lr = controls.draw(t2, controls.ATTACK_LR)
     train = TrainConfig(epochs=int(epochs), batch_size=preset.train.batch_size, lr=float(lr))
     scenario = Scenario(data=data, model=ModelConfig(arch), attack=attack_config, train=train, seed=current_seed()) if not problem else None
-    clicked = t3.button("Train", type="primary", key=state.ATTACK_TRAIN, disabled=problem is not None,
+    clicked = t3.button("Train", type="primary", key=state.ATTACK_TRAIN, disabled=problem is not None, on_click=forget_made,
                         help="Trains on the poisoned training set; the same settings and seed train once and are reused.")
     estimate = training_estimate(shipped_cards() + built_cards(), dataset, arch, int(epochs), len(splits.train))
     st.caption(f"Seed {current_seed()} and device {current_device()} come from the sidebar. A model trained here is kept "

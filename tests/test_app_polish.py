@@ -200,3 +200,15 @@ def test_clicking_a_heatmap_cell_opens_that_neurons_close_up(tmp_path, monkeypat
     assert at.select_slider(key="salience_neuron").value == 17, "the close-up shows the clicked neuron"
     at.selectbox(key="salience_layer").set_value(layer).run()
     assert not at.exception and at.session_state["salience_neuron"] == opened, "a layer opened anew starts on its first marked neuron"
+
+
+def test_a_failed_training_after_a_good_upload_shows_its_error_alone(tmp_path, monkeypatch):
+    at = _upload_tab(tmp_path, monkeypatch)
+    at.file_uploader(key="attack_file").upload("good.safetensors", _weights()).run()
+    at.button(key="attack_upload").click().run()
+    assert any("is ready" in s.value for s in at.success)
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "a_file"))  # checked before training: nothing trains
+    at.button(key="attack_train").click().run()
+    assert not at.exception and not at.success, [s.value for s in at.success]
+    assert any("cannot write to the model cache" in e.value.replace("\\", "") for e in at.error), [e.value for e in at.error]
