@@ -14,7 +14,8 @@ from purify_core.method.rankings.quality import PruningPoint
 from purify_core.models.evaluate import Metrics
 from purify_core.store.cards import Card
 from purify_core.study import RunRecord
-from purify_core.views.method_figures import PERCENT_RANGE, pruning_curves_figure, roc_figure, run_curves_figure, runs_overlay_figure
+from purify_core.views.method_figures import (PERCENT_RANGE, live_run_figure, pruning_curves_figure, roc_figure, run_curves_figure,
+                                              runs_overlay_figure)
 from purify_core.views.run_compare import (MISSING, RUN_COLORS, compare_labels, differing_settings, named_histories, ranking_colors,
                                            run_colors, run_rows, shown)
 
@@ -99,6 +100,9 @@ def test_acc_and_asr_axes_are_fixed_0_to_100_and_runs_keep_their_colour_on_every
     assert [t.name for t in legend] == ["#1 a", "#2 b"], "one legend entry per run, not one per panel"
     for name, color in zip(runs, RUN_COLORS):
         assert {t.line.color for t in fig.data if t.name == name} == {color}
+    live = live_run_figure("#1 a", runs["#1 a"])
+    assert {t.line.color for t in live.data} == {RUN_COLORS[0]}, "a session's first run: the same colour live and overlaid"
+    assert live.layout.yaxis4.range == live.layout.yaxis5.range == PERCENT_RANGE
     single = run_curves_figure(runs, "acc", "ACC", percent=True)
     assert single.layout.yaxis.range == PERCENT_RANGE and {t.line.color for t in single.data} == set(RUN_COLORS[:2])
 

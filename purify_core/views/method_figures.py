@@ -12,7 +12,7 @@ from ..evaluation.grading import pareto_front
 from ..method.neurons import NeuronMask, NeuronScores
 from ..method.rankings import METRIC_LABELS
 from ..method.rankings.quality import PruningPoint
-from .run_compare import ranking_colors, run_colors
+from .run_compare import RUN_COLORS, ranking_colors, run_colors
 
 __all__ = ["salience_strips_figure", "score_histogram_figure", "spearman_figure", "roc_figure",
            "pruning_curves_figure", "run_curves_figure", "runs_overlay_figure", "live_run_figure", "RUN_PANELS",
@@ -178,16 +178,17 @@ def _points(steps: list[dict], field: str, percent: bool) -> tuple[list[int], li
     return [p[0] for p in points], [100 * p[1] if percent else p[1] for p in points]
 
 
-def live_run_figure(label: str, steps: list[dict]) -> go.Figure:
+def live_run_figure(label: str, steps: list[dict], color: str = RUN_COLORS[0]) -> go.Figure:
     """A running purification in one figure, one panel per `RUN_PANELS` entry: one chart for the
-    browser to redraw while the run streams, not four."""
+    browser to redraw while the run streams, not four. `color`: the run's colour on the overlay once
+    it ends (`run_colors`: a session's n-th run gets `RUN_COLORS[n - 1]`)."""
     from plotly.subplots import make_subplots
 
     fig = make_subplots(rows=1, cols=len(RUN_PANELS), subplot_titles=[title for _, title, _ in RUN_PANELS], horizontal_spacing=0.06)
     for col, (field, _, percent) in enumerate(RUN_PANELS, start=1):
         x, y = _points(steps, field, percent)
         fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers" if percent else "lines", name=label, showlegend=False,
-                                 line=dict(color="#1f77b4")), row=1, col=col)
+                                 line=dict(color=color)), row=1, col=col)
         fig.update_yaxes(range=list(PERCENT_RANGE) if percent else None, row=1, col=col)
     fig.update_xaxes(title="step").update_annotations(font_size=12)
     return _layout(fig, 280)
