@@ -1,0 +1,42 @@
+"""The lesson in Chromium: every step's shareable link opens the view it promises, and the Lesson page reveals on a click."""
+
+from __future__ import annotations
+
+import pytest
+
+from test_browser import browser, errors_on, new_page, server, settle  # noqa: F401 (fixtures)
+from ui import controls, links
+from ui.lesson_file import DEFAULT_LESSON, LESSONS_DIR, load_lesson, step_url
+
+pytestmark = pytest.mark.browser  # tests/conftest.py skips these without Chromium, or fails them under PURIFY_LAB_REQUIRE_BROWSER=1
+
+LESSON = load_lesson(LESSONS_DIR / f"{DEFAULT_LESSON}.toml")
+
+
+@pytest.mark.parametrize("n", range(len(LESSON.steps)), ids=[s.title[:30] for s in LESSON.steps])
+def test_each_step_link_opens_its_page_with_its_model_and_reduced_controls(server, browser, n):  # noqa: F811
+    step = LESSON.steps[n]
+    page = new_page(browser)
+    page.goto(step_url(step, server.rstrip("/")))
+    settle(page, timeout=300_000)  # the first visit to a page computes its scores on a busy machine
+    assert not errors_on(page)
+    if "scenario" in step.link:  # Scenario's card and Purify's intro name the model the page works on
+        assert step.link["scenario"] in page.get_by_test_id("stMain").inner_text()
+    if step.page in ("salience", "purify"):  # the marking is drawn (the page is there), then what is hidden is not
+        page.get_by_text("Mark the", exact=True).first.wait_for(timeout=120_000)
+    for key in filter(None, step.link.get(links.HIDE, "").split(",")):
+        assert page.get_by_text(controls.LINKED[key].label, exact=True).count() == 0, f"{key} should be hidden"
+    page.close()
+
+
+def test_the_lesson_page_reveals_a_prediction_on_a_click(server, browser):  # noqa: F811
+    step = LESSON.steps[0]
+    page = new_page(browser)
+    page.goto(f"{server.rstrip('/')}/lesson")
+    settle(page, timeout=300_000)
+    reveal = page.get_by_test_id("stAlertContentInfo").filter(has_text=step.predict.reveal)
+    assert reveal.count() == 0
+    page.locator("label").filter(has_text=step.predict.choices[-1]).first.click()
+    reveal.first.wait_for(timeout=60_000)
+    assert not errors_on(page)
+    page.close()
