@@ -2,8 +2,8 @@
 ratios to the serial one, the records checked identical, and what one more machine would add (from the
 per-job times). Writes benchmarks/sweep.json and benchmarks/sweep.md.
 
-    python -m benchmarks.sweep                       # bench claims' jobs on badnets and blended x 2 draws, 2 epochs
-    python -m benchmarks.sweep --scenarios badnets --draws 1 --epochs 1   # a quicker check
+    python -m benchmarks.sweep                       # bench claims' jobs on badnets x 1 draw, 1 epoch per run
+    python -m benchmarks.sweep --scenarios badnets blended --draws 3 --epochs 20   # nearer the real grid (slower)
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ def markdown(raw: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenarios", nargs="*", default=["badnets", "blended"])
-    parser.add_argument("--draws", type=int, default=2)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--scenarios", nargs="*", default=["badnets"])
+    parser.add_argument("--draws", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent)
     args = parser.parse_args(argv)
     raw = measure(chosen_scenarios(args.scenarios, list(range(args.draws))), list(range(args.draws)), args.epochs)
