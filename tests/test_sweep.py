@@ -181,7 +181,7 @@ def test_a_defaults_log_written_before_the_sweep_runner_counts_as_done(tmp_path)
     recipe, base = next(iter(RECIPES)), PurifyConfig().to_dict()
     old = {"recipe": recipe, "scenario": "mnist5k-smallcnn-badnets", "draw": 1, "seed": 2, "seconds": 50.0, "acc": 96.3}
     log = tmp_path / "defaults.partial.jsonl"
-    log.write_text(json.dumps(old) + "\n")
+    log.write_text(json.dumps(old) + "\n" + '{"recipe": "cut sh')
     _upgrade_log(log, base)
     done = read_log(log)
     assert list(done) == [_job(recipe, "mnist5k-smallcnn-badnets", 1, 2, base).id] and next(iter(done.values()))["record"] == old

@@ -78,7 +78,12 @@ def _job(recipe: str, scenario: str, draw: int, seed: int, base: dict[str, Any])
 def _upgrade_log(path: Path, base: dict[str, Any]) -> None:
     """Lines written before the sweep runner (plain records, no job id) rewritten as sweep log entries, so they count as done."""
     lines = path.read_text().splitlines() if path.exists() else []
-    old = [json.loads(line) for line in lines if line.strip() and '"id"' not in line]
+    old = []
+    for line in (line for line in lines if line.strip() and '"id"' not in line):
+        try:
+            old.append(json.loads(line))
+        except ValueError:
+            continue  # a line cut short when that run was killed: it runs again
     if not old:
         return
     entries = [{"id": (job := _job(r["recipe"], r["scenario"], r["draw"], r["seed"], base)).id, "label": job.label, "fn": job.fn,
