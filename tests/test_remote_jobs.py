@@ -11,6 +11,7 @@ import dataclasses
 import os
 import subprocess
 import sys
+import types
 from functools import partial
 from pathlib import Path
 
@@ -166,3 +167,52 @@ def test_a_model_trained_on_ray_comes_back_and_is_saved_here(shipped, tmp_path):
     again = load_or_train(scenario, cache_dir=tmp_path, device="cpu")  # from the cache: the pair written here
     assert again.card == trained.card
     assert all(torch.equal(again.model.state_dict()[k], v) for k, v in trained.model.state_dict().items())
+
+
+class _FakeRay(types.ModuleType):
+    """A stand-in for `ray` that fails the way a cluster does: it cannot be reached, or it loses the job's worker."""
+
+    class RayError(Exception):
+        pass
+
+    class RayTaskError(RayError):
+        pass
+
+    class WorkerCrashedError(RayError):
+        pass
+
+    def __init__(self, reachable: bool) -> None:
+        super().__init__("ray")
+        self.reachable, self.cancelled = reachable, []
+        self.exceptions = types.SimpleNamespace(RayError=self.RayError, RayTaskError=self.RayTaskError)
+
+    def is_initialized(self) -> bool:
+        return self.reachable
+
+    def init(self, **kwargs) -> None:
+        raise ConnectionError("Could not find any running Ray instance.\nPlease specify the one to connect to")
+
+    def remote(self, **options):
+        return lambda fn: types.SimpleNamespace(options=lambda **o: types.SimpleNamespace(remote=lambda job: ["ref"]))
+
+    def get(self, ref):
+        raise self.WorkerCrashedError("The worker died unexpectedly while executing this task.")
+
+    def cancel(self, refs) -> None:
+        self.cancelled.append(refs)
+
+
+@pytest.mark.parametrize("reachable, message", [(False, "PURIFY_LAB_RAY=auto: cannot reach a Ray cluster (ConnectionError: Could "),
+                                                (True, "the Ray cluster lost this job (WorkerCrashedError); run it again")])
+def test_a_cluster_that_cannot_be_reached_or_loses_the_worker_is_one_line(monkeypatch, reachable, message):
+    fake = _FakeRay(reachable)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setenv(remote_jobs.ENV, "auto")
+    remote_jobs._remote.cache_clear()
+    try:
+        with pytest.raises(UserInputError) as error:
+            list(job_steps(partial(iter, [1])))
+    finally:
+        remote_jobs._remote.cache_clear()  # never keep the fake's remote function
+    assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    assert fake.cancelled == ([["ref"]] if reachable else []), "a lost job is cancelled too"

@@ -22,6 +22,8 @@ from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
+from purify_core.errors import UserInputError
+
 __all__ = ["ENV", "ray_address", "job_steps"]
 
 #: `auto` (join the Ray cluster on this machine, or start one) or a cluster's address (`ray://host:10001`, `host:6379`).
@@ -94,8 +96,10 @@ def _hold(ray: Any, address: str, outcome: queue.Queue) -> None:
                 ray.init(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
         else:
             ray.init(address=address, log_to_driver=False)
-    except Exception as exc:  # noqa: BLE001 - handed to the caller, which raises it
-        outcome.put(exc)
+    except Exception as exc:  # noqa: BLE001 - handed to the caller, which raises it as one line
+        text = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        outcome.put(UserInputError(f"{ENV}={address}: cannot reach a Ray cluster ({type(exc).__name__}{': ' + text if text else ''}); "
+                                   "start one (ray start --head) or unset it to run jobs in this server"))
         return
     outcome.put(None)
     threading.Event().wait()
@@ -120,6 +124,8 @@ def _on_ray(job: partial, address: str) -> Iterator[Any]:
             except ray.exceptions.RayTaskError as error:
                 cause = error.cause  # the job's own error (a UserInputError the page shows as one line), without Ray's traceback
                 raise (cause if isinstance(cause, Exception) else error) from None
+            except ray.exceptions.RayError as error:  # a worker or node lost (memory, a reboot): one line on the page
+                raise UserInputError(f"the Ray cluster lost this job ({type(error).__name__}); run it again") from None
             yield item
         finished = True
     finally:
