@@ -105,6 +105,7 @@ def test_compare_asks_for_a_prediction_then_says_what_the_auc_means():
     at = open_page("app_pages/compare.py")
     assert not at.exception
     assert "What the AUCs mean for this model" in _texts(at.markdown)
+    assert "Why Purify marks what it does" in _texts(at.info)  # the callout
     assert not at.success and not at.warning  # nothing told before the student predicts
     at.radio(key=premise.PREMISE_GUESS).set_value(next(iter(premise.PREDICTIONS))).run()
     feedback = _texts(at.success) + _texts(at.warning)

@@ -20,6 +20,7 @@ def test_each_step_link_opens_its_page_with_its_model_and_reduced_controls(serve
     page.goto(step_url(step, server.rstrip("/")))
     settle(page, timeout=300_000)  # the first visit to a page computes its scores on a busy machine
     assert not errors_on(page)
+    assert page.get_by_test_id("stSidebar").get_by_text("Glossary", exact=True).count() == 1, "the glossary is on every page"
     if "scenario" in step.link:  # Scenario's card and Purify's intro name the model the page works on
         assert step.link["scenario"] in page.get_by_test_id("stMain").inner_text()
     if step.page in ("salience", "purify"):  # the marking is drawn (the page is there), then what is hidden is not
