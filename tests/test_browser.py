@@ -142,6 +142,62 @@ def test_a_shared_link_brings_the_controls_back(server, browser):
     page.close()
 
 
+def _widget(page, testid: str, label: str):
+    """The widget of that kind (e.g. stSlider) whose text holds `label`."""
+    return page.locator(f"[data-testid={testid}]").filter(has_text=label).first
+
+
+def _slider_value(page, label: str) -> float:
+    return float(_widget(page, "stSlider", label).get_by_test_id("stSliderThumbValue").inner_text())
+
+
+def _selected(page, label: str) -> str:
+    box = _widget(page, "stSelectbox", label)
+    return box.locator("input").first.input_value() + box.inner_text()
+
+
+def _choose(page, label: str, option: str) -> None:
+    _widget(page, "stSelectbox", label).click()
+    with a_run(page, 1):
+        page.get_by_role("option", name=option, exact=True).click()
+
+
+def _visit(page, title: str, charts: int) -> None:
+    with a_run(page, charts):
+        page.get_by_test_id("stSidebar").get_by_role("link", name=title).first.click()
+    assert not errors_on(page), title
+
+
+def test_controls_and_the_marking_are_kept_across_pages(server, browser):
+    """One story, one state: Purify's controls survive visits to two other pages; the marking set on Salience is Purify's."""
+    page = new_page(browser)
+    page.goto(f"{server}/purify")
+    settle(page, 1)
+    _choose(page, "Regularizer", "l1")
+    epochs = _widget(page, "stSlider", "Epochs").get_by_role("slider")
+    with a_run(page, 1):
+        epochs.focus()
+        page.keyboard.press("End")
+    threshold = _widget(page, "stSlider", "Pruning threshold").get_by_role("slider")
+    with a_run(page, 1):
+        threshold.focus()
+        page.keyboard.press("Home")
+    assert _slider_value(page, "Epochs") == 60 and _slider_value(page, "Pruning threshold") == 0
+    _visit(page, "Scenario", 2)
+    _visit(page, "Salience maps", 4)
+    assert _slider_value(page, "Pruning threshold") == 0, "the marking set on Purify is the one Salience shows"
+    with a_run(page, 1):
+        _widget(page, "stRadio", "Scope").get_by_text("global", exact=True).click()
+    _choose(page, "Layers", "conv")
+    _visit(page, "Purify", 1)
+    assert "l1" in _selected(page, "Regularizer") and _slider_value(page, "Epochs") == 60
+    assert _slider_value(page, "Pruning threshold") == 0
+    assert _widget(page, "stRadio", "Scope").get_by_role("radio", name="global").is_checked(), "Salience's marking is Purify's"
+    assert "conv" in _selected(page, "Layers") and "last-conv" not in _selected(page, "Layers")
+    assert "purify_regularizer=l1" in page.url and "purify_scope=global" in page.url
+    page.close()
+
+
 def test_markup_in_a_link_is_shown_as_text(server, browser):
     """A crafted link puts no image, link, HTML, styled text or LaTeX on the page, and nothing is fetched."""
     payload = "![x](http://127.0.0.1:9/x.png) [click](http://127.0.0.1:9) <img src=x onerror=alert(1)> :red[big] $x$"

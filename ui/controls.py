@@ -222,7 +222,7 @@ def draw(where: Any, control: Control, **extra: Any) -> Any:
     """
     if control.linked:
         return links.control(where, control.widget, control.label, control.key, control.aliases, **control.widget_args(), **extra)
-    return getattr(where, control.widget)(control.label, key=control.key, **control.widget_args(), **extra)
+    return links.remember(control.key, getattr(where, control.widget)(control.label, key=control.key, **control.widget_args(), **extra))
 
 
 def draw_in(*placed: tuple[Any, Sequence[Control]]) -> dict[str, Any]:

@@ -48,8 +48,9 @@ def keep(wanted: Callable[[str], bool]) -> None:
     written back as a plain session value, so the widget, when a page draws it, starts from it.
     Written back even when present: Streamlit holds a widget's value under an id that includes its
     page, so a key that two pages draw (the marking) would start from its default on the other page,
-    and a value the last page did not draw is dropped at the end of that run. Buttons and file
-    uploaders must not be wanted (their values cannot be set).
+    and a value the last page did not draw is dropped at the end of that run. A value changed in a
+    fragment's rerun reaches `state.KEPT` through `remember`. Buttons and file uploaders must not be
+    wanted (their values cannot be set).
     """
     first_link()
     kept = st.session_state.setdefault(state.KEPT, {})
@@ -82,6 +83,16 @@ def ignored(key: str, raw: str, default: Any) -> str:
 def to_link(value: Any) -> str:
     """The text a value has in a link (`from_link` reads it back)."""
     return str(value)
+
+
+def remember(key: str, value: Any) -> Any:
+    """Note a control's value as it is drawn, for `keep`; returns the value.
+
+    `keep` runs only in full runs: a fragment's rerun (Salience's marking) changes a widget it never
+    sees, and on a page switch Streamlit has already dropped that widget's value before `keep` runs.
+    """
+    st.session_state.setdefault(state.KEPT, {})[key] = value
+    return value
 
 
 def initial_value(key: str, default: Any, parse: Callable[[str], Any] = str, choices: Sequence[Any] | None = None,
@@ -144,5 +155,5 @@ def control(where: Any, widget: str, label: str, key: str, aliases: Sequence[str
     Give the key its initial value first: the widget takes its value from session state (no `value=` argument).
     """
     if hidden(key, aliases):
-        return st.session_state[key]
-    return getattr(where, widget)(label, key=key, **kwargs)
+        return remember(key, st.session_state[key])
+    return remember(key, getattr(where, widget)(label, key=key, **kwargs))
