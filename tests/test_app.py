@@ -29,7 +29,7 @@ def test_home_shows_the_default_scenario_card():
     assert at.metric[0].value == f"{card.acc:.1f}%" and at.metric[1].value == f"{card.asr:.1f}%"
     assert len(at.get("plotly_chart")) == 2
     assert any(c.value.startswith(f"Weights in memory: sha256 `{card.sha256[:16]}") for c in at.caption)
-    assert len(at.get("page_link")) == 5, "the guided tour links every step's page and the Attack lab"
+    assert len(at.get("page_link")) == 6, "the guided tour links every step's page, the Attack lab and the Lesson"
 
 
 @pytest.mark.parametrize("name", [c.name for c in list_zoo()])
