@@ -26,6 +26,8 @@ from purify_core.store.model_store import load_or_train
 from ui import remote_jobs
 from ui.remote_jobs import job_steps
 
+from app_helpers import open_page
+
 ROOT = Path(__file__).resolve().parent.parent
 FAST = PurifyConfig(epochs=2, eval_every=2)
 
@@ -216,3 +218,20 @@ def test_a_cluster_that_cannot_be_reached_or_loses_the_worker_is_one_line(monkey
         remote_jobs._remote.cache_clear()  # never keep the fake's remote function
     assert str(error.value).startswith(message) and "\n" not in str(error.value)
     assert fake.cancelled == ([["ref"]] if reachable else []), "a lost job is cancelled too"
+
+
+def test_the_purify_page_shows_a_lost_ray_job_as_one_line_and_keeps_the_run(monkeypatch):
+    fake = _FakeRay(True)
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    monkeypatch.setenv(remote_jobs.ENV, "auto")
+    monkeypatch.setenv("PURIFY_LAB_REPLAYS", "off")
+    remote_jobs._remote.cache_clear()
+    try:
+        at = open_page("app_pages/purify.py")
+        at.slider(key="purify_epochs").set_value(1).run()
+        at.button(key="purify_run").click().run()
+    finally:
+        remote_jobs._remote.cache_clear()
+    assert not at.exception
+    assert any("the Ray cluster lost this job (WorkerCrashedError)" in e.value for e in at.error), [e.value for e in at.error]
+    assert len(at.session_state["purify_runs"]) == 1 and fake.cancelled == [["ref"]]

@@ -11,9 +11,10 @@ import streamlit as st
 from purify_core.views.method_figures import RUN_PANELS, live_run_figure, run_curves_figure
 from purify_core.evaluation.probe import PROBE_SIZE
 from purify_core.store.cards import Card
+from purify_core.errors import UserInputError
 from purify_core.study import RunRecord
 from ui import runs as session_runs
-from ui import replay, state
+from ui import replay, state, untrusted
 from ui.cache import backdoored_model
 from ui.jobs import heavy_job
 from ui.remote_jobs import job_steps
@@ -73,7 +74,10 @@ def _compute(what: str, label: str, settings: dict[str, Any], source: Card, item
     with heavy_job(what) as waited:
         run = session_runs.new_run(label, settings, waited, source=source)
         with closing(job_steps(items)) as steps:  # here, or on Ray (PURIFY_LAB_RAY); closed at Stop, which cancels a Ray task
-            live(run, steps)
+            try:
+                live(run, steps)
+            except UserInputError as error:  # a Ray cluster out of reach or a lost worker: one line; the steps so far are kept
+                st.error(untrusted.text(error))
     return run
 
 
