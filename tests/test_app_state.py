@@ -133,3 +133,10 @@ def test_link_values_survive_page_switches_and_old_salience_names_still_work():
     at.segmented_control(key=state.PURIFY_PRESET).set_value("reference").run()  # a preset outranks the link it came from
     assert at.slider(key=state.PURIFY_THRESHOLD).value == PURIFY_PRESETS["reference"].threshold
     assert at.number_input(key=state.PURIFY_STRENGTH).value == PURIFY_PRESETS["reference"].strength
+
+
+def test_hide_takes_the_older_salience_names_too():
+    at = open_page(SALIENCE, hide="salience_threshold", salience_threshold="0.2")
+    assert not at.exception and not at.warning
+    assert not [s for s in at.slider if s.key == state.PURIFY_THRESHOLD], "hidden under its older name"
+    assert at.session_state[state.PURIFY_THRESHOLD] == 0.2, "a hidden control keeps its link value"
