@@ -3,7 +3,8 @@
 Two writer processes save different models under the same key, as a model pair (`save_pair`)
 and as a clean control (`save_clean`), many times each, while this process reads both keys as
 fast as it can. Every read must be whole: one writer's weights with that writer's card, never a
-mix and never a checksum error, and the last state on disk must be one writer's pair.
+mix and never a checksum error, and the last state on disk must be one writer's pair. The same
+for the app's kept runs (`ui/replay.py`): two processes keeping the same runs leave each one whole.
 """
 
 from __future__ import annotations
@@ -119,3 +120,60 @@ def test_a_read_that_caught_a_pair_being_replaced_is_read_again(tmp_path):
         return "whole"
 
     assert read_pair(tmp_path / "m.json", read) == "whole" and len(calls) == 2
+
+
+_REPLAY_WRITER = """
+import sys, time
+from pathlib import Path
+import torch
+from purify_core.config import ModelConfig
+from purify_core.method.purify import PurifySummary
+from purify_core.models.architectures import build_model
+from purify_core.models.evaluate import Metrics
+from purify_core.study import RunRecord
+from ui import replay
+
+folder, seed, keys = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+torch.manual_seed(seed)
+run = RunRecord(label="#1", config={}, source=None, status="finished", reason="ran", model=build_model(ModelConfig("smallcnn"), (1, 28, 28), 10),
+                history=[{"step": s, "writer": seed} for s in range(50)])
+run.summary = PurifySummary(status="finished", reason="ran", steps=50, seconds=0.1, marked=seed, before=Metrics(0.9, 1.0, 10, 9, 0.0),
+                            after=Metrics(0.9, 0.0, 10, 9, 1.0), steps_to_erase=1)
+(folder.parent / f"ready{seed}").touch()
+while not (folder.parent / "go").exists():
+    time.sleep(0.01)
+for key in range(keys):
+    assert replay.save(f"k{key}", run, folder)
+"""
+
+
+def test_two_processes_keeping_the_same_runs_never_show_a_reader_half_a_run(tmp_path):
+    from ui import replay
+
+    models = {1: _model(1), 2: _model(2)}
+    folder, keys = tmp_path / "replays", 12
+    writers = [subprocess.Popen([sys.executable, "-c", _REPLAY_WRITER, str(folder), str(seed), str(keys)], cwd=ROOT,
+                                stderr=subprocess.PIPE, text=True) for seed in models]
+    try:
+        deadline = time.monotonic() + 300
+        while not all((tmp_path / f"ready{seed}").exists() for seed in models):
+            assert all(w.poll() is None for w in writers), [w.stderr.read() for w in writers if w.poll() is not None]
+            assert time.monotonic() < deadline, "the writers did not start"
+            time.sleep(0.05)
+        (tmp_path / "go").touch()
+        reads = 0
+        while any(w.poll() is None for w in writers):
+            for key in range(keys):
+                kept = replay.load(f"k{key}", models[1], folder)
+                if kept is not None:  # a run is there whole, or not at all
+                    writer = kept["summary"].marked
+                    assert _which(kept["model"], models) == writer and {h["writer"] for h in kept["history"]} == {writer}
+                    assert len(kept["history"]) == 50
+                    reads += 1
+    finally:
+        for w in writers:
+            w.wait(timeout=300)
+    assert [w.returncode for w in writers] == [0, 0], [w.stderr.read() for w in writers]
+    assert all(replay.load(f"k{key}", models[1], folder) is not None for key in range(keys))
+    assert not list(folder.glob(".partial-*")), "a writer that lost the race leaves no partial folder"
+    assert reads > 0
