@@ -110,3 +110,10 @@ def test_compare_asks_for_a_prediction_then_says_what_the_auc_means():
     at.radio(key=premise.PREMISE_GUESS).set_value(next(iter(premise.PREDICTIONS))).run()
     feedback = _texts(at.success) + _texts(at.warning)
     assert "the paper's premise" in feedback
+
+
+def test_salience_maps_shows_the_callout_and_the_glossary():
+    at = open_page("app_pages/salience.py")
+    assert not at.exception
+    assert "LOW benign salience" in _texts(at.info) and "Why Purify marks what it does" in _texts(at.info)
+    assert any(e.label == "Glossary" for e in at.sidebar.expander)
