@@ -9,6 +9,7 @@ per-job times). Writes benchmarks/sweep.json and benchmarks/sweep.md.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 from dataclasses import replace
@@ -27,11 +28,12 @@ MODES = {"serial": SweepOptions(workers=1, progress=False), "2 local workers": S
 
 def measure(scenarios: list[str], draws: list[int], epochs: int, first: int | None = None) -> dict[str, Any]:
     jobs = list(claims_jobs(scenarios, draws, purify_preset("default", epochs=epochs), replace(PurifyConfig(), epochs=epochs)).values())[:first]
-    runs, records = {}, {}
+    runs, records, load = {}, {}, [round(os.getloadavg()[0], 1)]
     for mode, options in MODES.items():
         done = run_sweep(f"sweep benchmark, {mode}", jobs, options)
         records[mode] = timing_free(done.in_order(jobs))
         runs[mode] = {"wall_seconds": round(done.wall_seconds, 2), "job_seconds": [round(done.seconds[j.id], 3) for j in jobs]}
+    load.append(round(os.getloadavg()[0], 1))
     identical = all(r == records["serial"] for r in records.values())
     if not identical:
         raise SystemExit("the records differ between modes: " + ", ".join(m for m, r in records.items() if r != records["serial"]))
@@ -41,7 +43,7 @@ def measure(scenarios: list[str], draws: list[int], epochs: int, first: int | No
         run["speedup"] = round(serial / run["wall_seconds"], 2)
     times = runs["serial"]["job_seconds"]
     return {"grid": {"benchmark": "claims", "scenarios": scenarios, "draws": draws, "epochs": epochs, "jobs": len(jobs),
-                     "first": first, "threads_per_job": 1}, "records_identical": identical, "modes": runs,
+                     "first": first, "threads_per_job": 1}, "records_identical": identical, "modes": runs, "load_average_before_after": load,
             "per_job": {"sum": round(sum(times), 1), "mean": round(statistics.fmean(times), 2), "longest": round(max(times), 2)},
             "estimate": estimate(times, runs["local Ray, 2 CPUs"]["wall_seconds"]),
             "estimate_full_grid": None if first else estimate(times * max(1, FULL_CASES // (len(scenarios) * len(draws))),
@@ -89,9 +91,10 @@ def markdown(raw: dict[str, Any]) -> str:
         "(4 scenarios x 3 draws, 20 epochs) so the three runs fit in a few minutes.",
         f"Records identical in the three modes (wall times left out): **{raw['records_identical']}** (checked by the benchmark; it stops otherwise).",
         markdown_table(rows, ("mode", "wall s", "ratio to serial", "speed-up")),
-        "**Noisy numbers**: this machine has 2 cores shared with 7 other agents' builds and tests while it ran, "
+        "**Noisy numbers**: this machine has 2 cores shared with other agents' builds and tests (1-minute load average "
+        f"{raw['load_average_before_after'][0]} before and {raw['load_average_before_after'][1]} after this run), "
         "so the ratios say more than the seconds, and even they move from run to run. Ray's wall time includes starting "
-        "the local Ray (about 10 s here) and its workers importing torch.",
+        f"the local Ray and its workers importing torch ({e['ray_overhead_seconds']} s over the ideal schedule in this run).",
         f"Per-job times (serial run): {p['sum']} s in all, {p['mean']} s on average, {p['longest']} s the longest.",
         "## What one more machine would add (a paper estimate, no cluster was reachable)",
         f"The same jobs packed longest-first onto {e['cores_per_machine']}-core machines, one job per core, plus this run's Ray "
