@@ -29,7 +29,7 @@ def core_loop_seconds(probe: bool) -> float:
     """The app's default purification of its default model, as its Run click runs it (`probe`), or
     with the whole test split evaluated every 10 steps (the app before the probe)."""
     from purify_core.bench.common import cases
-    from purify_core.evaluation.probe import MetricsMemo, probed_evaluator
+    from purify_core.models.probe import MetricsMemo, probed_evaluator
     from purify_core.method.purify import PURIFY_PRESETS, purify
     from purify_core.method.rankings import rank_neurons
     from purify_core.study import purification_result

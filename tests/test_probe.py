@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import torch
 
-from purify_core.evaluation.probe import MetricsMemo, ProbedEvaluator, probed_evaluator, weights_fingerprint
+from purify_core.models.probe import MetricsMemo, ProbedEvaluator, probed_evaluator, weights_fingerprint
 from purify_core.method.purify import PurifyConfig, purify
 from purify_core.models.evaluate import Metrics, evaluate
 from tests.app_helpers import run_all

@@ -15,7 +15,7 @@ from purify_core.store.model_store import default_cache_dir, list_built, open_mo
 from purify_core.data.splits import Splits, load_splits
 from purify_core.config import DataConfig
 from purify_core.models.evaluate import SamplePredictions, sample_predictions
-from purify_core.evaluation.probe import MetricsMemo, ProbedEvaluator, probed_evaluator as make_probed_evaluator
+from purify_core.models.probe import MetricsMemo, ProbedEvaluator, probed_evaluator as make_probed_evaluator
 
 
 @st.cache_data(show_spinner=False)

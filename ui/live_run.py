@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 import streamlit as st
 
 from purify_core.views.method_figures import RUN_PANELS, live_run_figure, run_curves_figure
-from purify_core.evaluation.probe import PROBE_SIZE
+from purify_core.models.probe import PROBE_SIZE
 from purify_core.store.cards import Card
 from purify_core.errors import UserInputError
 from purify_core.study import RunRecord

@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 from torch import nn
 
-from purify_core.evaluation.probe import PROBE_SIZE
+from purify_core.models.probe import PROBE_SIZE
 from purify_core.method.purify import PurifySummary
 from purify_core.models.evaluate import Metrics
 from purify_core.store.model_store import default_cache_dir

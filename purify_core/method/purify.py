@@ -24,7 +24,7 @@ from ..data.augment import random_shift
 from ..data.image_set import ImageSet
 from ..config import check_seed
 from ..errors import UserInputError
-from ..evaluation.probe import ProbedEvaluator
+from ..models.probe import ProbedEvaluator
 from ..models.evaluate import Metrics
 from .marking import check_direction, check_scope, check_threshold, mark, marked_count, suspicion_order
 from .neurons import NeuronMask, NeuronScores, neuron_layers, select_layers
