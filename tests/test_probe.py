@@ -7,7 +7,8 @@ from dataclasses import replace
 import torch
 
 from purify_core.models.probe import MetricsMemo, ProbedEvaluator, probed_evaluator, weights_fingerprint
-from purify_core.method.purify import PurifyConfig, purify
+from purify_core.defenses import run_defense
+from purify_core.method.purify import PurifyConfig, live_metrics, purify
 from purify_core.models.evaluate import Metrics, evaluate
 from tests.app_helpers import run_all
 
@@ -70,3 +71,25 @@ def test_a_stopped_run_with_a_probe_ends_on_the_whole_split(case):
     result = seen[-1]
     assert result.summary.status == "stopped" and seen[-2].acc is not None
     assert result.summary.after == plain(result.model) and result.summary.after.n_clean == len(splits.test)
+
+
+def test_live_metrics_is_one_schedule_for_every_loop():
+    calls: list[str] = []
+    probed = ProbedEvaluator(full=_counted(0.5, calls, "full"), probe=_counted(0.1, calls, "probe"), probe_size=8, points=2, early=(1,))
+    points = {s: live_metrics(probed, None, s, 10, eval_every=3) for s in range(1, 11)}
+    assert {s: m.acc for s, m in points.items() if m} == {1: 0.1, 5: 0.1, 10: 0.5}  # the probe's steps; the last on the whole split
+    assert live_metrics(probed, None, 10, 10, 3, last_is_after=False).acc == 0.1  # ANP's last mask step: still a probe point
+    plain = _counted(0.7, calls, "plain")
+    assert [s for s in range(1, 11) if live_metrics(plain, None, s, 10, eval_every=3)] == [3, 6, 9, 10]
+    assert live_metrics(None, None, 10, 10, 3) is None
+
+
+def test_ibau_streams_the_probe_and_ends_on_the_whole_split(case):
+    backdoored, splits, plain = case
+    probed = ProbedEvaluator(full=plain, probe=_counted(0.123, [], "probe"), probe_size=8, points=3, early=(1,))
+    steps, result = run_all(run_defense("i-bau", backdoored.model, splits.clean, CONFIG, probed, {"rounds": 1, "batch_size": 16}))
+    shown = {s.step: s.acc for s in steps if s.acc is not None}
+    last = steps[-1].step
+    assert shown[0] != 0.123 and shown[last] != 0.123  # before and the last step: the whole split
+    assert any(acc == 0.123 for step, acc in shown.items() if step not in (0, last)), shown  # live points: the probe
+    assert result.summary.after == evaluate(result.model, splits.test, backdoored.attack)

@@ -52,7 +52,7 @@ from ..errors import UserInputError
 from ..method.neurons import NeuronMask, NeuronScores, neuron_layers
 from ..method.rankings.anp import ANPConfig, Diverged, MaskStep, Stopped, optimise_masks
 from ..params import ParamSpec
-from ..method.purify import Evaluator, PurifyConfig, PurifyResult, PurifySummary, StepMetrics, fine_tune
+from ..method.purify import Evaluator, PurifyConfig, PurifyResult, PurifySummary, StepMetrics, fine_tune, live_metrics
 from .base import Defense, Settings, ShouldStop, Steps
 from ..models.evaluate import accuracy
 
@@ -143,8 +143,8 @@ def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyCon
             if not isinstance(item, MaskStep):
                 scores = item
                 continue
-            due = evaluator is not None and (item.step % anp.eval_every == 0 or item.step == item.steps)
-            metrics = evaluator(model) if due else None  # the soft-masked model: the hooks are on while paused
+            # the soft-masked model (the hooks are on while paused): a live point, never the run's after
+            metrics = live_metrics(evaluator, model, item.step, item.steps, anp.eval_every, last_is_after=False)
             step = StepMetrics(step=item.step, steps=item.steps, epoch=0, task_loss=item.natural, reg_loss=item.robust,
                                seconds=item.seconds, marked=item.low, acc=metrics.acc if metrics else None,
                                asr=metrics.asr if metrics else None)

@@ -42,7 +42,7 @@ from torch import nn
 from .._utils import model_device
 from ..data.image_set import ImageSet
 from ..method.neurons import neuron_layers
-from ..method.purify import Evaluator, PurifyConfig, PurifyResult, PurifySummary, StepMetrics, fine_tune
+from ..method.purify import Evaluator, PurifyConfig, PurifyResult, PurifySummary, StepMetrics, fine_tune, live_metrics
 from ..params import ParamSpec
 from .base import Defense, Settings, ShouldStop, Steps
 
@@ -155,7 +155,7 @@ def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyCon
                 step += 1
                 with torch.no_grad():
                     adversarial = float(F.cross_entropy(model(x + delta), y))
-                metrics = evaluator(model) if evaluator and (step % config.eval_every == 0 or step == steps) else None
+                metrics = live_metrics(evaluator, model, step, steps, config.eval_every)
                 item = StepMetrics(step=step, steps=steps, epoch=round_, task_loss=loss, reg_loss=adversarial,
                                    seconds=time.perf_counter() - start, marked=0,
                                    acc=metrics.acc if metrics else None, asr=metrics.asr if metrics else None)

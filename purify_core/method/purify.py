@@ -32,7 +32,7 @@ from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS, rank_neurons
 from .regularizers import Regularizer, build_regularizer, check_kappa, check_regularizer, check_strength
 from .steps import DISTILL_SCHEDULES, Distillation, ExtraLoss, check_reinit, reinit_targets, reinitialise
 
-__all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune"]
+__all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune", "live_metrics"]
 
 #: ASR below this counts as "backdoor erased" for the steps-to-erase statistic.
 ERASED_ASR = 0.05
@@ -240,6 +240,24 @@ def _slow_unmarked(model: nn.Module, regularizer: Regularizer, scale: float) -> 
         param.grad[rows] = grad
 
 
+def live_metrics(evaluator: Evaluator | None, model: nn.Module, step: int, steps: int, eval_every: int,
+                 last_is_after: bool = True) -> Metrics | None:
+    """The evaluator's numbers for step `step` of `steps`, or None when the step gets no point.
+
+    Every loop that streams steps (fine-tuning, i-BAU, ANP) asks here, so they agree: a
+    `ProbedEvaluator` answers on its probe at its own steps; any other evaluator every `eval_every`
+    steps. The last step is measured on the whole split when it is the run's "after"
+    (`last_is_after`); ANP's last mask step is not (its model carries hooks the weights-keyed
+    memo of a `ProbedEvaluator` cannot see), so there it stays a probe point."""
+    if evaluator is None:
+        return None
+    if isinstance(evaluator, ProbedEvaluator):
+        if not evaluator.due(step, steps):
+            return None
+        return evaluator(model) if step == steps and last_is_after else evaluator.live(model)
+    return evaluator(model) if step % eval_every == 0 or step == steps else None
+
+
 def fine_tune(
     model: nn.Module,
     defense: ImageSet,
@@ -320,10 +338,7 @@ def fine_tune(
                 if schedule is not None:
                     schedule.step()
                 step += 1
-                due = probed.due(step, steps) if probed else step % config.eval_every == 0 or step == steps
-                metrics = None
-                if evaluator and due:  # with a probe: live points on it, the last step on the whole split
-                    metrics = probed.live(model) if probed and step != steps else evaluator(model)
+                metrics = live_metrics(evaluator, model, step, steps, config.eval_every)
                 if metrics and steps_to_erase is None and metrics.asr is not None and metrics.asr < ERASED_ASR:
                     steps_to_erase = step
                 item = StepMetrics(step=step, steps=steps, epoch=epoch, task_loss=task_value, reg_loss=reg_value,
