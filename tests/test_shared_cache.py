@@ -66,19 +66,25 @@ def _which(model: torch.nn.Module, models: dict[int, torch.nn.Module]) -> int | 
     return None
 
 
+def _started_writers(tmp_path: Path, commands: list[list[str]]) -> list[subprocess.Popen]:
+    """Start one `python -c SCRIPT ARGS...` writer per command (writer k touches ready<k+1>), wait until
+    all are ready, then let them go at once (the file 'go'), so their writes overlap."""
+    writers = [subprocess.Popen([sys.executable, "-c", *command], cwd=ROOT, stderr=subprocess.PIPE, text=True) for command in commands]
+    deadline = time.monotonic() + 300
+    while not all((tmp_path / f"ready{k + 1}").exists() for k in range(len(writers))):
+        assert all(w.poll() is None for w in writers), [w.stderr.read() for w in writers if w.poll() is not None]
+        assert time.monotonic() < deadline, "the writers did not start"
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
+    return writers
+
+
 def test_two_processes_writing_one_key_never_show_a_reader_a_mismatched_pair(tmp_path):
     models = {1: _model(1), 2: _model(2)}
     scenario = read_card(CARD).scenario_config
     clean_meta = tmp_path / f"{clean_key(scenario)}.json"
-    writers = [subprocess.Popen([sys.executable, "-c", _WRITER, str(tmp_path), str(seed), str(ROUNDS), str(CARD)], cwd=ROOT,
-                                stderr=subprocess.PIPE, text=True) for seed in models]
+    writers = _started_writers(tmp_path, [[_WRITER, str(tmp_path), str(seed), str(ROUNDS), str(CARD)] for seed in models])
     try:
-        deadline = time.monotonic() + 300
-        while not all((tmp_path / f"ready{seed}").exists() for seed in models):
-            assert all(w.poll() is None for w in writers), [w.stderr.read() for w in writers if w.poll() is not None]
-            assert time.monotonic() < deadline, "the writers did not start"
-            time.sleep(0.05)
-        (tmp_path / "go").touch()
         pairs = cleans = 0
         while any(w.poll() is None for w in writers):
             if (tmp_path / "m.json").exists():
@@ -152,15 +158,8 @@ def test_two_processes_keeping_the_same_runs_never_show_a_reader_half_a_run(tmp_
 
     models = {1: _model(1), 2: _model(2)}
     folder, keys = tmp_path / "replays", 12
-    writers = [subprocess.Popen([sys.executable, "-c", _REPLAY_WRITER, str(folder), str(seed), str(keys)], cwd=ROOT,
-                                stderr=subprocess.PIPE, text=True) for seed in models]
+    writers = _started_writers(tmp_path, [[_REPLAY_WRITER, str(folder), str(seed), str(keys)] for seed in models])
     try:
-        deadline = time.monotonic() + 300
-        while not all((tmp_path / f"ready{seed}").exists() for seed in models):
-            assert all(w.poll() is None for w in writers), [w.stderr.read() for w in writers if w.poll() is not None]
-            assert time.monotonic() < deadline, "the writers did not start"
-            time.sleep(0.05)
-        (tmp_path / "go").touch()
         reads = 0
         while any(w.poll() is None for w in writers):
             for key in range(keys):
