@@ -93,12 +93,13 @@ def markdown(raw: dict[str, Any]) -> str:
         markdown_table(rows, ("mode", "wall s", "ratio to serial", "speed-up")),
         "**Noisy numbers**: this machine has 2 cores shared with other agents' builds and tests (1-minute load average "
         f"{raw['load_average_before_after'][0]} before and {raw['load_average_before_after'][1]} after this run), "
-        "so the ratios say more than the seconds, and even they move from run to run. Ray's wall time includes starting "
-        f"the local Ray and its workers importing torch ({e['ray_overhead_seconds']} s over the ideal schedule in this run).",
+        "so the ratios say more than the seconds, and even they move from run to run: a parallel mode gains only what the "
+        "other agents leave of the second core. Ray's wall time also includes starting the local Ray and its workers "
+        f"importing torch; in all, Ray took {e['ray_overhead_seconds']} s over the ideal 2-slot schedule of the serial job times.",
         f"Per-job times (serial run): {p['sum']} s in all, {p['mean']} s on average, {p['longest']} s the longest.",
         "## What one more machine would add (a paper estimate, no cluster was reachable)",
-        f"The same jobs packed longest-first onto {e['cores_per_machine']}-core machines, one job per core, plus this run's Ray "
-        f"overhead ({e['ray_overhead_seconds']} s): one machine {e['one_machine_seconds']} s, two machines "
+        f"The same jobs packed longest-first onto {e['cores_per_machine']}-core machines, one job per core, plus this run's "
+        f"overhead over that ideal ({e['ray_overhead_seconds']} s, counted once: Ray's start, imports and this machine's other load): one machine {e['one_machine_seconds']} s, two machines "
         f"{e['two_machines_seconds']} s, four {e['four_machines_seconds']} s. The jobs are independent, so the work divides by "
         "the cores until the longest job or the start-up overhead is what is left; on a grid this small the overhead soon "
         "dominates. " + ("" if f is None else
