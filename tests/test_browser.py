@@ -84,7 +84,7 @@ def errors_on(page) -> list[str]:
 
 
 @pytest.mark.parametrize("path, charts, shot", [("", 2, "home"), ("salience", 4, "salience"), ("compare", 2, "compare"),
-                                               ("attack_lab", 1, "attack_lab")])
+                                               ("attack_lab", 1, "attack_lab"), ("lesson", 0, "lesson")])
 def test_every_page_renders_in_chromium(server, browser, shots, path, charts, shot):
     page = new_page(browser)
     page.goto(f"{server}/{path}")
@@ -113,6 +113,10 @@ def test_purify_stop_and_explain_in_one_session(server, browser, shots):
     page.wait_for_function("slider => slider.value === slider.max", arg=epochs.element_handle(), timeout=30_000)
     page.get_by_role("button", name="Run purification").click()
     page.wait_for_selector("text=/step \\d+\\/\\d+/", timeout=60_000)
+    live = page.get_by_test_id("stMainBlockContainer")
+    live.screenshot(path=str(shots / "live_run_1.png"))  # the README's step-by-step picture of a live run
+    page.wait_for_function("(document.body.innerText.match(/step (\\d+)\\//) || [0, 0])[1] >= 40", timeout=60_000)  # more live points
+    live.screenshot(path=str(shots / "live_run_2.png"))
     with a_run(page):
         page.get_by_test_id("stMainBlockContainer").get_by_role("button", name="Stop").click()  # ours, not the header one
     assert not errors_on(page)
