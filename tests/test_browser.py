@@ -89,6 +89,8 @@ def test_every_page_renders_in_chromium(server, browser, shots, path, charts, sh
     page = new_page(browser)
     page.goto(f"{server}/{path}")
     settle(page, charts)
+    page.get_by_test_id("stSidebar").get_by_text("Backdoored model").wait_for(timeout=60_000)  # a page with no chart: wait for its run
+    settle(page)
     assert not errors_on(page)
     assert page.get_by_test_id("stSidebar").get_by_text("Backdoored model").count() == 1, "a direct link runs app.py's sidebar"
     page.screenshot(path=str(shots / f"{shot}.png"), full_page=True)

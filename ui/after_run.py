@@ -31,12 +31,14 @@ from ui.jobs import heavy_job
 
 
 def verdict_line(run: RunRecord) -> None:
-    """The run's verdict in one coloured line: green erased, amber erased at a cost, red not erased."""
+    """The run's verdict in one coloured line: green erased, amber erased at a cost or not erased (each with its
+    own icon). Not red: a red box is how the app shows an error, and a run that did not erase is a result."""
     if run.summary is None:
         return
     judged = verdict(run.summary.before, run.summary.after)
-    box = {"erased": st.success, "erased at a cost": st.warning, "not erased": st.error}.get(judged.word, st.info)
-    box(f"**{untrusted.text(run.label)}**: {judged.sentence()} (ASR is the evaluator's view.)")
+    box, icon = {"erased": (st.success, ":material/check_circle:"), "erased at a cost": (st.warning, ":material/warning:"),
+                 "not erased": (st.warning, ":material/block:")}.get(judged.word, (st.info, None))
+    box(f"**{untrusted.text(run.label)}**: {judged.sentence()} (ASR is the evaluator's view.)", icon=icon)
 
 
 def _verdict(run: RunRecord) -> None:
