@@ -47,16 +47,22 @@ DEFENSE = Defense(name="lab-extra", label="Lab extra", summary="zero some first-
 '''
 
 
+def _found_with(package, module: str, source: str, tmp_path, monkeypatch) -> dict:
+    """What `package`'s registry finds, by name, once `module`.py holding `source` is dropped into it
+    (from `tmp_path`; the module is never left imported)."""
+    (tmp_path / f"{module}.py").write_text(source)
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, f"{package.__name__}.{module}", raising=False)
+    try:
+        return {entry.name: entry for entry in package._found()}
+    finally:
+        sys.modules.pop(f"{package.__name__}.{module}", None)
+
+
 @pytest.fixture
 def extra_defense(tmp_path, monkeypatch):
     """The registry as it is after `lab_extra.py` is dropped into purify_core/defenses/."""
-    (tmp_path / "lab_extra.py").write_text(EXTRA)
-    monkeypatch.setattr(defenses, "__path__", [*defenses.__path__, str(tmp_path)])
-    monkeypatch.delitem(sys.modules, "purify_core.defenses.lab_extra", raising=False)
-    try:
-        found = {d.name: d for d in defenses._found()}
-    finally:
-        sys.modules.pop("purify_core.defenses.lab_extra", None)
+    found = _found_with(defenses, "lab_extra", EXTRA, tmp_path, monkeypatch)
     assert set(found) == set(DEFENSES) | {"lab-extra"}
     monkeypatch.setitem(DEFENSES, "lab-extra", found["lab-extra"])
     return found["lab-extra"]
@@ -123,15 +129,9 @@ def test_settings_are_checked_by_their_specs_with_one_line():
 
 
 def test_a_ranking_module_dropped_into_the_package_is_offered_to_defenders(tmp_path, monkeypatch, hand_net, hand_batches):
-    (tmp_path / "lab_ranking.py").write_text(
-        "from .base import Ranking\nfrom .magnitude import magnitude\n\n"
-        "RANKING = Ranking('lab-rank', 'lab rank', 'magnitude again', 'lowest', lambda model, data: magnitude(model))\n")
-    monkeypatch.setattr(rankings, "__path__", [*rankings.__path__, str(tmp_path)])
-    monkeypatch.delitem(sys.modules, "purify_core.method.rankings.lab_ranking", raising=False)
-    try:
-        found = {r.name: r for r in rankings._found()}
-    finally:
-        sys.modules.pop("purify_core.method.rankings.lab_ranking", None)
+    found = _found_with(rankings, "lab_ranking", "from .base import Ranking\nfrom .magnitude import magnitude\n\n"
+                        "RANKING = Ranking('lab-rank', 'lab rank', 'magnitude again', 'lowest', lambda model, data: magnitude(model))\n",
+                        tmp_path, monkeypatch)
     names = list(found)
     assert names[:4] == ["salience", "activation", "magnitude", "gradxact"] and names[-1] == "tac"  # the oracle last
     assert set(names) == set(rankings.RANKINGS) | {"lab-rank"}

@@ -62,14 +62,12 @@ class SweepOptions:
 
     def where(self) -> str:
         if self.ray:
-            return f"Ray ({'local, ' + str(self.cpus()) + ' CPUs' if self.ray == 'auto' else self.ray})"
+            return f"Ray ({'local, ' + str(self.processes()) + ' CPUs' if self.ray == 'auto' else self.ray})"
         return "this process" if self.processes() == 1 else f"{self.processes()} local worker processes"
 
     def processes(self) -> int:
+        """Local worker processes, or the CPUs a local Ray is started with."""
         return self.workers if self.workers > 0 else (os.cpu_count() or 1)
-
-    def cpus(self) -> int:
-        return self.processes()
 
 
 @dataclass
@@ -101,6 +99,11 @@ def _resolve(fn: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
+def _failed(exc: BaseException, seconds: float) -> dict[str, Any]:
+    """A job's outcome when it raised, its worker died or its node was lost: the error, no record."""
+    return {"record": None, "error": f"{type(exc).__name__}: {exc}", "seconds": seconds}
+
+
 def execute(fn: str, args: dict[str, Any], threads: int) -> dict[str, Any]:
     """Run one job with `threads` torch threads: its record or its error, and its wall time.
 
@@ -115,7 +118,7 @@ def execute(fn: str, args: dict[str, Any], threads: int) -> dict[str, Any]:
         json.dumps(record)  # a record that cannot be written is the job's failure, not the runner's
         return {"record": record, "error": None, "seconds": time.perf_counter() - start}
     except Exception as exc:  # noqa: BLE001 - every failure is recorded with its message, and the sweep goes on
-        return {"record": None, "error": f"{type(exc).__name__}: {exc}", "seconds": time.perf_counter() - start}
+        return _failed(exc, time.perf_counter() - start)
     finally:
         torch.set_num_threads(before)
 
@@ -151,7 +154,7 @@ def _local(jobs: list[Job], options: SweepOptions) -> Iterator[tuple[Job, dict[s
                 try:
                     outcome = future.result()
                 except Exception as exc:  # noqa: BLE001 - a worker that died (memory, signal) fails its job, not the sweep
-                    outcome = {"record": None, "error": f"{type(exc).__name__}: {exc}", "seconds": 0.0}
+                    outcome = _failed(exc, 0.0)
                 yield futures[future], outcome
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -167,7 +170,7 @@ def _ray(jobs: list[Job], options: SweepOptions) -> Iterator[tuple[Job, dict[str
     if started:
         local = options.ray == "auto" and not os.environ.get("RAY_ADDRESS")
         if local:  # this machine's cache folder reaches the local workers; a cluster's nodes keep their own
-            ray.init(num_cpus=options.cpus(), include_dashboard=False, log_to_driver=False,
+            ray.init(num_cpus=options.processes(), include_dashboard=False, log_to_driver=False,
                      runtime_env={"env_vars": {k: v for k, v in os.environ.items() if k.startswith("PURIFY_LAB_")}})
         else:
             ray.init(address=None if options.ray == "auto" else options.ray, log_to_driver=False)
@@ -180,7 +183,7 @@ def _ray(jobs: list[Job], options: SweepOptions) -> Iterator[tuple[Job, dict[str
             try:
                 outcome = ray.get(ready[0])
             except Exception as exc:  # noqa: BLE001 - a lost worker or node fails its job, not the sweep
-                outcome = {"record": None, "error": f"{type(exc).__name__}: {exc}", "seconds": 0.0}
+                outcome = _failed(exc, 0.0)
             yield job, outcome
     finally:
         if started:
