@@ -1,4 +1,4 @@
-"""A purification or defense run drawn live, and every run of the session overlaid."""
+"""A purification or defense run drawn live (a run of the session is replayed when the server kept an identical one)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any, Callable, Iterator
 
 import streamlit as st
 
-from purify_core.views.method_figures import RUN_PANELS, live_run_figure, run_curves_figure
+from purify_core.views.method_figures import live_run_figure
 from purify_core.models.probe import PROBE_SIZE
 from purify_core.store.cards import Card
 from purify_core.errors import UserInputError
@@ -90,12 +90,6 @@ def _replayed(key: str, label: str, settings: dict[str, Any], source: Card) -> b
     st.info(f"Finished at once: {replay.REPLAYED} (same model sha256, settings and seed; runs are deterministic, "
             "so it is the run this would compute).", icon=":material/replay:")
     return True
-
-
-def overlay(histories: dict, where: str) -> None:
-    """One chart per panel (each loss, ACC, ASR), every run's curve on it."""
-    for column, (field, title, percent) in zip(st.columns(len(RUN_PANELS)), RUN_PANELS):
-        column.plotly_chart(run_curves_figure(histories, field, title, percent=percent), key=f"{where}_{field}")
 
 
 def run_label(config: Any) -> str:
