@@ -117,6 +117,7 @@ def test_a_pair_that_really_does_not_match_is_still_refused_after_the_second_rea
 
 
 def test_a_read_that_caught_a_pair_being_replaced_is_read_again(tmp_path):
+    save_pair(_model(1), read_card(CARD), tmp_path / "m.safetensors", tmp_path / "m.json")  # a writer was here
     calls = []
 
     def read() -> str:
@@ -176,3 +177,13 @@ def test_two_processes_keeping_the_same_runs_never_show_a_reader_half_a_run(tmp_
     assert all(replay.load(f"k{key}", models[1], folder) is not None for key in range(keys))
     assert not list(folder.glob(".partial-*")), "a writer that lost the race leaves no partial folder"
     assert reads > 0
+
+
+def test_reading_a_folder_nobody_writes_to_leaves_no_file_there(tmp_path):
+    """The shipped zoo (or a read-only mount) is only read: even a mismatch there makes no lock file."""
+    save_checkpoint(_model(1), tmp_path / "m.safetensors")
+    (tmp_path / "m.json").write_bytes(CARD.read_bytes())  # a card whose sha256 names other weights
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ChecksumMismatchError):
+        load_pair(tmp_path / "m.safetensors", tmp_path / "m.json", "cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

@@ -150,9 +150,14 @@ def _pending(card_path: Path) -> Path:
 
 
 @contextmanager
-def _locked(card_path: Path) -> Iterator[None]:
-    """One writer (or recovering reader) of a pair at a time, across processes."""
-    with open(card_path.with_name(f".{card_path.stem}.lock"), "a") as lock:
+def _locked(card_path: Path, *, create: bool = True) -> Iterator[None]:
+    """One writer (or recovering reader) of a pair at a time, across processes.
+
+    A reader passes `create=False`: it locks only a lock file a writer made (every writer makes
+    it before it renames anything), so reading a folder nobody writes to (the shipped zoo, a
+    read-only mount) leaves no file there; a missing lock file raises `FileNotFoundError`.
+    """
+    with open(card_path.with_name(f".{card_path.stem}.lock"), "a" if create else "r") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -180,10 +185,10 @@ def _recover(card_path: Path) -> None:
     if not _pending(card_path).exists():
         return  # the usual case: no save was interrupted
     try:
-        with _locked(card_path):
+        with _locked(card_path, create=False):
             _settle(card_path)
     except OSError:
-        pass  # a read-only folder: the sha256 check still refuses a mismatched pair
+        pass  # a read-only folder or no writer's lock: the sha256 check still refuses a mismatched pair
 
 
 def write_pair(weights_path: str | Path, card_path: str | Path, weights: bytes, card: bytes) -> None:
@@ -244,9 +249,9 @@ def read_pair(card_path: str | Path, read: Callable[[], T]) -> T:
         mismatch = exc
     with ExitStack() as stack:
         try:
-            stack.enter_context(_locked(card_path))
+            stack.enter_context(_locked(card_path, create=False))
         except OSError:
-            raise mismatch from None  # a folder we cannot lock is one nobody here writes to: the mismatch is real
+            raise mismatch from None  # no writer's lock (or none we may open): nobody writes here, the mismatch is real
         _settle(card_path)
         return read()
 
