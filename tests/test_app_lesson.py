@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app_helpers import open_page
 from test_bad_inputs import BAD_INPUTS
-from ui import premise, state, untrusted
+from ui import links, premise, state, untrusted
 from ui.lesson_file import DEFAULT_LESSON, LESSONS_DIR, load_lesson, step_url
 
 LESSON = load_lesson(LESSONS_DIR / f"{DEFAULT_LESSON}.toml")
@@ -69,6 +69,44 @@ def test_the_step_and_the_answers_survive_a_visit_to_another_page():
     at.switch_page("app_pages/explain.py").run()
     at.switch_page(PAGE).run()
     assert at.subheader[0].value.startswith("3. ") and LESSON.steps[2].predict.reveal in _texts(at.info)
+
+
+def test_a_steps_go_to_sets_its_values_over_the_students_and_keeps_the_rest():
+    from purify_core.method.purify import PURIFY_PRESETS
+
+    at = open_page("app_pages/purify.py")
+    at.slider(key=state.PURIFY_THRESHOLD).set_value(0.3).run()  # the student plays with the marking, and the seed
+    at.radio(key=state.PURIFY_DIRECTION).set_value("highest").run()
+    at.sidebar.number_input(key=state.SEED).set_value(3).run()
+    n, step = next((n, s) for n, s in enumerate(LESSON.steps) if s.page == "purify" and "scenario" not in s.link)
+    at.switch_page(PAGE).run()
+    at.selectbox(key=state.LESSON_STEP).set_value(n).run()
+    at.button(key=state.LESSON_GO).click().run()  # the step's link wins over the kept values
+    assert not at.exception
+    preset = PURIFY_PRESETS[step.link["purify_preset"]]
+    assert at.title[0].value == "Purify" and at.session_state[state.PURIFY_PRESET] == step.link["purify_preset"]
+    assert at.slider(key=state.PURIFY_THRESHOLD).value == preset.threshold  # the preset it names resets the marking
+    assert at.radio(key=state.PURIFY_DIRECTION).value == preset.direction
+    for hidden in step.link["hide"].split(","):
+        assert hidden not in [w.key for w in at.main.get(_widget_type(hidden))], hidden
+    assert at.sidebar.number_input(key=state.SEED).value == 3  # not named by the link: still the student's
+    at.switch_page("app_pages/purify.py").run()  # (AppTest stays on the page it last opened)
+    at.slider(key=state.PURIFY_THRESHOLD).set_value(0.2).run()  # the link is applied once: the student's changes hold again
+    assert at.slider(key=state.PURIFY_THRESHOLD).value == 0.2 and at.radio(key=state.PURIFY_DIRECTION).value == preset.direction
+    at.switch_page(PAGE).run()
+    at.sidebar.selectbox(key=state.SCENARIO).set_value("mnist5k-smallcnn-blended").run()
+    first = LESSON.steps[0]  # the model it names opens, and it hides nothing: the reduced view of the last link ends
+    at.selectbox(key=state.LESSON_STEP).set_value(0).run()
+    at.button(key=state.LESSON_GO).click().run()
+    assert not at.exception and at.session_state[state.SCENARIO] == first.link["scenario"] and "hide" not in first.link
+    assert at.session_state[links.HIDE] == ""
+
+
+def _widget_type(key: str) -> str:
+    """The AppTest element type of a linked control's widget (`select_slider`, `radio`, ...)."""
+    from ui import controls
+
+    return controls.LINKED[key].widget
 
 
 def test_a_quiz_answer_gets_right_or_wrong_feedback():

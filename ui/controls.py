@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
+import streamlit as st
+
 from purify_core.views.attribution import ATTRIBUTIONS
 from purify_core.config import ARCHITECTURES, DATASETS, MAX_SEED
 from purify_core.defenses import DEFENSES
@@ -198,8 +200,47 @@ def is_kept(key: str) -> bool:
 
 
 def keep_values() -> None:
-    """Keep every control's value for the whole session, across pages; the sidebar calls it first in every run."""
+    """Keep every control's value for the whole session, across pages; the sidebar calls it first in every run.
+
+    A link opened on purpose (`links.go`, a lesson step's "Go to") is applied first, so it wins over kept values.
+    """
+    follow(links.opened())
     links.keep(is_kept)
+
+
+def _by_link_name(name: str) -> Control | None:
+    """The linked control a link's query name stands for: its own name, else an older one (alias)."""
+    return LINKED.get(name) or next((c for c in LINKED.values() if name in c.aliases), None)
+
+
+def follow(query: dict[str, str]) -> None:
+    """Apply a link opened on purpose over the session's values; call it before any widget is drawn.
+
+    Every control the link names takes the link's value, whatever the student had set; the others
+    keep theirs. A link that names the preset also resets the purification controls it does not name
+    to that preset's values, as choosing the preset does, so the page shows the view the link names.
+    `hide` becomes the link's (nothing hidden when it names none); a model it names opens on this run.
+    A value that is not valid here is ignored with a warning, as in any link.
+    """
+    if not query:
+        return
+    values: dict[str, Any] = {}
+    for name, raw in query.items():
+        control = _by_link_name(name)
+        if control is None:
+            continue
+        value = links.from_link(raw, control.parse, control.choices, control.bounds)
+        if value is None:
+            st.warning(links.ignored(name, raw, links.current(control.key)))
+        else:
+            values[control.key] = value
+    if PURIFY_PRESET.key in values:
+        links.forget([key for key in reset_keys() if key not in values])
+    for key, value in values.items():
+        st.session_state[key] = value
+    links.set_hidden(query.get(links.HIDE, ""))
+    if state.SCENARIO in query:
+        st.session_state[state.PENDING_SCENARIO] = query[state.SCENARIO]  # the sidebar checks the server has it
 
 
 def first_value(control: Control, preset: PurifyConfig | None = None) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import streamlit as st
 
 from purify_core.errors import UserInputError
-from ui import state, untrusted
+from ui import links, state, untrusted
 from ui.lesson_file import LESSONS_DIR, Lesson, Prediction, Question, Step, lesson_files, load_lesson, step_url, teacher_notes
 from ui.pages import BY_NAME
 
@@ -115,7 +115,9 @@ def show_step(lesson: Lesson, n: int) -> None:
     st.markdown(step.text)
     url = step_url(step, base="")
     left, right = st.columns(2)
-    left.page_link(page.path, label=f"Go to {page.title}", icon=page.icon)
+    if left.button(f"Go to {page.title}", key=state.LESSON_GO, icon=page.icon, type="primary",
+                   help="Opens the page with this step's settings, over any you changed (the others stay as you set them)."):
+        links.go(page.path, step.link)
     right.markdown(f"[Open this step's view in a new tab]({url or '/'}) (its settings and reduced controls); "
                    f"share it as `{url or '/'}` after your server's address.")
     if step.predict is not None:

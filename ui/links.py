@@ -12,11 +12,16 @@ Streamlit also drops a widget's value at the end of a run that does not draw it 
 `keep` copies each control's value into a plain session key and puts it back before the page draws:
 a control keeps its value for the whole session. A control may answer to older link names
 (`aliases`): they are read when its own name is absent, and replaced by it when the page publishes.
+
+A link followed inside the app on purpose (a lesson step's "Go to", `go`) is the exception: kept values
+would win over it, so the student would land on their own settings instead of the view the link names.
+`go` notes the link, and on the next run `opened` hands it over once to be applied over the kept values
+(`ui.controls.keep_values`); the values it does not name stay kept.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 import streamlit as st
 
@@ -57,6 +62,22 @@ def keep(wanted: Callable[[str], bool]) -> None:
     kept.update({key: st.session_state[key] for key in st.session_state if isinstance(key, str) and wanted(key)})
     for key, value in kept.items():
         st.session_state[key] = value
+
+
+def go(page: str, query: Mapping[str, str]) -> NoReturn:
+    """Open `page` with `query` as a link chosen on purpose: on the next run its values win over the kept ones."""
+    st.session_state[state.OPENED_LINK] = dict(query)
+    st.switch_page(page, query_params=dict(query))
+
+
+def opened() -> dict[str, str]:
+    """The link `go` opened, handed over once (then forgotten); empty when none was."""
+    return st.session_state.pop(state.OPENED_LINK, None) or {}
+
+
+def set_hidden(keys: str) -> None:
+    """Hide exactly these controls (`a,b`, as in `?hide=`; empty: none) from this run on."""
+    st.session_state[HIDE] = keys
 
 
 def from_link(raw: str, parse: Callable[[str], Any] = str, choices: Sequence[Any] | None = None,
