@@ -10,7 +10,7 @@ from purify_core.method.marking import mark, marked_count
 from purify_core.views.method_figures import salience_strips_figure
 from purify_core.method.neurons import neuron_layers, select_layers
 from purify_core.method.purify import purify
-from ui import controls
+from ui import controls, lesson_prompt
 from ui import runs as session_runs
 from ui import state, untrusted
 from ui.cache import backdoored_model, neuron_scores, on_device, probed_evaluator, splits_for
@@ -58,7 +58,7 @@ st.plotly_chart(salience_strips_figure(scores, mask, "Benign salience per layer,
 st.caption(f"{marked_count(mask)} neurons marked. Each row is a layer, each cell a neuron coloured by its score scaled within "
            "the layer; x marks the neurons the penalty acts on. Moving the sliders re-marks without recomputing the scores. "
            "The marking (threshold, direction, scope, layers) is the one Salience maps shows: change it here or there.")
-
+prompt = lesson_prompt.ask("purify")  # the lesson step's prediction, before Run; checked by the run below
 
 evaluator = probed_evaluator(name)  # live points on a small probe; before and after on the whole test split
 run_col, defense_col, defense_button = st.columns([2, 2, 1], vertical_alignment="bottom")
@@ -86,3 +86,4 @@ if defense_button.button("Run defense", key=state.PURIFY_RUN_DEFENSE):
 kept = session_runs.runs()
 if kept:
     run_list(kept)
+lesson_prompt.check_runs(prompt, kept)

@@ -10,7 +10,7 @@ from purify_core.views.method_figures import maps_figure, salience_strips_figure
 from purify_core.views.neuron_figures import activation_maps_figure, pickable
 from purify_core.views.neuron_view import neuron_filters
 from purify_core.method.rankings import METRIC_LABELS
-from ui import controls, state, untrusted
+from ui import controls, lesson_prompt, state, untrusted
 from ui.cache import neuron_maps, neuron_scores, backdoored_model
 from ui.premise import callout
 from ui.neuron_pick import STRIPS_CHART, just_picked, on_pick, open_neuron
@@ -22,6 +22,7 @@ st.title("Salience maps")
 st.markdown("Every neuron of every layer, scored on the clean defense set. **Benign salience** is the first-order rise of "
             "the clean loss if the neuron were removed: low means the clean task barely needs it.")
 callout("salience")
+lesson_prompt.check_salience(lesson_prompt.ask("salience"), name)  # the lesson step's prediction, if it is asked here
 
 controls.first_values(controls.SALIENCE_RANKING)
 preset = controls.first_marking()  # the marking is Purify's: its values, else the chosen preset's

@@ -102,6 +102,77 @@ def test_a_steps_go_to_sets_its_values_over_the_students_and_keeps_the_rest():
     assert at.session_state[links.HIDE] == ""
 
 
+def _run(label: str, asr_after: float):
+    """A finished run of the shipped model with made-up numbers (its verdict is what the prompt reads)."""
+    from purify_core.method.purify import PurifyConfig, PurifySummary
+    from purify_core.models.evaluate import Metrics
+    from purify_core.store.zoo import list_zoo
+    from purify_core.study import RunRecord
+
+    summary = PurifySummary(status="finished", reason="", steps=10, seconds=1.0, marked=4, before=Metrics(0.97, 1.0, 100, 90),
+                            after=Metrics(0.96, asr_after, 100, 90), steps_to_erase=None)
+    source = next(c for c in list_zoo() if c.name == "mnist5k-smallcnn-badnets")
+    return RunRecord(label=label, config=PurifyConfig(epochs=1).to_dict(), source=source, status="finished", summary=summary,
+                     history=[{"step": 0, "acc": 0.97, "asr": 1.0}])
+
+
+def test_purify_asks_the_lesson_steps_prediction_and_its_runs_verdict_says_whether_it_held():
+    n, step = next((n, s) for n, s in enumerate(LESSON.steps) if s.page == "purify" and s.predict.outcomes)
+    key, yes, no = _answer_key(n, "predict"), *step.predict.choices
+    at = open_page(PAGE)
+    at.selectbox(key=state.LESSON_STEP).set_value(n).run()
+    at.radio(key=key).set_value(yes).run()  # predicted on the Lesson page: "erased"
+    assert "Purify: the page asks the same question" in _texts(at.info)
+    at.switch_page("app_pages/purify.py").run()
+    assert not at.exception and at.radio(key=key).value == yes  # one answer, asked again where it is run
+    assert f"**Lesson, step {n + 1}: predict, then run.** {step.predict.question}" in _texts(at.markdown)
+    assert "Now run it" in _texts(at.caption) and not any("Your prediction" in s for s in _texts(at.success).split("\n"))
+    at.session_state["purify_runs"] = [_run("#1 ar", asr_after=0.01)]  # a run after the prediction, erased
+    at.run()
+    assert "**Your prediction held.** You predicted *yes*; run **#1 ar** says: Erased" in untrusted.read(_texts(at.success))
+    assert step.predict.reveal in _texts(at.caption)
+    at.radio(key=key).set_value(no).run()  # a new prediction: the earlier run no longer checks it
+    assert "Your prediction" not in _texts(at.success) + _texts(at.warning) and "Now run it" in _texts(at.caption)
+    at.session_state["purify_runs"] = [*at.session_state["purify_runs"], _run("#2 ar", asr_after=0.4)]
+    at.run()
+    assert "**Your prediction held.** You predicted *no*; run **#2 ar** says: Not erased" in untrusted.read(_texts(at.success))
+    at.radio(key=key).set_value(yes).run()
+    at.session_state["purify_runs"] = [*at.session_state["purify_runs"], _run("#3 ar", asr_after=0.3)]
+    at.run()
+    assert "**Your prediction did not hold.** You predicted *yes*; run **#3 ar**" in untrusted.read(_texts(at.warning))
+
+
+def test_purify_asks_nothing_when_the_lesson_step_is_elsewhere():
+    at = open_page("app_pages/purify.py")
+    assert not at.exception and "predict, then run" not in _texts(at.markdown)
+
+
+def test_salience_maps_checks_the_lesson_steps_prediction_against_the_trigger(monkeypatch):
+    from purify_core.method.rankings import METRIC_LABELS
+
+    graded = []  # the evaluator's grading (Compare's), stood in for: salience read as 'lowest' scores 0.28 here
+    monkeypatch.setattr("ui.cache.ranking_report", lambda *args: graded.append(args) or
+                        {"rows": [{"ranking": METRIC_LABELS["salience"], "ROC AUC": 0.28}]})
+    n, step = next((n, s) for n, s in enumerate(LESSON.steps) if s.page == "salience" and s.predict.outcomes)
+    key = _answer_key(n, "predict")
+    low, high = (next(c for c in step.predict.choices if step.predict.outcome(c) == end) for end in ("lowest", "highest"))
+    at = open_page(PAGE)
+    at.selectbox(key=state.LESSON_STEP).set_value(n).run()
+    at.switch_page("app_pages/salience.py").run()
+    assert "Pick a prediction" in _texts(at.caption) and not [b for b in at.button if b.key == state.LESSON_CHECK]
+    at.radio(key=key).set_value(low).run()  # the paper's premise
+    assert not graded  # nothing graded before the student asks
+    at.button(key=state.LESSON_CHECK).click().run()
+    assert not at.exception and graded == [("mnist5k-smallcnn-badnets", 0.05, "lowest")]
+    said = _texts(at.warning)
+    assert f"Your prediction did not hold.** You predicted *{low}*" in said and "ROC AUC 0.28" in said and "high end" in said
+    at.run()  # the check is kept: said again, without the button
+    assert said == _texts(at.warning) and not [b for b in at.button if b.key == state.LESSON_CHECK]
+    at.radio(key=key).set_value(high).run()  # a new prediction is checked afresh
+    at.button(key=state.LESSON_CHECK).click().run()
+    assert f"Your prediction held.** You predicted *{high}*" in _texts(at.success) and len(graded) == 2
+
+
 def _widget_type(key: str) -> str:
     """The AppTest element type of a linked control's widget (`select_slider`, `radio`, ...)."""
     from ui import controls

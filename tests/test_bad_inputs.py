@@ -312,11 +312,13 @@ def _app_rows() -> list[Bad]:
         Bad("app Attack lab upload", "a model card (optional, beside the weights) that is not JSON", "is not a model card: it is not valid JSON"),
         Bad("app Attack lab upload", "a model card naming a server file as Blended's pattern",
             "an upload may use only 'noise', 'stripes' (a browser never names a file on the server)"),
-        # tests/test_app_lesson.py and tests/test_lessons.py check these two
+        # tests/test_app_lesson.py and tests/test_lessons.py check these three
         Bad("app Lesson", "a teacher's lesson file naming a page the app does not have (`page = \"comparison\"`)",
             "This lesson file cannot be used: broken.toml, step 3 ('Predict, then check the premise'): page 'comparison' is not a page of the app; choose one of"),
         Bad("app Lesson", "a lesson step whose link sets a control the app does not have, or a value it does not take",
             "link names the control 'purify_treshold', which the app does not have"),
+        Bad("app Lesson", "a prediction checked by a run naming an outcome its page does not measure (`outcomes = [\"erased\", \"gone\"]`)",
+            "outcome 'gone' is not one the 'purify' page measures (erased, not erased)"),
     ]
 
 

@@ -15,7 +15,7 @@ from purify_core.errors import UserInputError
 from purify_core.method.rankings.quality import ranking_quality
 from ui import controls, links, premise
 from ui.glossary import load_glossary
-from ui.lesson_file import (DEFAULT_LESSON, LESSONS_DIR, NOTES_FILE, lesson_files, load_lesson, parse_lesson, step_url,
+from ui.lesson_file import (CHECKS, DEFAULT_LESSON, LESSONS_DIR, NOTES_FILE, lesson_files, load_lesson, parse_lesson, step_url,
                             teacher_notes)
 from ui.pages import BY_NAME, PAGES, ROOT
 
@@ -50,6 +50,15 @@ def test_every_lesson_file_loads_and_names_only_pages_and_controls_the_app_has(p
                 assert key in known, (step.title, key)
         for question in step.quiz:
             assert question.answer in question.choices
+        if step.predict is not None and step.predict.outcomes:  # a prediction its page checks: the page asks it
+            assert set(step.predict.outcomes) <= set(CHECKS[step.page]), (step.title, step.predict.outcomes)
+            assert f'lesson_prompt.ask("{step.page}")' in (ROOT / BY_NAME[step.page].path).read_text(), step.page
+
+
+def test_every_page_that_checks_predictions_asks_them_and_says_the_outcome():
+    for page in CHECKS:
+        code = (ROOT / BY_NAME[page].path).read_text()
+        assert f'lesson_prompt.ask("{page}")' in code and "lesson_prompt.check_" in code, page
 
 
 def test_the_default_lesson_is_45_minutes_with_a_prediction_and_a_quiz_in_most_steps():
@@ -99,6 +108,11 @@ BAD_LESSONS = [
     (_with('title = "What a backdoor is"', 'title = ""'), "`title` must be non-empty text"),
     (_with('minutes = 5', 'minutes = "five"'), "`minutes` must be a whole number"),
     (_with('choices = ["yes", "no"]', 'choices = ["yes"]'), "at least two texts"),
+    (_with('outcomes = ["erased", "not erased"]', 'outcomes = ["erased", "gone"]'),
+     "outcome 'gone' is not one the 'purify' page measures (erased, not erased)"),
+    (_with('outcomes = ["erased", "not erased"]', 'outcomes = ["erased"]'), "`outcomes` must be a list of 2 texts, one per choice"),
+    (_with('choices = ["about 10%, as chance would"', 'outcomes = ["erased", "not erased", "erased"]\nchoices = ["about 10%, as chance would"'),
+     "the 'home' page checks no prediction; pages that do: purify, salience"),
     (_GOOD + "\n[[step]\n", "not valid TOML"),
     ('title = "x"\nminutes = 5\n', "needs at least one [[step]]"),
 ]
@@ -196,3 +210,29 @@ def test_the_readme_example_step_is_a_valid_lesson():
 def test_compare_says_when_its_reading_differs_from_the_marking():
     assert premise.direction_note(None, "lowest") is None and premise.direction_note("lowest", "lowest") is None
     assert "mark the highest-scored neurons" in premise.direction_note("highest", "lowest")
+
+
+# --- predictions checked by a run (ui/lesson_prompt.py; the pages: tests/test_app_lesson.py) ------------------------
+
+def test_a_run_is_checked_by_its_verdict_and_salience_by_the_end_its_auc_names():
+    from purify_core.method.purify import PurifySummary
+    from purify_core.models.evaluate import Metrics
+    from purify_core.study import RunRecord
+    from ui.lesson_prompt import held, run_outcome, salience_outcome
+
+    def run(asr_after):
+        after = None if asr_after is None else Metrics(0.96, asr_after, 100, 90)
+        summary = PurifySummary(status="finished", reason="", steps=1, seconds=1.0, marked=1, before=Metrics(0.97, 1.0, 100, 90),
+                                after=after, steps_to_erase=None)
+        return RunRecord(label="#1", config={}, source=None, status="finished", summary=summary)
+
+    assert [run_outcome(run(a)) for a in (0.01, 0.049, 0.05, 0.9, None)] == ["erased", "erased", "not erased", "not erased", None]
+    assert run_outcome(RunRecord(label="#2", config={}, source=None, status="stopped")) is None
+    assert [salience_outcome(a) for a in (0.28, 0.8, 0.52, float("nan"))] == ["highest", "lowest", "no pattern", "no pattern"]
+    purify = next(s for s in load_lesson(DEFAULT_FILE).steps if s.page == "purify" and s.predict.outcomes).predict
+    assert held(purify, "yes", "erased") and not held(purify, "no", "erased") and held(purify, "no", "not erased")
+
+
+def test_the_teacher_notes_say_what_each_checked_choice_predicts():
+    notes = teacher_notes(load_lesson(DEFAULT_FILE))
+    assert "- yes (holds if the page measures: erased)" in notes and "- no (holds if the page measures: not erased)" in notes

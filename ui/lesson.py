@@ -2,7 +2,8 @@
 
 The lesson itself is data (`ui.lesson_file`); this module only draws it. Each prediction and quiz
 answer is a radio with no answer chosen at first, so nothing is revealed until the student commits.
-The step and the answers survive a visit to another page (`kept` / `keep`).
+The step and the answers survive a visit to another page (`kept` / `keep`). A prediction that a run
+checks (`outcomes` in the lesson file) is asked again on its page (`ui.lesson_prompt`) with the same key.
 """
 
 from __future__ import annotations
@@ -23,14 +24,38 @@ def kept(key: str, default: object = None) -> None:
 
     Streamlit forgets a widget's value when a page without it runs, so a student who leaves the lesson
     for a page and comes back would be on step 1 with every answer blank. Call `keep(key)` after drawing.
+    Written back even when present: a key that two pages draw (a prediction asked on the Lesson page and
+    on the page that checks it) would otherwise start blank on the other page (its widget id names the page).
     """
-    if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(state.LESSON_KEPT, {}).get(key, default)
+    st.session_state[key] = (st.session_state[key] if key in st.session_state
+                             else st.session_state.get(state.LESSON_KEPT, {}).get(key, default))
 
 
 def keep(key: str) -> None:
     """Remember widget `key`'s value in a plain session key, which outlives the pages that do not draw it."""
     st.session_state.setdefault(state.LESSON_KEPT, {})[key] = st.session_state.get(key)
+
+
+def runs_before(key: str) -> set[str] | None:
+    """The labels of the runs this session had when prediction `key` was picked (None: not noted)."""
+    labels = st.session_state.get(state.LESSON_KEPT, {}).get(f"{key}_runs_before")
+    return None if labels is None else set(labels)
+
+
+def _predicted(key: str) -> None:
+    """On a new prediction: note the runs made so far (only a later run checks it) and forget an earlier check."""
+    noted = st.session_state.setdefault(state.LESSON_KEPT, {})
+    noted[f"{key}_runs_before"] = [run.label for run in st.session_state.get(state.RUNS, [])]
+    noted.pop(f"{key}_checked", None)
+
+
+def prediction_radio(prediction: Prediction, key: str) -> str | None:
+    """The student's prediction (None until one is picked), one answer wherever it is asked (the key is the same)."""
+    kept(key)  # None: nothing picked yet
+    choice = st.radio("Your prediction", prediction.choices, key=key, label_visibility="collapsed", on_change=_predicted,
+                      args=(key,))
+    keep(key)
+    return choice
 
 
 def lessons_dir() -> Path:
@@ -56,6 +81,23 @@ def pick_lesson() -> Lesson | None:
         return None
 
 
+def current_step() -> tuple[Lesson, int] | None:
+    """The lesson and the step the student is on, as the Lesson page last showed them (read on any page).
+
+    None when the lesson file cannot be used (the Lesson page names the fault) or the step is gone.
+    """
+    noted = st.session_state.get(state.LESSON_KEPT, {})
+    files = {p.stem: p for p in lesson_files(lessons_dir())}
+    if not files:
+        return None
+    try:
+        lesson = load_lesson(files.get(noted.get(state.LESSON_CHOICE)) or next(iter(files.values())))
+    except UserInputError:
+        return None
+    n = noted.get(state.LESSON_STEP) or 0
+    return (lesson, n) if n in range(len(lesson.steps)) else None
+
+
 def _move(by: int, count: int) -> None:
     st.session_state[state.LESSON_STEP] = min(max(st.session_state[state.LESSON_STEP] + by, 0), count - 1)
 
@@ -77,20 +119,21 @@ def pick_step(lesson: Lesson) -> int:
     return n
 
 
-def _answer_key(lesson: Lesson, n: int, part: str) -> str:
+def answer_key(lesson: Lesson, n: int, part: str) -> str:
+    """The widget key of a step's prediction (`part` "predict") or quiz question ("quiz0", ...)."""
     return f"{state.LESSON_ANSWER_PREFIX}{lesson.name}_{n}_{part}"
 
 
-def show_prediction(prediction: Prediction, key: str) -> None:
+def show_prediction(prediction: Prediction, key: str, page: str) -> None:
     """Predict, then run: the reveal shows only once a prediction is chosen."""
     st.markdown(f"**Predict, then run.** {prediction.question}")
-    kept(key)  # None: nothing picked yet
-    choice = st.radio("Your prediction", prediction.choices, key=key, label_visibility="collapsed")
-    keep(key)
+    choice = prediction_radio(prediction, key)
     if choice is None:
         st.caption("Pick a prediction first; what the lab measured shows after.")
         return
-    st.info(f"You predicted: *{choice}*. Now run it on the page, then compare. {prediction.reveal}", icon=":material/science:")
+    then = (f"Now run it on {BY_NAME[page].title}: the page asks the same question and says whether your prediction held."
+            if prediction.outcomes else "Now run it on the page, then compare.")
+    st.info(f"You predicted: *{choice}*. {then} {prediction.reveal}", icon=":material/science:")
 
 
 def show_question(question: Question, key: str) -> None:
@@ -121,11 +164,11 @@ def show_step(lesson: Lesson, n: int) -> None:
     right.markdown(f"[Open this step's view in a new tab]({url or '/'}) (its settings and reduced controls); "
                    f"share it as `{url or '/'}` after your server's address.")
     if step.predict is not None:
-        show_prediction(step.predict, _answer_key(lesson, n, "predict"))
+        show_prediction(step.predict, answer_key(lesson, n, "predict"), step.page)
     if step.quiz:
         st.markdown("**Quiz**")
         for i, question in enumerate(step.quiz):
-            show_question(question, _answer_key(lesson, n, f"quiz{i}"))
+            show_question(question, answer_key(lesson, n, f"quiz{i}"))
 
 
 def show_teacher_notes(lesson: Lesson) -> None:

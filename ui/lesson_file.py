@@ -3,7 +3,8 @@
 `load_lesson` reads and checks a file and raises one `UserInputError` that names the file, the step
 and the field at fault: an unknown page (checked against `ui.pages`, the table `app.py` navigates),
 an unknown control or an invalid value in a step's link (checked against `ui.controls.LINKED`, the
-table links are read with), a quiz answer that is not one of its choices, minutes that do not add up.
+table links are read with), a quiz answer that is not one of its choices, a prediction's outcome the
+step's page cannot measure (checked against `CHECKS`), minutes that do not add up.
 `teacher_notes` renders the notes (one shareable link per step) that `docs/teacher_notes.md` holds.
 No Streamlit here: tests and `python -m ui.lesson_file` use it as plain Python.
 """
@@ -32,17 +33,33 @@ NOT_LESSONS = {"glossary.toml"}
 
 _LESSON_KEYS = {"title", "minutes", "summary", "step"}
 _STEP_KEYS = {"title", "minutes", "page", "text", "link", "predict", "quiz", "notes"}
-_PREDICT_KEYS = {"question", "choices", "reveal"}
+_PREDICT_KEYS = {"question", "choices", "reveal", "outcomes"}
+#: The pages that check a prediction when the student runs something there, and the outcomes each tells apart:
+#: Purify by the verdict of the student's run (`ui.lesson_prompt`), Salience maps by the end of benign salience
+#: where the trigger's neurons sit (Compare's grading). A `[step.predict]` with `outcomes` names one per choice.
+CHECKS: dict[str, tuple[str, ...]] = {
+    "purify": ("erased", "not erased"),
+    "salience": ("lowest", "highest", "no pattern"),
+}
 _QUIZ_KEYS = {"question", "choices", "answer", "feedback"}
 
 
 @dataclass(frozen=True)
 class Prediction:
-    """A predict-then-run prompt: the student picks one of `choices`; `reveal` shows only after."""
+    """A predict-then-run prompt: the student picks one of `choices`; `reveal` shows only after.
+
+    `outcomes` (empty, or one per choice, from `CHECKS[page]`): what each choice predicts the page will
+    measure, so the page where the student runs it says whether the prediction held.
+    """
 
     question: str
     choices: tuple[str, ...]
     reveal: str
+    outcomes: tuple[str, ...] = ()
+
+    def outcome(self, choice: str) -> str | None:
+        """The outcome a choice predicts (None when the prompt is not checked by a run)."""
+        return dict(zip(self.choices, self.outcomes)).get(choice)
 
 
 @dataclass(frozen=True)
@@ -162,6 +179,22 @@ def _link(check: _Checker, raw: Any) -> dict[str, str]:
     return query
 
 
+def _outcomes(check: _Checker, page: str) -> tuple[str, ...]:
+    """A prediction's outcomes: none, or one per choice, each one the step's page can measure."""
+    raw = check.table.get("outcomes")
+    if raw is None:
+        return ()
+    if page not in CHECKS:
+        check.fail(f"`outcomes`: the {page!r} page checks no prediction; pages that do: {', '.join(CHECKS)}")
+    choices = check.choices()
+    if not isinstance(raw, list) or len(raw) != len(choices) or not all(isinstance(o, str) for o in raw):
+        check.fail(f"`outcomes` must be a list of {len(choices)} texts, one per choice")
+    for outcome in raw:
+        if outcome not in CHECKS[page]:
+            check.fail(f"outcome {outcome!r} is not one the {page!r} page measures ({', '.join(CHECKS[page])})")
+    return tuple(raw)
+
+
 def _step(file: str, n: int, raw: Any) -> Step:
     check = _Checker(file, f"step {n}", raw, _STEP_KEYS)
     title = check.text("title")
@@ -172,7 +205,7 @@ def _step(file: str, n: int, raw: Any) -> Step:
     predict = None
     if "predict" in raw:
         p = _Checker(file, f"step {n} ({title!r}) predict", raw["predict"], _PREDICT_KEYS)
-        predict = Prediction(p.text("question"), p.choices(), p.text("reveal"))
+        predict = Prediction(p.text("question"), p.choices(), p.text("reveal"), _outcomes(p, page))
     quiz_raw = raw.get("quiz", [])
     if not isinstance(quiz_raw, list):
         check.fail("`quiz` must be a list of [[step.quiz]] tables")
@@ -243,7 +276,8 @@ def teacher_notes(lesson: Lesson, base: str = BASE_URL) -> str:
                 f"Link: <{step_url(step, base)}>", "", step.text, ""]
         if step.predict:
             out += [f"**Predict, then run.** {step.predict.question}", ""]
-            out += [f"- {c}" for c in step.predict.choices] + ["", f"*Reveal:* {step.predict.reveal}", ""]
+            out += [f"- {c}" + (f" (holds if the page measures: {step.predict.outcome(c)})" if step.predict.outcomes else "")
+                    for c in step.predict.choices] + ["", f"*Reveal:* {step.predict.reveal}", ""]
         for i, q in enumerate(step.quiz, 1):
             out += [f"**Quiz {i}.** {q.question}", ""]
             out += [f"- {c}{' (answer)' if c == q.answer else ''}" for c in q.choices] + ["", f"*Feedback:* {q.feedback}", ""]
