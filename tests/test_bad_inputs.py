@@ -208,7 +208,7 @@ def _cli_rows() -> list[Bad]:
         Bad("CLI train", "patch larger than the image", "does not fit a 8x8 image", (*train[:3], "--attack-param", "size=20", "--out")),
         Bad("CLI train", "a trigger parameter the attack does not have", "badnets has no parameter foo", (*train[:3], "--attack-param", "foo=1", "--out")),
         Bad("CLI train", "a learning rate that makes training explode", "training diverged", (*train, "{out}", "--lr", "10", "--epochs", "2")),
-        Bad("CLI purify", "threshold out of range", "the pruning threshold must be in [0, 0.5]", ("purify", "--scenario", "badnets", "--threshold", "0.7")),
+        Bad("CLI purify", "threshold out of range", "the pruning threshold must be in [0, 0.8]", ("purify", "--scenario", "badnets", "--threshold", "0.9")),
         Bad("CLI purify", "negative AR strength", "the regularization strength must be a finite number >= 0", ("purify", "--scenario", "badnets", "--strength", "-1")),
         Bad("CLI purify", "a learning rate that makes the loss explode", "the run diverged: the loss became", ("purify", "--scenario", "badnets", "--lr", "1000", "--epochs", "1")),
         Bad("CLI rank", "unknown scenario", "no shipped scenario matches 'nope'", ("rank", "--scenario", "nope")),
@@ -294,7 +294,7 @@ LINK_MARKUP = [
 def _app_rows() -> list[Bad]:
     return [Bad("app Attack lab upload", what, UPLOAD_MESSAGES[what]) for what in APP_UPLOADS] + [
         Bad("app Attack lab", "patch larger than the image", "does not fit a 8x8 image"),
-        Bad("app link", "threshold out of range (?purify_threshold=0.7)", "Ignored `purify_threshold=0.7` in the link"),
+        Bad("app link", "threshold out of range (?purify_threshold=0.9)", "Ignored `purify_threshold=0.9` in the link"),
         Bad("app link", "negative AR strength (?purify_strength=-1)", "Ignored `purify_strength=-1` in the link"),
         Bad("app link", "nonsense value (?purify_epochs=banana)", "Ignored `purify_epochs=banana` in the link"),
         Bad("app link", "unknown or path-like model (?scenario=../../etc/passwd)", "Unknown model `../../etc/passwd` in the link"),
@@ -475,7 +475,7 @@ def test_the_app_refuses_a_bad_upload_with_a_message_and_keeps_the_session(what,
 
 
 @pytest.mark.parametrize("query, message", [
-    ({"purify_threshold": "0.7"}, "Ignored `purify_threshold=0.7` in the link"),
+    ({"purify_threshold": "0.9"}, "Ignored `purify_threshold=0.9` in the link"),
     ({"purify_strength": "-1"}, "Ignored `purify_strength=-1` in the link"),
     ({"purify_epochs": "banana"}, "Ignored `purify_epochs=banana` in the link"),
     ({"scenario": "../../etc/passwd"}, "Unknown model `../../etc/passwd` in the link"),

@@ -119,7 +119,7 @@ BAD = [
     ([], "required"),
     (["purify", "--scenario", "nope"], "no shipped scenario matches 'nope'"),
     (["purify", "--scenario", "mnist5k"], "more than one shipped scenario"),
-    (["purify", "--scenario", "badnets", "--threshold", "0.9"], "threshold must be in [0, 0.5]"),
+    (["purify", "--scenario", "badnets", "--threshold", "0.9"], "threshold must be in [0, 0.8]"),
     (["purify", "--scenario", "badnets", "--strength", "-1"], "strength must be a finite number >= 0"),
     (["purify", "--scenario", "badnets", "--regularizer", "l3"], "unknown regularizer 'l3'"),
     (["purify", "--scenario", "badnets", "--layers", "net.nope"], "no neuron layer named net.nope"),

@@ -152,7 +152,7 @@ def test_marking_lowest_highest_per_layer_and_global():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"threshold": 0.6}, "threshold"), ({"threshold": -0.1}, "threshold"),
+    ({"threshold": 0.85}, "threshold"), ({"threshold": -0.1}, "threshold"),
     ({"threshold": 0.1, "scope": "everything"}, "scope"), ({"threshold": 0.1, "direction": "up"}, "direction"),
     ({"threshold": 0.1, "layers": ["zzz"]}, "no scores for layer zzz"),
 ])

@@ -19,7 +19,7 @@ import streamlit as st
 from purify_core.views.attribution import ATTRIBUTIONS
 from purify_core.config import ARCHITECTURES, DATASETS, MAX_SEED
 from purify_core.defenses import DEFENSES
-from purify_core.method.marking import DIRECTIONS, SCOPES
+from purify_core.method.marking import DIRECTIONS, MAX_THRESHOLD, SCOPES
 from purify_core.method.neurons import LAYER_PRESETS
 from purify_core.method.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, purify_preset
 from purify_core.method.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
@@ -81,8 +81,8 @@ KAPPAS = ("auto", 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 LEARNING_RATES = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 TEMPERATURES = (0.5, 1.0, 2.0, 4.0, 8.0)
 TOPS = (0.02, 0.05, 0.1, 0.2)
-#: The purification threshold's bounds: `PurifyConfig` and `marking.mark` accept [0, 0.5].
-THRESHOLD_BOUNDS = (0.0, 0.5)
+#: The purification threshold's bounds: what `PurifyConfig` and `marking.mark` accept.
+THRESHOLD_BOUNDS = (0.0, MAX_THRESHOLD)
 
 SEED = Control(state.SEED, "number_input", "Seed", 0, int, bounds=(0, MAX_SEED), step=1,
                help="Seeds the shuffling of new runs and the training of new models: same seed, same numbers.")

@@ -34,7 +34,7 @@ class _PresetNames:
 def purify_options(sub: argparse.ArgumentParser) -> None:
     """The settings of a purification (`purify`, and the fine-tuning loop of `defend`)."""
     sub.add_argument("--preset", default="default", choices=_PresetNames())
-    sub.add_argument("--threshold", type=float, help="fraction of neurons to mark, in [0, 0.5]")
+    sub.add_argument("--threshold", type=float, help="fraction of neurons to mark, in [0, 0.8]")
     sub.add_argument("--regularizer", help="ar, l2, l1, prune or none")
     sub.add_argument("--strength", type=float, help="regularization strength (lambda)")
     sub.add_argument("--kappa", type=float, help="AR knee (default: 2 x each layer's weight spread)")

@@ -9,7 +9,7 @@ import torch
 from ..errors import UserInputError
 from .neurons import NeuronMask, NeuronScores
 
-__all__ = ["SCOPES", "DIRECTIONS", "check_threshold", "check_scope", "check_direction", "mark", "normalise_within_layer", "marked_count", "suspicion_order"]
+__all__ = ["SCOPES", "DIRECTIONS", "MAX_THRESHOLD", "check_threshold", "check_scope", "check_direction", "mark", "normalise_within_layer", "marked_count", "suspicion_order"]
 
 SCOPES = ("layer", "global")
 DIRECTIONS = ("lowest", "highest")
@@ -27,10 +27,17 @@ def suspicion_order(scores: torch.Tensor, direction: str = "lowest") -> torch.Te
     return torch.sort(scores.double(), descending=direction == "highest", stable=True).indices
 
 
+#: The largest share of a layer that may be marked. The paper's premise (few neurons are infected)
+#: needs at most half; pruning a layer's dormant channels (Fine-Pruning's premise, which the lab
+#: default follows: 70% of the last conv layer's least active channels) goes further, and a layer
+#: must keep some neurons.
+MAX_THRESHOLD = 0.8
+
+
 def check_threshold(threshold: float) -> None:
-    """The share of neurons to mark: at most half, since the paper's premise is that few are infected."""
-    if not 0.0 <= threshold <= 0.5:
-        raise UserInputError(f"the pruning threshold must be in [0, 0.5], got {threshold}")
+    """The share of neurons to mark: at most `MAX_THRESHOLD` of a layer (or of the pooled layers)."""
+    if not 0.0 <= threshold <= MAX_THRESHOLD:
+        raise UserInputError(f"the pruning threshold must be in [0, {MAX_THRESHOLD}], got {threshold}")
 
 
 def check_scope(scope: str) -> None:
