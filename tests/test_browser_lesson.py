@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from test_browser import browser, errors_on, new_page, server, settle  # noqa: F401 (fixtures)
+from purify_core.method.purify import PURIFY_PRESETS
+from test_browser import _slider_value, _visit, _widget, a_run, browser, errors_on, new_page, server, settle  # noqa: F401 (fixtures)
 from ui import controls, links
 from ui.lesson_file import DEFAULT_LESSON, LESSONS_DIR, load_lesson, step_url
 
@@ -30,14 +31,29 @@ def test_each_step_link_opens_its_page_with_its_model_and_reduced_controls(serve
     page.close()
 
 
-def test_the_lesson_page_reveals_a_prediction_on_a_click(server, browser):  # noqa: F811
+def test_the_lesson_page_reveals_a_prediction_on_a_click_and_go_to_lands_on_the_steps_view(server, browser):  # noqa: F811
     step = LESSON.steps[0]
     page = new_page(browser)
-    page.goto(f"{server.rstrip('/')}/lesson")
-    settle(page, timeout=300_000)
+    page.goto(f"{server.rstrip('/')}/purify")
+    settle(page, 1, timeout=300_000)
+    with a_run(page, 1):  # the student moves the marking first
+        _widget(page, "stSlider", "Pruning threshold").get_by_role("slider").focus()
+        page.keyboard.press("Home")
+    assert _slider_value(page, "Pruning threshold") == 0
+    _visit(page, "Lesson", 0)
     reveal = page.get_by_test_id("stAlertContentInfo").filter(has_text=step.predict.reveal)
     assert reveal.count() == 0
     page.locator("label").filter(has_text=step.predict.choices[-1]).first.click()
     reveal.first.wait_for(timeout=60_000)
     assert not errors_on(page)
+    n, purify = next((n, s) for n, s in enumerate(LESSON.steps) if s.page == "purify" and "scenario" not in s.link)
+    for _ in range(n):
+        with a_run(page):
+            page.get_by_role("button", name="Next", exact=True).click()
+    with a_run(page, 1, timeout=300_000):  # "Go to": the step's link wins over the threshold the student set
+        page.get_by_role("button", name="Go to Purify").click()
+    assert not errors_on(page) and f"purify_preset={purify.link['purify_preset']}" in page.url and "hide=" in page.url
+    assert _slider_value(page, "Pruning threshold") == PURIFY_PRESETS[purify.link["purify_preset"]].threshold
+    assert page.get_by_text(controls.LINKED[purify.link["hide"].split(",")[0]].label, exact=True).count() == 0
+    assert page.get_by_text(f"Lesson, step {n + 1}: predict, then run.").count() == 1  # its prediction, asked where it runs
     page.close()
