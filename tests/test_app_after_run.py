@@ -55,7 +55,13 @@ def test_after_a_run_the_neurons_before_and_after_and_the_re_activation_check_ar
     assert verdicts and "1 prune" in verdicts[0] and ("rased" in verdicts[0]), "the run's verdict, before -> after"
     assert [m.label for m in at.metric][:2] == ["ACC (clean test)", "ASR (evaluator's view)"]
     charts = {c.key for c in at.get("plotly_chart")}
+    assert not {"purify_change_salience", "purify_change_tac"} & charts, "the neurons are scored only when asked"
+    assert at.session_state["purify_runs"][0].neurons_after is None
+    at.toggle(key="purify_show_neurons").set_value(True).run()
+    assert not at.exception
+    charts = {c.key for c in at.get("plotly_chart")}
     assert {"purify_change_salience", "purify_change_tac"} <= charts, charts
+    assert set(at.session_state["purify_runs"][0].neurons_after) == {"salience", "tac"}, "kept with the run"
     at.number_input(key="purify_reactivate_poisoned").set_value(5)
     at.slider(key="purify_reactivate_epochs").set_value(1).run()
     at.button(key="purify_reactivate").click().run()

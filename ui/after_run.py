@@ -82,7 +82,15 @@ def _keep_purified(run: RunRecord) -> str:
 
 
 def _neurons(run: RunRecord) -> None:
-    """Benign salience and TAC per neuron, before vs after, each layer on one scale."""
+    """Benign salience and TAC per neuron, before vs after, each layer on one scale; drawn when asked.
+
+    Why a toggle: scoring the purified model's neurons costs about a second (two rankings), which
+    every run paid on its first redraw before the student could see its results."""
+    shown = st.toggle("Show the neurons before vs after", key=state.PURIFY_SHOW_NEURONS,
+                      help="Scores the purified model's neurons (benign salience and TAC: about a second the first time "
+                           "for each run, then kept with the run) and draws them next to the backdoored model's.")
+    if not shown:
+        return
     source = run.source.name
     backdoored, splits = backdoored_model(source), splits_for(source)
     if run.neurons_after is None:
