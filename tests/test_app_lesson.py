@@ -142,6 +142,22 @@ def test_purify_asks_the_lesson_steps_prediction_and_its_runs_verdict_says_wheth
     assert "**Your prediction did not hold.** You predicted *yes*; run **#3 ar**" in untrusted.read(_texts(at.warning))
 
 
+def test_a_steps_shareable_link_opens_the_class_on_that_step_with_its_prediction():
+    from urllib.parse import parse_qsl, urlsplit
+
+    n, step = next((n, s) for n, s in enumerate(LESSON.steps) if s.page == "purify" and s.predict.outcomes)
+    at = open_page("app_pages/purify.py", **dict(parse_qsl(urlsplit(step_url(step)).query)))
+    assert not at.exception and f"**Lesson, step {n + 1}: predict, then run.**" in _texts(at.markdown)
+    at.switch_page(PAGE).run()
+    assert at.subheader[0].value == f"{n + 1}. {step.title}"  # the Lesson page opens on it too
+
+
+def test_a_step_number_that_is_not_a_whole_number_is_ignored_with_a_warning():
+    at = open_page(PAGE, lesson_step="\u0663")  # an Arabic-Indic 3: int() would take it, a link may not
+    assert not at.exception and at.subheader[0].value.startswith("1. ")
+    assert "Ignored lesson_step=\u0663 in the link" in untrusted.read(_texts(at.warning))
+
+
 def test_purify_asks_nothing_when_the_lesson_step_is_elsewhere():
     at = open_page("app_pages/purify.py")
     assert not at.exception and "predict, then run" not in _texts(at.markdown)

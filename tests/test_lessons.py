@@ -83,6 +83,7 @@ def test_a_step_url_carries_the_page_and_the_link():
     purify = next(s for s in lesson.steps if s.page == "purify")
     url = step_url(purify, base="http://x")
     assert url.startswith("http://x/purify?") and "hide=purify_kappa," in url
+    assert url.endswith(f"&lesson={DEFAULT_LESSON}&lesson_step={lesson.steps.index(purify) + 1}")  # the class lands on that step
     home = next(s for s in lesson.steps if s.page == "home")
     assert step_url(home, base="http://x").startswith("http://x/?")  # the default page lives at the root
 

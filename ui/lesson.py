@@ -15,7 +15,7 @@ import streamlit as st
 
 from purify_core.errors import UserInputError
 from ui import links, state, untrusted
-from ui.lesson_file import LESSONS_DIR, Lesson, Prediction, Question, Step, lesson_files, load_lesson, step_url, teacher_notes
+from ui.lesson_file import LESSON_PARAM, LESSONS_DIR, STEP_PARAM, Lesson, Prediction, Question, Step, lesson_files, load_lesson, step_url, teacher_notes
 from ui.pages import BY_NAME
 
 
@@ -65,6 +65,7 @@ def lessons_dir() -> Path:
 
 def pick_lesson() -> Lesson | None:
     """The lesson chosen (a picker only when there are several); a bad file shows one clear error, never a traceback."""
+    step_from_link()
     files = {p.stem: p for p in lesson_files(lessons_dir())}
     if not files:
         st.error(f"No lesson file (`*.toml`) in {untrusted.code(lessons_dir())}.")
@@ -81,11 +82,32 @@ def pick_lesson() -> Lesson | None:
         return None
 
 
+def step_from_link() -> None:
+    """A session opened with a step's shareable link (`?lesson=...&lesson_step=4`) is on that step, once.
+
+    So a class that opens the teacher's link of a step gets the step's prediction on its page, and the
+    Lesson page opens on it. A step number that is not a whole number is ignored with a warning.
+    """
+    noted = st.session_state.setdefault(state.LESSON_KEPT, {})
+    link = links.first_link()
+    if state.LESSON_STEP in noted or STEP_PARAM not in link:
+        return
+    raw = link[STEP_PARAM]
+    if not (raw.isascii() and raw.isdigit()):
+        st.warning(links.ignored(STEP_PARAM, raw, 1))
+        noted[state.LESSON_STEP] = 0
+        return
+    noted[state.LESSON_STEP] = int(raw) - 1
+    if LESSON_PARAM in link:
+        noted[state.LESSON_CHOICE] = link[LESSON_PARAM]
+
+
 def current_step() -> tuple[Lesson, int] | None:
-    """The lesson and the step the student is on, as the Lesson page last showed them (read on any page).
+    """The lesson and the step the student is on, as the Lesson page last showed them or a step's link named them.
 
     None when the lesson file cannot be used (the Lesson page names the fault) or the step is gone.
     """
+    step_from_link()
     noted = st.session_state.get(state.LESSON_KEPT, {})
     files = {p.stem: p for p in lesson_files(lessons_dir())}
     if not files:

@@ -28,6 +28,8 @@ NOTES_FILE = ROOT / "docs" / "teacher_notes.md"
 DEFAULT_LESSON = "backdoors_45min"
 #: Where the app runs in the teacher notes' links (`streamlit run app.py` serves here by default).
 BASE_URL = "http://localhost:8501"
+#: The query parameters of a step's link that name its lesson and its step number (from 1).
+LESSON_PARAM, STEP_PARAM = "lesson", "lesson_step"
 #: Files in `lessons/` that are not lessons.
 NOT_LESSONS = {"glossary.toml"}
 
@@ -84,6 +86,9 @@ class Step:
     predict: Prediction | None = None
     quiz: tuple[Question, ...] = ()
     notes: str = ""
+    #: Where it sits: its lesson's name and its number (from 1), so its shareable link can name the step.
+    lesson: str = ""
+    number: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,7 +200,7 @@ def _outcomes(check: _Checker, page: str) -> tuple[str, ...]:
     return tuple(raw)
 
 
-def _step(file: str, n: int, raw: Any) -> Step:
+def _step(file: str, n: int, raw: Any, lesson: str) -> Step:
     check = _Checker(file, f"step {n}", raw, _STEP_KEYS)
     title = check.text("title")
     check = _Checker(file, f"step {n} ({title!r})", raw, _STEP_KEYS)
@@ -217,7 +222,7 @@ def _step(file: str, n: int, raw: Any) -> Step:
             qc.fail(f"`answer` {answer!r} is not one of its choices")
         quiz.append(Question(qc.text("question"), choices, answer, qc.text("feedback")))
     return Step(title, check.minutes(), page, check.text("text"), _link(check, raw.get("link")), predict, tuple(quiz),
-                check.text("notes", required=False))
+                check.text("notes", required=False), lesson, n)
 
 
 def parse_lesson(text: str, name: str = "lesson") -> Lesson:
@@ -231,7 +236,7 @@ def parse_lesson(text: str, name: str = "lesson") -> Lesson:
     steps_raw = raw.get("step")
     if not isinstance(steps_raw, list) or not steps_raw:
         check.fail("needs at least one [[step]]")
-    steps = tuple(_step(file, n, s) for n, s in enumerate(steps_raw, 1))
+    steps = tuple(_step(file, n, s, name) for n, s in enumerate(steps_raw, 1))
     minutes = check.minutes()
     total = sum(s.minutes for s in steps)
     if total != minutes:
@@ -256,8 +261,13 @@ def lesson_files(folder: Path = LESSONS_DIR) -> list[Path]:
 
 
 def step_url(step: Step, base: str = BASE_URL) -> str:
-    """The shareable link of a step: its page, with its control values and `hide` in the query."""
-    query = urlencode(step.link, safe=",")
+    """The shareable link of a step: its page, with its control values, `hide`, and its lesson and step number.
+
+    A session opened with it is on that step of the lesson (`ui.lesson.step_from_link`), so the page asks
+    the step's prediction there, and the Lesson page opens on it.
+    """
+    where = {LESSON_PARAM: step.lesson, STEP_PARAM: str(step.number)} if step.lesson else {}
+    query = urlencode({**step.link, **where}, safe=",")
     return f"{base}/{BY_NAME[step.page].url_path}" + (f"?{query}" if query else "")
 
 
