@@ -52,10 +52,16 @@ def test_defend_json_runs_fine_pruning(capsys):
 
 
 def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
-    """`python -m purify_core.bench` still works: the same command as `python -m purify_core bench`."""
-    assert bench_main(["claims", "--scenarios", "badnets", "--seeds", "2", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    """`python -m purify_core.bench` still works: the same command as `python -m purify_core bench`.
+
+    One draw: its 17 jobs are the whole grid (two draws took 43 s of the slow tier). The tables' mean and
+    standard deviation over draws are checked on its rows repeated as a second draw, with known spreads.
+    """
+    from purify_core.bench.claims import claims_markdown, summarise
+
+    assert bench_main(["claims", "--scenarios", "badnets", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path)]) == 0
     raw = json.loads((tmp_path / "claims.json").read_text())
-    assert {r["seed"] for r in raw["rankings"]} == {0, 1}
+    assert {r["seed"] for r in raw["rankings"]} == {0} and raw["seeds"] == [0]
     assert {r["regularizer"] for r in raw["regularizers"]} == {"ar", "l2", "l1", "prune", "none"}
     assert {r["defense"] for r in raw["defenses"]} == {
         "none (the backdoored model)", "purify (ours, defaults)", "purify (AR only: the paper's loop, the old default)",
@@ -63,6 +69,20 @@ def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
     assert raw["lab_default"]["reinit"] == purify_preset("default").reinit and raw["config"]["reinit"] == "none"
     markdown = (tmp_path / "claims.md").read_text()
     assert "Claim 1" in markdown and "Claim 3" in markdown and "| mnist5k-smallcnn-badnets | salience |" in markdown
+    assert "x 1 draws" in markdown
+
+    def again(row: dict, field: str, by: float) -> dict:  # the same row as draw 1, one number moved by `by`
+        return {**row, "seed": 1, field: None if row[field] is None else row[field] + by}
+
+    two = {**raw, "seeds": [0, 1], "rankings": raw["rankings"] + [again(r, "auc_low", 0.2) for r in raw["rankings"]],
+           "regularizers": raw["regularizers"] + [again(r, "asr", 4.0) for r in raw["regularizers"]],
+           "defenses": raw["defenses"] + [again(r, "acc", 2.0) for r in raw["defenses"]]}
+    table = summarise(two)
+    assert len(table["defenses"]) == len(raw["defenses"]) and len(table["rankings"]) == len(raw["rankings"])
+    assert all(abs(r["auc_low_std"] - 0.2 / 2**0.5) < 1e-9 for r in table["rankings"])
+    assert all(r["asr_std"] is None or abs(r["asr_std"] - 4 / 2**0.5) < 1e-9 for r in table["regularizers"])
+    assert all(r["acc_std"] is None or abs(r["acc_std"] - 2**0.5) < 1e-9 for r in table["defenses"])
+    assert all(r["erased"].endswith("/2") for r in table["defenses"]) and "x 2 draws" in claims_markdown(two)
 
 
 def test_bench_is_a_subcommand_and_a_failed_benchmark_writes_nothing(tmp_path, capsys):
