@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ui.job_slots import JobSlots, default_job_limit, shared_slots
+from ui.job_slots import JobSlots, default_job_limit, one_torch_thread, shared_slots
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,6 +71,28 @@ def test_the_default_limit_is_the_core_count_unless_configured(monkeypatch):
         with pytest.warns(RuntimeWarning, match="is not a whole number in"):
             assert default_job_limit() == (os.cpu_count() or 1)
 
+
+
+def test_the_server_runs_torch_on_one_thread_unless_omp_num_threads_is_set(monkeypatch):
+    import torch
+
+    before, seen = torch.get_num_threads(), {}
+
+    def server_thread() -> None:  # a thread of its own: this test's thread keeps its count
+        try:
+            torch.set_num_threads(2)
+            monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+            seen["default"] = (one_torch_thread(), torch.get_num_threads())
+            torch.set_num_threads(2)
+            monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the operator's choice is kept
+            seen["chosen"] = (one_torch_thread(), torch.get_num_threads())
+        finally:
+            torch.set_num_threads(before)
+
+    worker = threading.Thread(target=server_thread)
+    worker.start()
+    worker.join(timeout=30)
+    assert seen == {"default": (1, 1), "chosen": (2, 2)}
 
 def test_a_purification_waits_for_a_free_slot_then_runs(monkeypatch):
     monkeypatch.setenv("PURIFY_LAB_JOBS", "1")

@@ -35,6 +35,12 @@ def test_the_key_changes_with_the_model_a_setting_or_the_seed():
     assert key != replay.replay_key(SHA, {**SETTINGS, "threshold": 0.4})
     assert key != replay.replay_key(SHA, {**SETTINGS, "device": "cuda"})
     assert key != replay.replay_key(SHA, {**SETTINGS, "defense": "finetune"})
+    threads = torch.get_num_threads()
+    try:  # sums split over another number of threads round differently: not the same run
+        torch.set_num_threads(threads + 1)
+        assert key != replay.replay_key(SHA, SETTINGS)
+    finally:
+        torch.set_num_threads(threads)
     assert replay.replay_key("", SETTINGS) is None  # no sha256: nothing vouches for the weights
 
 

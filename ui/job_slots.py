@@ -17,7 +17,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
-__all__ = ["JobSlots", "MAX_JOBS", "default_job_limit", "shared_slots"]
+__all__ = ["JobSlots", "MAX_JOBS", "default_job_limit", "shared_slots", "one_torch_thread"]
 
 _SHARED: dict[int, "JobSlots"] = {}
 _SHARED_LOCK = threading.Lock()
@@ -93,3 +93,22 @@ def shared_slots(limit: int | None = None) -> JobSlots:
     limit = default_job_limit() if limit is None else limit
     with _SHARED_LOCK:
         return _SHARED.setdefault(limit, JobSlots(limit))
+
+
+def one_torch_thread() -> int:
+    """Run torch on one thread in this server process, unless `$OMP_NUM_THREADS` chose a number; returns the count.
+
+    Why: the server runs a job per core (`default_job_limit`) next to the pages' own work and, on a
+    laptop, the browser. A torch job with a thread per core stalls at every parallel op while another
+    process holds a core: on this 2-core machine at load 11 the default purification streamed in the app
+    in 186 s with two threads and 27 s with one (benchmarks/app.md). One thread is also what a Ray
+    worker (one CPU) runs, so a run computed here and one computed on Ray are the same to the last bit.
+    Cheap on every script run: each new thread starts at the count set here.
+    """
+    import torch
+
+    if os.environ.get("OMP_NUM_THREADS", "").strip():
+        return torch.get_num_threads()
+    if torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
+    return 1

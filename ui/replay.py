@@ -2,7 +2,7 @@
 
 Why: runs are deterministic, so when a class presses Run on the same defaults, one computation is
 enough. A run is replayed when the model's sha256, every setting (seed and device included), the
-live probe and the library's code are the same (`replay_key`). A stopped or diverged run is never
+live probe, the library's code and torch's thread count are the same (`replay_key`). A stopped or diverged run is never
 kept. What is kept is JSON (history, summary, settings) and the purified weights as safetensors:
 nothing is unpickled. Entries appear atomically (a folder renamed into place) and the store is
 bounded (`MAX_ENTRIES`, `MAX_BYTES`, oldest dropped first). `one_at_a_time` makes a second identical
@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import torch
 from torch import nn
 
 from purify_core.models.probe import PROBE_SIZE
@@ -51,11 +52,13 @@ def code_version() -> str:
 
 
 def replay_key(model_sha256: str, settings: dict[str, Any]) -> str | None:
-    """The run's identity: model weights, every setting (seed, device, defense), probe, code. None
-    when the model has no sha256 (nothing to vouch that the weights are the same)."""
+    """The run's identity: model weights, every setting (seed, device, defense), probe, code, and torch's
+    thread count (sums split over threads round differently). None when the model has no sha256
+    (nothing to vouch that the weights are the same)."""
     if not model_sha256:
         return None
-    text = json.dumps({"model": model_sha256, "settings": settings, "probe": PROBE_SIZE, "code": code_version(), "format": FORMAT},
+    text = json.dumps({"model": model_sha256, "settings": settings, "probe": PROBE_SIZE, "code": code_version(), "format": FORMAT,
+                       "threads": torch.get_num_threads()},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
