@@ -6,23 +6,53 @@
    live point on the chart, and the whole run streamed until its results are drawn (best of 3).
 4. A replayed run: Run again on settings already computed, until the results are drawn (best of 3).
 5. The same run in the core loop, in this process, as the app's click runs it (rankings cached, the live
-   probe, the model's "before" known), and with ACC/ASR on the whole test split every 10 steps (before
-   the probe): the ratios say how much of the app's time is the computation itself.
+   probe, the model's "before" known, torch on the app server's thread count: `ui.job_slots.one_torch_thread`),
+   and with ACC/ASR on the whole test split every 10 steps (before the probe): the ratios say how much of
+   the app's time is the computation itself. Once more with torch's default thread count (one per core),
+   which the app used before it ran one thread per job.
 Loopback only; Debian's Chromium through Playwright. Numbers are from one run on this machine, which
 other jobs may share: the load average is written next to them.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import time
-from dataclasses import replace
+from contextlib import contextmanager
+from typing import Iterator
 
 from .app_server import CHROMIUM, IDLE, ROOT, start_app, stop_app
 
 RUNS = int(os.environ.get("APP_TIMING_RUNS", "3"))  # fewer on a crowded machine: the table says how many
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[int]:
+    """torch on `count` threads for the block (this thread's count restored after)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield count
+    finally:
+        torch.set_num_threads(before)
+
+
+def app_threads() -> int:
+    """The thread count the app server runs torch with (`one_torch_thread`), read in a thread of its own."""
+    import threading
+
+    from ui.job_slots import one_torch_thread
+
+    seen: list[int] = []
+    worker = threading.Thread(target=lambda: seen.append(one_torch_thread()))
+    worker.start()
+    worker.join()
+    return seen[0]
 
 
 def core_loop_seconds(probe: bool) -> float:
@@ -69,8 +99,17 @@ def _click_replay(page) -> float:
 
 
 def main() -> int:
+    global RUNS
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_timing", description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=RUNS, help="runs of each timed click and core loop, best taken (default 3; "
+                        "$APP_TIMING_RUNS)")
+    RUNS = max(1, parser.parse_args().runs)
     from playwright.sync_api import sync_playwright
 
+    import torch
+
+    default_threads, threads = torch.get_num_threads(), app_threads()
+    torch.set_num_threads(default_threads)  # app_threads may have changed the count new threads start with
     results: dict[str, float] = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -116,14 +155,19 @@ def main() -> int:
         finally:
             stop_app(server)
             browser.close()
-    results[f"same purification, core loop as the app runs it (probe), best of {RUNS} (s)"] = min(core_loop_seconds(True) for _ in range(RUNS))
-    results[f"same purification, core loop with the whole test split every 10 steps, best of {RUNS} (s)"] = \
-        min(core_loop_seconds(False) for _ in range(RUNS))
+    core = f"same purification, core loop as the app runs it (probe, {threads} torch thread(s)), best of {RUNS} (s)"
+    with torch_threads(threads):
+        results[core] = min(core_loop_seconds(True) for _ in range(RUNS))
+        results[f"same purification, core loop with the whole test split every 10 steps, best of {RUNS} (s)"] = \
+            min(core_loop_seconds(False) for _ in range(RUNS))
+    if default_threads != threads:
+        results[f"same purification, core loop with the probe on torch's default {default_threads} threads, once (s)"] = \
+            core_loop_seconds(True)
     app_s = results[f"default purification streamed in the app, best of {RUNS} (s)"]
-    results["streaming overhead (s)"] = app_s - results[f"same purification, core loop as the app runs it (probe), best of {RUNS} (s)"]
-    ratios = {"app run / core loop as the app runs it": app_s / results[f"same purification, core loop as the app runs it (probe), best of {RUNS} (s)"],
+    results["streaming overhead (s)"] = app_s - results[core]
+    ratios = {"app run / core loop as the app runs it": app_s / results[core],
               "core loop with the probe / with the whole split every 10 steps":
-                  results[f"same purification, core loop as the app runs it (probe), best of {RUNS} (s)"]
+                  results[core]
                   / results[f"same purification, core loop with the whole test split every 10 steps, best of {RUNS} (s)"]}
     load = os.getloadavg()
     targets = {"cold start to first home chart (s)": 6.0, "threshold slider step to redrawn heatmap, median of 5 (s)": 0.3,
