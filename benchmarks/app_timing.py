@@ -66,7 +66,8 @@ def core_loop_seconds(probe: bool) -> float:
 
     case = next(cases(["badnets"], [0]))  # the app's default scenario, its own defense set
     config = PURIFY_PRESETS["default"]
-    scores = rank_neurons(case.backdoored.model, case.splits.clean, config.metric, variant=config.variant, eta=config.eta)
+    options = {"variant": config.variant, "eta": config.eta} if config.metric == "salience" else {}  # as `purify` ranks
+    scores = rank_neurons(case.backdoored.model, case.splits.clean, config.metric, **options)
     evaluator = probed_evaluator(case.backdoored.attack, case.splits.test, "bench", MetricsMemo()) if probe else case.evaluator()
     if probe:
         evaluator(case.backdoored.model)  # the app measures the model once per server, before any Run
