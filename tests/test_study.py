@@ -46,7 +46,9 @@ def test_purification_result_refuses_a_run_that_ends_without_a_result():
         purification_result(iter([StepMetrics(step=0, steps=1, epoch=0, task_loss=0.0, reg_loss=0.0, seconds=0.0, marked=0)]))
 
 
-def test_grading_gives_what_the_callers_computed_each_way(case):
+def test_grading_gives_what_the_callers_computed_each_way(tiny_backdoored):
+    """On the tiny model: the ways agree on any model, and every ranking on the shipped one took 8 s."""
+    case = case_of(tiny_backdoored, 0)
     model, defense, attack = case.backdoored.model, case.splits.clean, case.backdoored.attack
     tac = rank_neurons(model, defense, "tac", attack=attack)
     scores = {m: rank_neurons(model, defense, m) for m in DEFENDER_METRICS}
