@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from purify_core.store.checkpoints import weights_bytes
 from purify_core.store.model_store import list_built
+from test_bad_inputs import _weights as digits_weights  # a smallcnn for the digits, untrained: the app tier trains nothing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,7 +75,7 @@ def test_training_ends_on_the_new_models_card_and_other_pages_can_open_it(privat
     assert "(trained here)" in home.selectbox(key="scenario").format_func(built[0].name)
 
 
-def test_uploaded_weights_open_and_bad_ones_are_refused(tiny_backdoored, private_cache, tmp_path):
+def test_uploaded_weights_open_and_bad_ones_are_refused(private_cache, tmp_path):
     at = on_digits(attack_lab())
     at.file_uploader(key="attack_file").upload("other.safetensors", weights_bytes(torch.nn.Linear(2, 2))[0]).run()
     at.button(key="attack_upload").click().run()
@@ -88,7 +89,7 @@ def test_uploaded_weights_open_and_bad_ones_are_refused(tiny_backdoored, private
     at.button(key="attack_upload").click().run()
     assert not at.exception and "refused" in at.error[0].value and not marker.exists()
 
-    at.file_uploader(key="attack_file").set_value(("mine.safetensors", weights_bytes(tiny_backdoored.model)[0], "application/octet-stream")).run()
+    at.file_uploader(key="attack_file").set_value(("mine.safetensors", digits_weights(), "application/octet-stream")).run()
     at.button(key="attack_upload").click().run()
     assert not at.exception and not at.error
     (card,) = list_built(private_cache)

@@ -521,12 +521,12 @@ def test_a_patch_larger_than_the_image_is_explained_in_the_attack_lab(tmp_path, 
     assert _files_in(tmp_path) | _files_in(ZOO_DIR) == before
 
 
-def test_a_tampered_cached_model_is_refused_in_the_sidebar(tmp_path, monkeypatch, tiny_backdoored):
+def test_a_tampered_cached_model_is_refused_in_the_sidebar(tmp_path, monkeypatch):
     from purify_core.store.uploads import import_weights
     from purify_core.config import scenario_preset
 
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
-    saved = import_weights(weights_bytes(tiny_backdoored.model)[0], "mine.safetensors", scenario_preset("tiny"), prefix="import")
+    saved = import_weights(_weights(), "mine.safetensors", scenario_preset("tiny"), prefix="import")  # untrained: the app tier trains nothing
     weights = tmp_path / "cache" / "zoo" / f"{saved.card.name}.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
