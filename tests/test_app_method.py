@@ -125,7 +125,7 @@ def test_hide_in_a_link_hides_named_controls_and_keeps_their_link_values():
     assert not at.exception
     assert not [w for w in at.select_slider if w.key == "purify_lr"]
     assert not [w for w in at.selectbox if w.key == "purify_regularizer"]
-    assert at.slider(key="purify_epochs").value == 20
+    assert at.slider(key="purify_epochs").value == PURIFY_PRESETS["default"].epochs
     at.slider(key="purify_epochs").set_value(1).run()
     at.button(key="purify_run").click().run()
     assert not at.exception and at.session_state["purify_runs"][0].config["regularizer"] == "prune"

@@ -98,10 +98,11 @@ _FINDING = (
     "below chance; read as 'highest', 0.71 to 0.89."
 )
 _WHY_PURIFY = (
-    "**Why Purify marks what it does.** Its lab default still zeroes the lowest-salience half of the last conv "
-    "layer: the rule that chose it reads clean accuracy only, because a defender has no trigger and cannot measure "
-    "ASR. What erases the backdoor there is mostly re-initialising the dense layers and distilling the original "
-    "model's clean answers. The `authors-code` preset marks the highest instead; try both."
+    "**Why Purify marks what it does.** Its lab default zeroes the 70% least active channels of the last conv "
+    "layer (Fine-Pruning's criterion, not benign salience: at the same share and schedule, pruning by salience "
+    "left more of SIG), re-initialises the dense layers and distils the original model's clean answers; the rule that chose it reads "
+    "clean accuracy only, because a defender has no trigger and cannot measure ASR. The paper's presets mark by "
+    "benign salience: `reference` the lowest, `authors-code` the highest; try both."
 )
 _ASK = {
     "home": "Predict which end holds the infected neurons of *this* model, then check on **Compare rankings**.",
