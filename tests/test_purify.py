@@ -111,7 +111,7 @@ def test_the_reference_preset_is_the_authors_setup():
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"threshold": 0.7}, "threshold"), ({"strength": -1.0}, "strength"), ({"lr": 0.0}, "learning rate"),
+    ({"threshold": 0.9}, "threshold"), ({"strength": -1.0}, "strength"), ({"lr": 0.0}, "learning rate"),
     ({"epochs": -1}, "epochs"), ({"epochs": 1001}, "epochs"), ({"metric": "tac"}, "oracle-only"), ({"regularizer": "l3"}, "regularizer"),
     ({"kappa": -1.0}, "kappa"), ({"nonsense": 1}, "unknown purification setting"),
 ])
