@@ -66,3 +66,20 @@ def test_a_benchmark_with_no_matching_scenario_is_a_clear_error(tmp_path, capsys
     err = capsys.readouterr().err
     assert "no shipped scenario matches 'nope'" in err and "Traceback" not in err
     assert not list(tmp_path.iterdir()), "nothing is written for a failed benchmark"
+
+
+def test_the_default_preset_is_the_recipe_the_committed_grid_chose():
+    """The `default` preset and benchmarks/defaults.json agree: the rule, re-applied to the grid's rows
+    (ASR dropped), picks the recorded recipe, and that recipe on the grid's base is the preset."""
+    import json
+    from pathlib import Path
+
+    from purify_core.bench.defaults import RECIPES
+    from purify_core.method.purify import PURIFY_PRESETS
+
+    raw = json.loads((Path(__file__).resolve().parents[1] / "benchmarks" / "defaults.json").read_text())
+    rows = [{k: v for k, v in r.items() if not k.startswith("asr")} for r in raw["rows"]]
+    chosen = choose(rows, raw["budget"])
+    assert chosen is not None and chosen["recipe"] == raw["chosen"]["recipe"]
+    grid = replace(PurifyConfig(**raw["base"]), **RECIPES[chosen["recipe"]])
+    assert replace(grid, eval_every=10, seed=0) == replace(PURIFY_PRESETS["default"], eval_every=10, seed=0)
