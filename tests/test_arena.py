@@ -57,3 +57,16 @@ def test_the_arena_on_a_tiny_model_grades_each_contender_and_its_clean_control(t
     assert "| scenario | defense | ACC | ASR | RA | DER | clean control ACC drop |" in text
     assert f"**finetune** (Fine-tuning): {DEFENSES['finetune'].selection}" in text and f"**default** ({PRESET_LABELS['default']})" in text
     assert "Total time:" in text
+
+
+def test_the_summary_drop_is_the_mean_of_each_draws_own_drop():
+    """Each draw evaluates on other test images, so its ACC before differs: a drop from draw 0's before would mislead."""
+    from purify_core.bench.arena import _summary
+
+    def row(draw: int, before: float, after: float) -> dict:
+        return {"scenario": "s", "defense": "d", "draw": draw, "status": "finished", "acc_before": before, "asr_before": 100.0,
+                "acc": after, "asr": 1.0, "ra": 90.0, "der": 0.9, "control_acc": 95.0, "control_drop": 1.0, "seconds": 1.0}
+
+    [entry] = _summary([row(0, 97.6, 97.1), row(1, 97.0, 96.0), row(2, 96.7, 95.7)])
+    assert entry["acc_drop"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)
+    assert entry["acc_before"] == pytest.approx((97.6 + 97.0 + 96.7) / 3)

@@ -185,10 +185,12 @@ def _summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             mine = [r for r in rows if r["scenario"] == scenario and r["defense"] == defense]
             entry: dict[str, Any] = {"scenario": scenario, "defense": defense, "draws": len(mine),
                                      "diverged": sum(r["status"] == "diverged" for r in mine),
-                                     "acc_before": mine[0]["acc_before"], "asr_before": mine[0]["asr_before"]}
+                                     "acc_before": _mean_sd([r["acc_before"] for r in mine])[0],
+                                     "asr_before": _mean_sd([r["asr_before"] for r in mine])[0]}
             for key in SUMMARY_METRICS:
                 entry[key], entry[f"{key}_sd"] = _mean_sd([r[key] for r in mine])
-            entry["acc_drop"] = None if entry["acc"] is None or entry["acc_before"] is None else entry["acc_before"] - entry["acc"]
+            # each draw's test images differ, so its "before" does too: the drop is the mean of the per-draw drops
+            entry["acc_drop"] = _mean_sd([None if r["acc"] is None or r["acc_before"] is None else r["acc_before"] - r["acc"] for r in mine])[0]
             out.append(entry)
     return out
 
@@ -218,7 +220,7 @@ def arena_markdown(raw: dict[str, Any]) -> str:
         "ACC, ASR and RA in % on the test set, mean ± sd over draws; DER is a fraction in [0, 1] "
         "(0.5 = no change, 1 = erased at no ACC cost), computed per draw from fractions. "
         "*clean control ACC drop*: ACC points the same defense costs the scenario's clean model on the same clean set.",
-        "Before any defense (ACC / ASR): " + "; ".join(f"{s.replace('mnist5k-smallcnn-', '')} {fmt(a, 1)} / {fmt(b, 1)}" for s, (a, b) in befores.items()) + ".",
+        "Before any defense (ACC / ASR, mean over draws: each draw holds other test images): " + "; ".join(f"{s.replace('mnist5k-smallcnn-', '')} {fmt(a, 1)} / {fmt(b, 1)}" for s, (a, b) in befores.items()) + ".",
         markdown_table(table, ("scenario", "defense", "ACC", "ASR", "RA", "DER", "clean control ACC drop", "seconds", "diverged")),
         "## How each contender's settings were chosen\n\n" + selection,
         ("" if shared is None else
