@@ -144,16 +144,19 @@ def claims_jobs(scenarios: list[str], seeds: list[int], config: PurifyConfig, ba
 
 
 def run_claims(names: list[str] | None, seeds: list[int], config: PurifyConfig, log: Callable[[str], None] = print,
-               reuse: Path | None = None, sweep: SweepOptions = SweepOptions(), zoo: str | None = None) -> dict[str, Any]:
+               reuse: Path | None = None, sweep: SweepOptions = SweepOptions(), zoo: str | None = None,
+               epochs: int | None = None) -> dict[str, Any]:
     """Raw per-seed results for the three claims; `summarise` turns them into tables.
 
     `reuse`: an earlier claims.json measured on the same paper's loop; its rows are kept and only
     the lab default's row is run (the paper's loop is the same code path, `distill=0` included).
     `sweep`: where the grid's jobs run (serially by default); `zoo`: another zoo folder, `names` its exact names.
+    The paper's loop and the baselines run `PurifyConfig()`'s own length, not the lab default's (which may
+    change, and did), unless `epochs` overrides every run (quick checks).
     """
     rankings, penalties, defenses = [], [], []
     start = time.perf_counter()
-    base = replace(PurifyConfig(), epochs=config.epochs)
+    base = replace(PurifyConfig(), **({} if epochs is None else {"epochs": epochs}))
     old = _reused(reuse, base) if reuse else None
     scenarios = list(names or []) if zoo else chosen_scenarios(names, seeds)
     jobs = claims_jobs(scenarios, seeds, config, base, set(old or {}), zoo)

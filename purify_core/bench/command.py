@@ -59,7 +59,7 @@ def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str
     if args.which == "claims":
         from .claims import claims_markdown, run_claims
 
-        raw = run_claims(args.scenarios, seeds, config, log, reuse=args.reuse, sweep=sweep)
+        raw = run_claims(args.scenarios, seeds, config, log, reuse=args.reuse, sweep=sweep, epochs=args.epochs)
         return raw, claims_markdown(raw)
     if args.which == "perf":
         from .perf import perf_markdown, run_perf
