@@ -118,7 +118,7 @@ def test_bad_regularizer_settings_are_refused(hand_net, kwargs, message):
 
 @pytest.mark.parametrize("field, value", [
     ("regularizer", "l3"), ("strength", -1.0), ("strength", float("inf")), ("kappa", 0.0), ("kappa", float("nan")),
-    ("threshold", 0.7), ("threshold", float("nan")), ("scope", "model"), ("direction", "sideways"),
+    ("threshold", 0.9), ("threshold", float("nan")), ("scope", "model"), ("direction", "sideways"),
 ])
 def test_a_bad_marking_or_penalty_setting_gets_the_same_line_from_the_config_and_the_function(hand_net, field, value):
     """One check per setting: PurifyConfig, `mark` and `build_regularizer` refuse it with the same words."""
