@@ -101,7 +101,7 @@ def test_purify_stop_and_explain_in_one_session(server, browser, shots):
     page = new_page(browser)
     page.goto(f"{server}/purify?purify_epochs=3")
     settle(page, 1)
-    with a_run(page, 4, timeout=180_000):
+    with a_run(page, 3, timeout=180_000):  # the marking, the live run and the runs overlay (the neurons only when asked)
         page.get_by_role("button", name="Run purification").click()
         page.wait_for_selector("text=Runs in this session", timeout=180_000)
     assert not errors_on(page)
