@@ -45,11 +45,13 @@ def test_the_lesson_page_reveals_a_prediction_on_a_click_and_go_to_lands_on_the_
     assert reveal.count() == 0
     page.locator("label").filter(has_text=step.predict.choices[-1]).first.click()
     reveal.first.wait_for(timeout=60_000)
+    settle(page)  # the reveal shows before its script run ends: a click during that run can be lost
     assert not errors_on(page)
     n, purify = next((n, s) for n, s in enumerate(LESSON.steps) if s.page == "purify" and "scenario" not in s.link)
     for _ in range(n):
         with a_run(page):
             page.get_by_role("button", name="Next", exact=True).click()
+        settle(page)
     with a_run(page, 1, timeout=300_000):  # "Go to": the step's link wins over the threshold the student set
         page.get_by_role("button", name="Go to Purify").click()
     assert not errors_on(page) and f"purify_preset={purify.link['purify_preset']}" in page.url and "hide=" in page.url
