@@ -63,10 +63,15 @@ def lessons_dir() -> Path:
     return Path(os.environ.get("PURIFY_LAB_LESSONS") or LESSONS_DIR)
 
 
+def _lessons_by_name() -> dict[str, Path]:
+    """The lesson files by name (their stem), the default lesson first."""
+    return {p.stem: p for p in lesson_files(lessons_dir())}
+
+
 def pick_lesson() -> Lesson | None:
     """The lesson chosen (a picker only when there are several); a bad file shows one clear error, never a traceback."""
     step_from_link()
-    files = {p.stem: p for p in lesson_files(lessons_dir())}
+    files = _lessons_by_name()
     if not files:
         st.error(f"No lesson file (`*.toml`) in {untrusted.code(lessons_dir())}.")
         return None
@@ -109,7 +114,7 @@ def current_step() -> tuple[Lesson, int] | None:
     """
     step_from_link()
     noted = st.session_state.get(state.LESSON_KEPT, {})
-    files = {p.stem: p for p in lesson_files(lessons_dir())}
+    files = _lessons_by_name()
     if not files:
         return None
     try:
