@@ -9,7 +9,7 @@ from typing import Callable, Iterable, Iterator, TypeVar
 import torch
 from torch import nn
 
-__all__ = ["eval_mode", "model_device", "seeded", "private_copy"]
+__all__ = ["eval_mode", "model_device", "seeded", "private_copy", "to_channels_last", "to_contiguous"]
 
 
 def private_copy(model: nn.Module) -> nn.Module:
@@ -64,3 +64,21 @@ def run_to_end(items: Iterable[T], on_item: Callable[[T], None] | None = None) -
     if not seen:
         raise ValueError("the generator yielded nothing")
     return last  # type: ignore[return-value]
+
+
+def to_channels_last(model: nn.Module) -> bool:
+    """Switch a conv net on the CPU to channels-last layout IN PLACE (a private copy); True if it did.
+
+    Why: on the CPU, PyTorch's oneDNN convolutions and pooling run a training step of the shipped
+    SmallCNN about 1.3x faster in this layout (measured in `bench perf`); the numbers differ from the
+    default layout only by float rounding. Not on a GPU: there it was never measured here.
+    """
+    if model_device(model).type != "cpu" or not any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        return False
+    model.to(memory_format=torch.channels_last)
+    return True
+
+
+def to_contiguous(model: nn.Module) -> None:
+    """Back to the default layout (safetensors saves only contiguous tensors; callers expect it)."""
+    model.to(memory_format=torch.contiguous_format)

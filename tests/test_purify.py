@@ -188,3 +188,19 @@ def test_fine_pruning_never_marks_more_than_the_threshold_limit(case):
     _, result = run_all(run_defense("fine-pruning", backdoored.model, splits.clean, FAST, settings={"margin": 1.0}))
     last_conv = [l for l in neuron_layers(result.model) if l.kind == "conv"][-1]
     assert int(result.mask[last_conv.name].sum()) == last_conv.width // 2
+
+
+def test_a_conv_net_trains_channels_last_on_the_cpu_and_comes_back_in_the_default_layout(case, tmp_path):
+    from safetensors.torch import save_file
+
+    from purify_core._utils import to_channels_last
+
+    backdoored, splits, _ = case
+    work = copy.deepcopy(backdoored.model)
+    assert to_channels_last(work)
+    conv = next(m for m in work.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    assert not to_channels_last(torch.nn.Sequential(torch.nn.Linear(3, 2)))  # nothing to gain without a conv
+    result = run_all(purify(backdoored.model, splits.clean, replace(FAST, distill=0.5, reinit="dense")))[1]
+    assert all(t.is_contiguous() for t in result.model.state_dict().values())
+    save_file(result.model.state_dict(), tmp_path / "purified.safetensors")  # refuses a tensor that is not contiguous

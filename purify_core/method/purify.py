@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .._utils import model_device
+from .._utils import model_device, to_channels_last, to_contiguous
 from ..data.augment import random_shift
 from ..data.image_set import ImageSet
 from ..config import check_seed
@@ -286,6 +286,7 @@ def fine_tune(
     if before is None and evaluator:
         before = evaluator(model)  # before any pruning the regularizer does
     order = {n: suspicion_order(s, config.direction) for n, s in scores.items()} if config.dynamic and scores else None
+    channels_last = to_channels_last(model)  # faster steps on the CPU; back to the default layout when the loop ends
     regularizer: Regularizer = build_regularizer(model, _active_mask(mask, order, config.beta), config.regularizer, config.strength, config.kappa)
     optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
     batches = math.ceil(len(defense) / config.batch_size)
@@ -314,6 +315,8 @@ def fine_tune(
                 index = permutation[b * config.batch_size : (b + 1) * config.batch_size]
                 model.train()
                 x = random_shift(defense.x[index], config.shift, generator).to(device)
+                if channels_last and x.dim() == 4:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 logits = model(x)
                 task = F.cross_entropy(logits, defense.y[index].to(device))
                 reg = regularizer.penalty()
@@ -352,6 +355,8 @@ def fine_tune(
     finally:
         optimizer.zero_grad(set_to_none=True)
         model.eval()
+        if channels_last:
+            to_contiguous(model)
     if status != "diverged" and not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
         status, reason = "diverged", f"a weight became NaN or infinite by step {step}: lower the learning rate ({config.lr})"
     diverged = status == "diverged"
