@@ -2,7 +2,7 @@
 
 A grid of recipes (the paper's AR marking, plain fine-tuning, and the lab's steps: re-initialising
 the dense layers, distilling the original model, pruning 50% or 70% of the last conv layer by benign
-salience or by activation, 20 or 30 epochs) runs on every shipped scenario, over 3 draws of the
+salience or by activation, 20, 30 or 40 epochs, weight decay) runs on every shipped scenario, over 3 draws of the
 clean defense set x 3 seeds (the seed draws the re-initialised weights and the batch order). The
 rule reads only clean accuracy on held-out clean test images: among recipes whose mean ACC drop
 stays within `budget` points, take the most aggressive (the one that changes the model most: a
@@ -43,6 +43,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "re-init 30% highest-salience neurons + distil 0.5": {"reinit": "marked", "threshold": 0.3, "regularizer": "none", "distill": 0.5},
     "prune 70% least active conv + re-init dense + distil 0.5": {**_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7},
     "prune 70% least active conv + re-init dense + distil 0.5, 30 epochs": {**_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 30},
+    "prune 70% least active conv + re-init dense + distil 0.5, 40 epochs": {**_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40},
+    "prune 70% least active conv + re-init dense + distil 0.5, 40 epochs, weight decay 0.001": {
+        **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40, "weight_decay": 1e-3},
     "AR, highest salience 0.1 (the old default)": {},
     "plain fine-tuning": dict(_PLAIN),
     "prune 50% lowest salience conv + re-init dense + distil 0.5 linear, 40 epochs": {**_PRUNE, **_HEAD, "metric": "salience", "distill_schedule": "linear", "epochs": 40},
@@ -158,4 +161,5 @@ def defaults_markdown(raw: dict[str, Any]) -> str:
         "`runs`: scenarios x draws x seeds.",
         markdown_table(raw["rows"], ("recipe", "runs", "mean_acc_drop", "seconds", "asr_not_used")),
         verdict,
+        *([raw["note"]] if raw.get("note") else []),
     ])
