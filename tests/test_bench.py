@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 from purify_core.bench.defaults import choose, defaults_markdown
@@ -83,3 +84,20 @@ def test_the_default_preset_is_the_recipe_the_committed_grid_chose():
     assert chosen is not None and chosen["recipe"] == raw["chosen"]["recipe"]
     grid = replace(PurifyConfig(**raw["base"]), **RECIPES[chosen["recipe"]])
     assert replace(grid, eval_every=10, seed=0) == replace(PURIFY_PRESETS["default"], eval_every=10, seed=0)
+
+
+def test_claims_reuse_keeps_one_paper_loop_row_per_case_from_either_kind_of_earlier_file(tmp_path):
+    from purify_core.bench.claims import LAB_DEFAULT, OLD_DEFAULT, _reused
+    from purify_core.method.purify import PurifyConfig
+
+    def case(defense, asr):
+        return {"scenario": "s", "seed": 0, "defense": defense, "acc": 97.0, "asr": asr, "steps_to_erase": None, "status": "finished"}
+
+    config = PurifyConfig().to_dict()
+    before_split = {"config": config, "rankings": [], "regularizers": [], "defenses": [case(LAB_DEFAULT, 40.0)]}
+    after_split = {"config": config, "rankings": [], "regularizers": [], "defenses": [case(OLD_DEFAULT, 40.0), case(LAB_DEFAULT, 0.5)]}
+    for raw in (before_split, after_split):
+        path = tmp_path / "claims.json"
+        path.write_text(json.dumps(raw))
+        kept = _reused(path, PurifyConfig())[("s", 0)]["defenses"]
+        assert [(r["defense"], r["asr"]) for r in kept] == [(OLD_DEFAULT, 40.0)], "the lab default's old row is re-run, never kept as the paper's loop"

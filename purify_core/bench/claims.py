@@ -87,10 +87,15 @@ def _reused(path: Path, base: PurifyConfig) -> dict[tuple[str, int], dict[str, l
     same = {k: v for k, v in base.to_dict().items() if k in old["config"] and k != "eval_every"}
     if {k: old["config"][k] for k in same} != same:
         raise UserInputError(f"{path} ran other settings than the paper's loop; re-run everything")
+    # A file from before the lab default differed from the paper's loop has no OLD_DEFAULT rows: its
+    # LAB_DEFAULT rows are the paper's loop. A later file has both: its lab default rows are the ones re-run.
+    split = any(row["defense"] == OLD_DEFAULT for row in old["defenses"])
     rows: dict[tuple[str, int], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for part in ("rankings", "regularizers", "defenses"):
         for row in old[part]:
             if part == "defenses" and row["defense"] == LAB_DEFAULT:
+                if split:
+                    continue
                 row = {**row, "defense": OLD_DEFAULT}  # that run's default was AR only
             rows[(row["scenario"], row["seed"])][part].append(row)
     return rows
