@@ -70,3 +70,22 @@ def test_the_summary_drop_is_the_mean_of_each_draws_own_drop():
     [entry] = _summary([row(0, 97.6, 97.1), row(1, 97.0, 96.0), row(2, 96.7, 95.7)])
     assert entry["acc_drop"] == pytest.approx((0.5 + 1.0 + 1.0) / 3)
     assert entry["acc_before"] == pytest.approx((97.6 + 97.0 + 96.7) / 3)
+
+
+def test_every_baseline_outside_the_app_fine_tunes_in_one_loop_the_lab_default_does_not_move(monkeypatch):
+    from dataclasses import replace
+
+    from purify_core.bench.arena import Contender
+    from purify_core.bench.reactivate import _plain
+    from purify_core.cli import build_parser
+    from purify_core.cli.method import purify_config
+    from purify_core.method import purify as P
+
+    monkeypatch.setitem(P.PURIFY_PRESETS, "default", replace(P.PURIFY_PRESETS["default"], epochs=99, lr=0.5))
+    assert Contender("finetune", "defense").config() == P.BASELINE_FINE_TUNING
+    assert _plain(P.purify_preset("default", seed=3)) == P.baseline_config(seed=3)
+    defend = ["defend", "--scenario", "badnets", "--defense", "finetune"]
+    assert purify_config(build_parser().parse_args([*defend, "--seed", "2"]), baseline=True) == P.baseline_config(seed=2)
+    assert purify_config(build_parser().parse_args([*defend, "--epochs", "5"]), baseline=True).epochs == 5
+    assert purify_config(build_parser().parse_args([*defend, "--preset", "reference"]), baseline=True).momentum == 0.0
+    assert (P.BASELINE_FINE_TUNING.epochs, P.BASELINE_FINE_TUNING.reinit, P.BASELINE_FINE_TUNING.distill) == (20, "none", 0.0)

@@ -22,7 +22,7 @@ from torch import nn
 from ..defenses import DEFENSES, run_defense
 from ..errors import UserInputError
 from ..evaluation.grading import der_of
-from ..method.purify import PRESET_LABELS, PurifyConfig, PurifyResult, purify, purify_preset
+from ..method.purify import PRESET_LABELS, PurifyConfig, PurifyResult, baseline_config, purify, purify_preset
 from ..models.evaluate import Metrics, evaluate, percent
 from ..study import Case, purification_result
 from .common import case_for
@@ -57,11 +57,11 @@ class Contender:
         return DEFENSES[self.name].selection if self.kind == "defense" else PRESET_SELECTION.get(self.name, PRESET_LABELS.get(self.name, ""))
 
     def config(self, epochs: int | None = None) -> PurifyConfig:
-        """A defense's shared fine-tuning knobs are the lab default's optimiser without its re-init or
-        distillation (as `defend` runs it: as published); a preset is itself. `epochs` overrides (quick checks)."""
+        """A defense's shared fine-tuning knobs are `BASELINE_FINE_TUNING` (as `defend` runs it: as
+        published); a preset is itself. `epochs` overrides (quick checks)."""
         override = {} if epochs is None else {"epochs": epochs}
         if self.kind == "defense":
-            return purify_preset("default", reinit="none", distill=0.0, **override)
+            return baseline_config(**override)
         return purify_preset(self.name, **override)
 
     def run(self, model: nn.Module, case: Case, epochs: int | None, evaluator: Callable[[nn.Module], Metrics]) -> PurifyResult:
@@ -226,7 +226,7 @@ def arena_markdown(raw: dict[str, Any]) -> str:
         ("" if shared is None else
          f"The defenses' shared fine-tuning settings: {shared['epochs']} epochs, lr {shared['lr']}, momentum {shared['momentum']}, "
          f"weight decay {shared['weight_decay']}, batch {shared['batch_size']}, cosine {shared['cosine']}, shift {shared['shift']} "
-         "(the lab default's optimiser without its re-init or distillation, as `defend` runs them); "
+         "(`BASELINE_FINE_TUNING`: the optimiser the lab's grid starts from, with no re-init or distillation, as `defend` runs them); "
          "a defense's own settings are its registry defaults; each draw's seed seeds the run. Every contender's settings are in arena.json."),
         f"Total time: {raw['total_seconds']:.0f} s. Machine: `{raw['machine']}`.",
     ])

@@ -18,7 +18,7 @@ from torch import nn
 
 from ..evaluation.clean_control import clean_model
 from ..defenses import run_defense
-from ..method.purify import PRESET_LABELS, PurifyConfig, purify
+from ..method.purify import PRESET_LABELS, PurifyConfig, baseline_config, purify
 from ..evaluation.reactivate import ReactivateConfig, run_reactivation
 from ..study import Case, purification_result
 from .common import case_for, chosen_scenarios
@@ -31,9 +31,8 @@ BASELINE = "finetune"
 
 
 def _plain(config: PurifyConfig) -> PurifyConfig:
-    """The same optimiser settings without the lab's extra steps: plain fine-tuning is plain."""
-    extras = {"reinit": "none", "distill": 0.0}
-    return replace(config, **{k: v for k, v in extras.items() if hasattr(config, k)})
+    """Plain fine-tuning as every baseline runs it (`BASELINE_FINE_TUNING`), with the run's seed."""
+    return baseline_config(seed=config.seed)
 
 
 def reactivate_rows(case: Case, config: PurifyConfig, retune: ReactivateConfig, clean: nn.Module) -> tuple[list[dict[str, Any]], float]:
@@ -106,7 +105,7 @@ def reactivate_markdown(raw: dict[str, Any]) -> str:
         f"Re-tuning: {r['images']} training images of which {r['poisoned']} carry the trigger, {r['epochs']} epochs, "
         f"SGD lr {r['lr']} (momentum 0.9, cosine), batch {r['batch_size']}; the re-tuning set is drawn with the draw's seed. "
         "ACC and ASR in %, means over draws (sd: spread of the ASR after re-tuning). "
-        f"`purified` is the `{raw['preset']}` preset; `{BASELINE}` is plain fine-tuning with the same optimiser.",
+        f"`purified` is the `{raw['preset']}` preset; `{BASELINE}` is plain fine-tuning as every baseline runs it (`BASELINE_FINE_TUNING`: 20 epochs of the same SGD, no re-init or distillation).",
         markdown_table(raw["summary"], ("scenario", "model", "ASR before", "ASR after re-tuning", "sd", "ACC before", "ACC after re-tuning", "draws"), digits=1),
         f"Purification settings: `{raw['config']}`. Machine: `{raw['machine']}`.",
     ])

@@ -33,7 +33,8 @@ class _PresetNames:
 
 def purify_options(sub: argparse.ArgumentParser) -> None:
     """The settings of a purification (`purify`, and the fine-tuning loop of `defend`)."""
-    sub.add_argument("--preset", default="default", choices=_PresetNames())
+    sub.add_argument("--preset", default="default", choices=_PresetNames(),
+                     help="purify: the recipe (default: the lab default); defend: the fine-tuning loop (default: the baselines' own, 20 epochs)")
     sub.add_argument("--threshold", type=float, help="fraction of neurons to mark, in [0, 0.8]")
     sub.add_argument("--regularizer", help="ar, l2, l1, prune or none")
     sub.add_argument("--strength", type=float, help="regularization strength (lambda)")
@@ -50,11 +51,12 @@ def purify_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--distill-schedule", help="constant, or linear (the weight falls to 0 over the run)")
 
 
-def purify_config(args: argparse.Namespace) -> Any:
-    """The preset with the flags that were given laid over it."""
+def purify_config(args: argparse.Namespace, baseline: bool = False) -> Any:
+    """The preset with the flags that were given laid over it. `baseline` (`defend`): the preset
+    "default" stands for the baselines' own loop, `BASELINE_FINE_TUNING`, not the lab's recipe."""
     from ..config import check_seed
     from ..method.neurons import LAYER_PRESETS
-    from ..method.purify import purify_preset
+    from ..method.purify import baseline_config, purify_preset
     from ..method.steps import REINIT_CHOICES
 
     overrides = {k: v for k, v in {
@@ -64,7 +66,10 @@ def purify_config(args: argparse.Namespace) -> Any:
         "distill": args.distill, "temperature": args.temperature, "distill_schedule": args.distill_schedule,
         "layers": args.layers if args.layers is None or args.layers in LAYER_PRESETS else tuple(args.layers.split(",")),
     }.items() if v is not None}
-    return purify_preset(args.preset, seed=check_seed(args.seed, "--seed"), **overrides)  # named as the flag, before the config's own check
+    seed = check_seed(args.seed, "--seed")  # named as the flag, before the config's own check
+    if baseline and args.preset == "default":
+        return baseline_config(seed=seed, **overrides)
+    return purify_preset(args.preset, seed=seed, **overrides)
 
 
 def run_printing_steps(run: Any) -> Any:
@@ -235,8 +240,8 @@ def defend(args: argparse.Namespace) -> int:
 
     from ..defenses import check_defense_settings, run_defense
 
-    # a baseline is run as published: the preset's fine-tuning loop, without the lab's re-init or distillation
-    config = replace(purify_config(args), reinit="none", distill=0.0)
+    # a baseline is run as published: the baselines' fine-tuning loop (or a named preset's), without the lab's re-init or distillation
+    config = replace(purify_config(args, baseline=True), reinit="none", distill=0.0)
     settings = defense_settings(args)
     check_defense_settings(args.defense, settings)  # before the model is loaded
     case = case_from(args)

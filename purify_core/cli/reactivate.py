@@ -31,14 +31,14 @@ def _config(args: argparse.Namespace) -> Any:
 def _defend(args: argparse.Namespace, case: Any) -> Any:
     """The purified model: the named preset's purification, or the named baseline defense."""
     from ..defenses import DEFENSES, run_defense
-    from ..method.purify import PURIFY_PRESETS, purify, purify_preset
+    from ..method.purify import PURIFY_PRESETS, baseline_config, purify, purify_preset
 
     overrides = {"seed": args.seed, **({"epochs": args.purify_epochs} if args.purify_epochs is not None else {})}
     model, defense = case.backdoored.model, case.splits.clean
     if args.defense in PURIFY_PRESETS:
         run = purify(model, defense, purify_preset(args.defense, **overrides), case.evaluator())
     elif args.defense in DEFENSES:
-        run = run_defense(args.defense, model, defense, purify_preset("default", **overrides), case.evaluator())
+        run = run_defense(args.defense, model, defense, baseline_config(**overrides), case.evaluator())
     else:
         raise UserInputError(f"unknown defense {args.defense!r}; choose a preset ({', '.join(PURIFY_PRESETS)}) "
                              f"or a baseline ({', '.join(DEFENSES)})")

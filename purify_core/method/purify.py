@@ -32,7 +32,7 @@ from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS, rank_neurons
 from .regularizers import Regularizer, build_regularizer, check_kappa, check_regularizer, check_strength
 from .steps import DISTILL_SCHEDULES, Distillation, ExtraLoss, check_reinit, reinit_targets, reinitialise
 
-__all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune", "live_metrics"]
+__all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "BASELINE_FINE_TUNING", "baseline_config", "StepMetrics", "PurifySummary", "PurifyResult", "purify", "fine_tune", "live_metrics"]
 
 #: ASR below this counts as "backdoor erased" for the steps-to-erase statistic.
 ERASED_ASR = 0.05
@@ -150,6 +150,23 @@ PRESET_LABELS: dict[str, str] = {
     "reference": "the paper as written: lowest benign salience, AR",
     "authors-code": "the authors' public code: highest EMA salience, final linear layer, AR (sign fix)",
 }
+
+
+#: The fine-tuning loop every baseline defense runs in outside the app (`defend`, `reactivate`, `bench
+#: claims`, `bench arena`, `bench reactivate`): the dataclass's own optimiser (SGD 0.01, momentum 0.9,
+#: weight decay 5e-4, batch 32, cosine, 2-pixel shifts, 20 epochs), with no penalty, re-initialisation or
+#: distillation. One definition, so the lab default's recipe can change without moving the baselines it
+#: is measured against (each defense sets its own marking and steps; in the app a defense fine-tunes with
+#: the page's epochs, learning rate and seed instead).
+BASELINE_FINE_TUNING = PurifyConfig(regularizer="none", threshold=0.0)
+
+
+def baseline_config(**overrides: Any) -> PurifyConfig:
+    """`BASELINE_FINE_TUNING` with some fields replaced (epochs, lr, seed from a flag)."""
+    try:
+        return replace(BASELINE_FINE_TUNING, **overrides)
+    except TypeError as error:
+        raise UserInputError(f"unknown fine-tuning setting: {error}") from None
 
 
 def purify_preset(name: str = "default", **overrides: Any) -> PurifyConfig:
