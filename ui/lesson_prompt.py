@@ -15,7 +15,7 @@ from typing import Any
 
 import streamlit as st
 
-from purify_core.evaluation.verdict import verdict
+from purify_core.evaluation.verdict import Verdict, verdict
 from purify_core.study import RunRecord
 from ui import premise, state, untrusted
 from ui.lesson import answer_key, current_step, prediction_radio, runs_before
@@ -60,10 +60,11 @@ def ask(page: str) -> Prompt | None:
 
 def run_outcome(run: RunRecord) -> str | None:
     """`erased` or `not erased` by the run's verdict (ASR after below the erased line); None: no ASR after."""
-    if run.summary is None:
-        return None
-    erased = verdict(run.summary.before, run.summary.after).erased
-    return None if erased is None else ("erased" if erased else "not erased")
+    return None if run.summary is None else _erased_word(verdict(run.summary.before, run.summary.after))
+
+
+def _erased_word(judged: Verdict) -> str | None:
+    return None if judged.erased is None else ("erased" if judged.erased else "not erased")
 
 
 def salience_outcome(auc: float) -> str:
@@ -93,13 +94,13 @@ def check_runs(prompt: Prompt | None, runs: list[RunRecord]) -> None:
         prompt.slot.caption(f"Pick a prediction, then run: {BY_NAME[prompt.step.page].title} says whether it held.")
         return
     earlier = runs_before(prompt.key) or set()
-    checked = [run for run in runs if run.label not in earlier and run_outcome(run) is not None]
+    judged = [(run, verdict(run.summary.before, run.summary.after)) for run in runs if run.label not in earlier and run.summary is not None]
+    checked = [(run, j) for run, j in judged if j.erased is not None]
     if not checked:
         prompt.slot.caption(f"You predicted *{prompt.choice}*. Now run it: the verdict of your next run checks it.")
         return
-    run = checked[-1]
-    judged = verdict(run.summary.before, run.summary.after)
-    _say(prompt, run_outcome(run), f"run **{untrusted.text(run.label)}** says: {judged.sentence()}")
+    run, latest = checked[-1]
+    _say(prompt, _erased_word(latest), f"run **{untrusted.text(run.label)}** says: {latest.sentence()}")
 
 
 def check_salience(prompt: Prompt | None, scenario: str) -> None:
