@@ -10,6 +10,7 @@ T="python -m purify_core train --dataset mnist5k --model smallcnn --no-clean-ref
 $T --epochs 8 --attack blended --target 3 --seed 11 --poison-rate 0.05 --attack-param alpha=0.15 --attack-param pattern_seed=7
 $T --epochs 8 --attack badnets --target 7 --seed 12 --poison-rate 0.05 --attack-param size=3 --attack-param position=top-left
 $T --epochs 5 --attack sig --target 5 --seed 13 --poison-rate 0.1 --attack-param delta=0.6 --attack-param frequency=4
+$T --epochs 8 --attack wanet --target 7 --seed 14 --poison-rate 0.08 --attack-param pattern_seed=3 --attack-param cross_ratio=1.0 --attack-param strength=1.0
 # each model with the defaults, as a user would run it (no tuning flags), on the scenario's own clean set:
 for card in "$MODELS"/*.json; do
   python -m purify_core purify --checkpoint "${card%.json}.safetensors" --card "$card" --json
