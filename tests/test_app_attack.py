@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from purify_core.store.checkpoints import weights_bytes
 from purify_core.store.model_store import list_built
-from test_bad_inputs import _weights as digits_weights  # a smallcnn for the digits, untrained: the app tier trains nothing
+from weight_files import untrained_weights  # a smallcnn for the digits, untrained: the app tier trains nothing
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -89,7 +89,7 @@ def test_uploaded_weights_open_and_bad_ones_are_refused(private_cache, tmp_path)
     at.button(key="attack_upload").click().run()
     assert not at.exception and "refused" in at.error[0].value and not marker.exists()
 
-    at.file_uploader(key="attack_file").set_value(("mine.safetensors", digits_weights(), "application/octet-stream")).run()
+    at.file_uploader(key="attack_file").set_value(("mine.safetensors", untrained_weights(), "application/octet-stream")).run()
     at.button(key="attack_upload").click().run()
     assert not at.exception and not at.error
     (card,) = list_built(private_cache)

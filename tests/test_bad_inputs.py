@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import save
 from streamlit.testing.v1 import AppTest
 
-from purify_core.store.checkpoints import read_card, weights_bytes
+from purify_core.store.checkpoints import read_card
 from purify_core.cli import main
 from purify_core.config import ModelConfig
 from purify_core.models.architectures import build_model
@@ -30,6 +30,7 @@ from purify_core.study import RunRecord
 from purify_core.store.zoo import ZOO_DIR
 from ui import untrusted
 from ui.server import MAX_UPLOAD_MB
+from weight_files import nested_key, saved, size_balloon, torch_zip, untrained_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = "mnist5k-smallcnn-badnets"
@@ -45,10 +46,6 @@ class _Marker:
         return (open, (self.path, "w"))
 
 
-def _weights(arch: str = "smallcnn", shape=(1, 8, 8), classes: int = 10) -> bytes:
-    return weights_bytes(build_model(ModelConfig(arch), shape, classes))[0]
-
-
 def _nan_weights() -> bytes:
     state = build_model(ModelConfig("smallcnn"), (1, 8, 8), 10).state_dict()
     state["net.conv1.weight"] = torch.full_like(state["net.conv1.weight"], float("nan"))
@@ -58,39 +55,6 @@ def _nan_weights() -> bytes:
 def _pickle(marker: Path) -> bytes:
     buffer = io.BytesIO()
     torch.save({"weight": torch.zeros(1), "payload": _Marker(str(marker))}, buffer)
-    return buffer.getvalue()
-
-
-def torch_zip(pickle_bytes: bytes, compress: bool = False, padding: int = 0) -> bytes:
-    """A `torch.save`-shaped zip around our own pickle (plus `padding` zero bytes, in MiB steps, after its STOP)."""
-    import zipfile
-
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED) as archive:
-        with archive.open("archive/data.pkl", "w") as record:
-            record.write(pickle_bytes)
-            for _ in range(padding // 2**20):
-                record.write(bytes(2**20))
-        archive.writestr("archive/byteorder", "little")
-        archive.writestr("archive/version", "3\n")
-    return out.getvalue()
-
-
-def nested_key(depth: int) -> bytes:
-    """A pickle of {t_depth: 1}, t_0 = () and t_k = (t_(k-1), t_(k-1)) through the memo: hashing visits 2**depth tuples."""
-    return b"\x80\x02})" + b"q\x00h\x00\x86" * depth + b"K\x01s."
-
-
-def size_balloon(items: int) -> bytes:
-    """A pickle of torch.Size(bytearray(items)): both are on weights_only's allow list; 8 bytes an item."""
-    import struct
-
-    return b"\x80\x02ctorch\nSize\ncbuiltins\nbytearray\nJ" + struct.pack("<i", items) + b"\x85R\x85R."
-
-
-def _saved(state: dict[str, torch.Tensor]) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
     return buffer.getvalue()
 
 
@@ -119,10 +83,10 @@ SECONDS_FOR = {"a 562-byte .pt whose dict key takes hours to hash (nested tuples
 
 
 UPLOADS: dict[str, Callable[[Path], tuple[str, bytes]]] = {
-    "weights for another architecture (smallvgg for smallcnn)": lambda tmp: ("vgg.safetensors", _weights("smallvgg")),
-    "wrong number of classes (3 for 10)": lambda tmp: ("three.safetensors", _weights(classes=3)),
-    "wrong input channels (3 for grey images)": lambda tmp: ("rgb.safetensors", _weights(shape=(3, 8, 8))),
-    "truncated safetensors": lambda tmp: ("cut.safetensors", _weights()[:5000]),
+    "weights for another architecture (smallvgg for smallcnn)": lambda tmp: ("vgg.safetensors", untrained_weights("smallvgg")),
+    "wrong number of classes (3 for 10)": lambda tmp: ("three.safetensors", untrained_weights(classes=3)),
+    "wrong input channels (3 for grey images)": lambda tmp: ("rgb.safetensors", untrained_weights(shape=(3, 8, 8))),
+    "truncated safetensors": lambda tmp: ("cut.safetensors", untrained_weights()[:5000]),
     "NaN weights": lambda tmp: ("nan.safetensors", _nan_weights()),
     "crafted pickle that would write a file": lambda tmp: ("evil.pt", _pickle(tmp / "pwned")),
     "not a weights file": lambda tmp: ("notes.txt", b"hello"),
@@ -131,15 +95,15 @@ UPLOADS: dict[str, Callable[[Path], tuple[str, bytes]]] = {
     "a .pt whose pickle asks for gigabytes (torch.Size(bytearray(2e8)))": lambda tmp: ("balloon.pt", torch_zip(size_balloon(2 * 10**8))),
     "a .pt with a compressed record (64 KB inflating to 64 MiB)": lambda tmp: ("bomb.pt", _zip_bomb()),
     "a .pt whose dict key is not a string (a tuple whose repr is 4 M items)": lambda tmp: ("keys.pt", torch_zip(nested_key(22))),
-    "complex NaN weights": lambda tmp: ("complex.pt", _saved({"net.conv1.weight": torch.full((2,), complex(float("nan"), 0))})),
-    "float8 NaN weights": lambda tmp: ("f8.pt", _saved({"net.conv1.weight": torch.full((2,), float("nan")).to(torch.float8_e4m3fn)})),
-    "a quantized tensor": lambda tmp: ("q.pt", _saved({"net.conv1.weight": torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.qint8)})),
-    "a sparse tensor": lambda tmp: ("sparse.pt", _saved({"net.conv1.weight": torch.eye(2).to_sparse()})),
-    "a meta tensor": lambda tmp: ("meta.pt", _saved({"net.conv1.weight": torch.empty(2, device="meta")})),
+    "complex NaN weights": lambda tmp: ("complex.pt", saved({"net.conv1.weight": torch.full((2,), complex(float("nan"), 0))})),
+    "float8 NaN weights": lambda tmp: ("f8.pt", saved({"net.conv1.weight": torch.full((2,), float("nan")).to(torch.float8_e4m3fn)})),
+    "a quantized tensor": lambda tmp: ("q.pt", saved({"net.conv1.weight": torch.quantize_per_tensor(torch.ones(2), 0.1, 0, torch.qint8)})),
+    "a sparse tensor": lambda tmp: ("sparse.pt", saved({"net.conv1.weight": torch.eye(2).to_sparse()})),
+    "a meta tensor": lambda tmp: ("meta.pt", saved({"net.conv1.weight": torch.empty(2, device="meta")})),
     "weights of 3e38 (finite, but the outputs overflow)": lambda tmp: ("huge.safetensors", _changed_weights(fill=3e38)),
     "a normalisation std of 0": lambda tmp: ("std0.safetensors", _changed_weights(**{"normalize.std": torch.zeros(1, 1, 1, 1)})),
     "a safetensors header listing 20,000 empty tensors": lambda tmp: ("many.safetensors", _many_tensors(20_000)),
-    "a safetensors file named .pt": lambda tmp: ("named.pt", _weights()),
+    "a safetensors file named .pt": lambda tmp: ("named.pt", untrained_weights()),
     "a text file named .pt": lambda tmp: ("notes.pt", b"these are not weights\n"),
     "a .pt zip whose pickle is junk (once answered with the reader's own `KeyError: 101`)": lambda tmp: ("junk.pt", torch_zip(b"hello")),
 }
@@ -414,7 +378,7 @@ def _limit_files(tmp: Path) -> dict[str, Path]:
     paths["big_bomb"].write_bytes(_png_header(10000, 10000))
     paths["zoo_copy"].mkdir()
     shutil.copy(ZOO_DIR / f"{SHIPPED}.json", paths["zoo_copy"])
-    paths["tiny_weights"].write_bytes(_weights())
+    paths["tiny_weights"].write_bytes(untrained_weights())
     return paths
 
 
@@ -520,7 +484,7 @@ def test_a_tampered_cached_model_is_refused_in_the_sidebar(tmp_path, monkeypatch
     from purify_core.config import scenario_preset
 
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
-    saved = import_weights(_weights(), "mine.safetensors", scenario_preset("tiny"), prefix="import")  # untrained: the app tier trains nothing
+    saved = import_weights(untrained_weights(), "mine.safetensors", scenario_preset("tiny"), prefix="import")  # untrained: the app tier trains nothing
     weights = tmp_path / "cache" / "zoo" / f"{saved.card.name}.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -558,7 +522,7 @@ def test_an_upload_into_an_unwritable_cache_is_explained_and_keeps_the_session(t
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "a_file"))
     before = _files_in(tmp_path) | _files_in(ZOO_DIR)
     at = _attack_lab(AppTest.from_file(str(ROOT / "app.py"), default_timeout=300))
-    at.file_uploader(key="attack_file").upload("mine.safetensors", _weights()).run()
+    at.file_uploader(key="attack_file").upload("mine.safetensors", untrained_weights()).run()
     at.button(key="attack_upload").click().run()
     assert not at.exception
     assert any("cannot write to the model folder" in _shown(e) for e in at.error), [e.value for e in at.error]

@@ -20,6 +20,7 @@ from purify_core.store.uploads import read_state_dict
 from purify_core.store.zoo import ZOO_DIR
 from ui import untrusted
 from ui.links import from_link, ignored
+from weight_files import saved
 
 SHIPPED = "mnist5k-smallcnn-badnets"
 
@@ -79,10 +80,7 @@ def test_fuzzed_safetensors_headers_pass_the_cheap_checks_only_when_safetensors_
 
 
 def _a_real_pt() -> bytes:
-    """A small state dict as `torch.save` writes it (a zip with data.pkl and one record per tensor)."""
-    buffer = io.BytesIO()
-    torch.save({"net.conv1.weight": torch.arange(6.0).reshape(2, 3), "net.conv1.bias": torch.zeros(2)}, buffer)
-    return buffer.getvalue()
+    return saved({"net.conv1.weight": torch.arange(6.0).reshape(2, 3), "net.conv1.bias": torch.zeros(2)})
 
 
 @settings(max_examples=300, deadline=None)

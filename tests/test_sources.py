@@ -37,10 +37,10 @@ def test_the_same_bytes_checked_against_another_attack_get_their_own_card(tmp_pa
 
 
 def test_two_sessions_uploading_one_file_for_two_attacks_each_see_their_own_card(tmp_path, monkeypatch):
-    from test_bad_inputs import _weights  # a smallcnn for the digits, untrained: the app tier trains nothing
+    from weight_files import untrained_weights  # a smallcnn for the digits, untrained: the app tier trains nothing
 
     monkeypatch.setenv("PURIFY_LAB_CACHE", str(tmp_path / "cache"))
-    weights = _weights()
+    weights = untrained_weights()
     sessions = {}
     for attack, file in (("badnets", "mine.safetensors"), ("blended", "theirs.safetensors")):
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300).run()

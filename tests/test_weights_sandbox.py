@@ -29,7 +29,7 @@ from purify_core.errors import UserInputError
 from purify_core.store.uploads import import_weights, read_state_dict
 from purify_core.store.weights_format import MAX_TENSORS, check_safetensors, check_torch_zip, describe
 from purify_core.store.weights_sandbox import parse_in_child
-from test_bad_inputs import nested_key, size_balloon, torch_zip  # the payloads, built from pickle opcodes
+from weight_files import nested_key, size_balloon, torch_zip  # the payloads, built from pickle opcodes
 
 HANG_DEPTH = 31  # hashing the key visits 2**31 tuples: minutes in one C call (0.1 s at depth 22, doubling per level)
 HANG_SECONDS = 8  # the test's time limit for the child (the default, PARSE_SECONDS, is longer)
