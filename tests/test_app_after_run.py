@@ -12,7 +12,7 @@ from app_helpers import open_page, weights_hash
 
 def test_re_initialisation_and_distillation_come_from_the_link_and_reach_the_run():
     at = open_page("app_pages/purify.py", purify_reinit="dense", purify_distill="0.5", purify_temperature="4.0",
-                   purify_distill_schedule="linear", purify_epochs="1")
+                   purify_distill_schedule="linear", purify_distill_view="clean", purify_classifier_init="zero", purify_epochs="1")
     assert not at.exception and not at.warning
     assert at.radio(key="purify_reinit").value == "dense" and at.slider(key="purify_distill").value == 0.5
     assert at.select_slider(key="purify_temperature").value == 4.0 and at.radio(key="purify_distill_schedule").value == "linear"
@@ -21,10 +21,12 @@ def test_re_initialisation_and_distillation_come_from_the_link_and_reach_the_run
     run = at.session_state["purify_runs"][0]
     config = run.config
     assert (config["reinit"], config["distill"], config["temperature"], config["distill_schedule"]) == ("dense", 0.5, 4.0, "linear")
+    assert (config["distill_view"], config["classifier_init"]) == ("clean", "zero")
     assert any(s["distill_loss"] > 0 for s in run.history[1:]), "distillation was on"
     assert at.query_params["purify_reinit"] == ["dense"] or at.query_params["purify_reinit"] == "dense"
     card = purified_card(run, "0" * 64)  # the export records the new settings
     assert card["purification"]["config"]["reinit"] == "dense" and card["purification"]["config"]["distill"] == 0.5
+    assert card["purification"]["config"]["distill_view"] == "clean"
 
 
 def test_nonsense_distillation_in_a_link_is_ignored_and_the_preset_selector_shows_labels():

@@ -181,6 +181,8 @@ def _cli_rows() -> list[Bad]:
             ("purify", "--scenario", "badnets", "--reinit", "everything")),
         Bad("CLI purify", "a layer to re-initialise that the model lacks", "no layer named net.fc9 to re-initialise", ("purify", "--scenario", "badnets", "--reinit", "net.fc9", "--epochs", "1")),
         Bad("CLI purify", "a distillation weight above 1", "the distillation weight must be in [0, 1]", ("purify", "--scenario", "badnets", "--distill", "2")),
+        Bad("CLI purify", "an unknown distillation view", "unknown distillation view 'mixup'", ("purify", "--scenario", "badnets", "--distill-view", "mixup")),
+        Bad("CLI purify", "an unknown classifier init", "unknown classifier init 'ones'", ("purify", "--scenario", "badnets", "--classifier-init", "ones")),
         Bad("CLI reactivate", "a negative number of poisoned images", "poisoned images must be a whole number >= 1", ("reactivate", "--scenario", "badnets", "--poisoned", "-5")),
         Bad("CLI reactivate", "more poisoned images than the re-tuning set holds", "1000000 poisoned images do not fit in a re-tuning set of 100", ("reactivate", "--scenario", "badnets", "--poisoned", "1000000")),
         Bad("CLI reactivate", "a huge re-tuning set", "the re-tuning set must hold 1 to 5000 images", ("reactivate", "--scenario", "badnets", "--images", "1000000000")),

@@ -14,12 +14,14 @@ def test_purify_a_model_from_train_out_with_reinit_and_distillation(tmp_path, ca
     card = next(tmp_path.glob("*.json"))
     weights = card.with_suffix(".safetensors")
     run = run_cli(capsys, "purify", "--checkpoint", str(weights), "--card", str(card), "--epochs", "1", "--reinit", "dense",
-              "--distill", "0.3", "--distill-schedule", "linear", "--temperature", "3", "--json")
+              "--distill", "0.3", "--distill-schedule", "linear", "--temperature", "3", "--distill-view", "both",
+              "--classifier-init", "zero", "--json")
     assert run.returncode == 0, run.stderr
     payload = json.loads(run.stdout)
     assert payload["scenario"] == card.stem and payload["status"] == "finished"
     assert (payload["config"]["reinit"], payload["config"]["distill"], payload["config"]["distill_schedule"], payload["config"]["temperature"]) == (
         "dense", 0.3, "linear", 3.0)
+    assert (payload["config"]["distill_view"], payload["config"]["classifier_init"]) == ("both", "zero")
     assert payload["before"]["asr"] is not None and payload["after"]["acc"] is not None
     rank = run_cli(capsys, "rank", "--checkpoint", str(weights), "--card", str(card), "--metric", "magnitude", "--json")
     assert rank.returncode == 0, rank.stderr

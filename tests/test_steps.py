@@ -41,6 +41,20 @@ def test_reinit_is_seeded(hand_net):
     assert torch.equal(a.out.weight, b.out.weight) and not torch.equal(a.out.weight, c.out.weight)
 
 
+def test_a_zero_classifier_init_zeroes_only_the_reset_classifier(hand_net):
+    default, zero = copy.deepcopy(hand_net), copy.deepcopy(hand_net)
+    reinitialise(default, "dense", {}, 4), reinitialise(zero, "dense", {}, 4, classifier_init="zero")
+    assert not zero.out.weight.any() and not zero.out.bias.any(), "the classifier starts at zero"
+    assert default.out.weight.abs().sum() > 0, "(the default draw is not zero: the test can fail)"
+    assert torch.equal(zero.hidden.weight, default.hidden.weight), "the layers under it get the same random draw"
+    for reinit in ("none", ("conv",)):  # the classifier is not reset: zero is moot, nothing else changes
+        a, b = copy.deepcopy(hand_net), copy.deepcopy(hand_net)
+        reinitialise(a, reinit, {}, 0), reinitialise(b, reinit, {}, 0, classifier_init="zero")
+        assert not changed(state(a), b) and b.out.weight.abs().sum() > 0
+    with pytest.raises(UserInputError, match="unknown classifier init"):
+        reinitialise(hand_net, "dense", {}, 0, classifier_init="ones")
+
+
 def test_named_layer_reinit_changes_only_those_layers(hand_net):
     before = state(hand_net)
     reinitialise(hand_net, ("conv", "bn"), {}, 0)
@@ -93,7 +107,7 @@ def test_the_distillation_term_is_the_weighted_kl_at_temperature(tiny_backdoored
     x = tiny_backdoored.splits().clean.x[:8]
     student = torch.randn(8, 10)
     term = Distillation.from_original(teacher, 0.25, 3.0, "constant")
-    scale, extra = term(x, student, 0.7)
+    scale, extra = term(x, student, 0.7, torch.arange(8))
     with torch.no_grad():
         p = F.softmax(teacher.eval()(x) / 3.0, dim=1)
     q = F.log_softmax(student / 3.0, dim=1)
@@ -101,6 +115,61 @@ def test_the_distillation_term_is_the_weighted_kl_at_temperature(tiny_backdoored
     assert scale == 0.75 and torch.allclose(extra, expected, atol=1e-6)
     linear = Distillation.from_original(teacher, 0.5, 2.0, "linear")
     assert (linear.weight_at(0.0), linear.weight_at(0.5)) == (0.5, 0.25)
+
+
+def test_the_clean_view_distils_the_teachers_answer_on_the_unshifted_image(tiny_backdoored):
+    teacher = tiny_backdoored.model
+    clean = tiny_backdoored.splits().clean.x[:12]
+    shifted = torch.roll(clean, 2, dims=3)  # what the student sees: a moved copy
+    rows = torch.tensor([5, 0, 11, 3])
+    student = torch.randn(4, 10)
+    term = Distillation.from_original(teacher, 0.5, 2.0, "constant", "clean", clean)
+    _, extra = term(shifted[rows], student, 0.0, rows)
+    with torch.no_grad():
+        on_clean = F.softmax(teacher.eval()(clean[rows]) / 2.0, dim=1)
+        on_shifted = F.softmax(teacher(shifted[rows]) / 2.0, dim=1)
+    q = F.log_softmax(student / 2.0, dim=1)
+    kl = lambda p: 0.5 * 4.0 * (p * (p.log() - q)).sum(1).mean()
+    assert torch.allclose(extra, kl(on_clean), atol=1e-5), "the target is the teacher on each row's clean image"
+    assert not torch.allclose(kl(on_clean), kl(on_shifted), atol=1e-5), "(the shifted view's term differs: the test can tell them apart)"
+    shifted_view = Distillation.from_original(teacher, 0.5, 2.0, "constant")
+    assert torch.allclose(shifted_view(shifted[rows], student, 0.0, rows)[1], kl(on_shifted), atol=1e-5)
+    with pytest.raises(UserInputError, match="needs the clean images"):
+        Distillation.from_original(teacher, 0.5, 2.0, "constant", "clean")
+
+
+def test_the_both_view_distils_the_mean_of_the_two_answers(tiny_backdoored):
+    teacher = tiny_backdoored.model
+    clean = tiny_backdoored.splits().clean.x[:12]
+    shifted, rows, student = torch.roll(clean, 2, dims=3), torch.tensor([2, 7, 9]), torch.randn(3, 10)
+    both = Distillation.from_original(teacher, 1.0, 2.0, "constant", "both", clean)
+    scale, extra = both(shifted[rows], student, 0.3, rows)
+    with torch.no_grad():
+        p = 0.5 * (F.softmax(teacher.eval()(clean[rows]) / 2.0, dim=1) + F.softmax(teacher(shifted[rows]) / 2.0, dim=1))
+    q = F.log_softmax(student / 2.0, dim=1)
+    assert scale == 0.0 and torch.allclose(extra, 4.0 * (p * (p.log() - q)).sum(1).mean(), atol=1e-5)
+
+
+def test_a_zero_classifier_run_starts_from_uniform_answers(tiny_backdoored):
+    from purify_core.method.neurons import classifier_name
+
+    model, splits = tiny_backdoored.model, tiny_backdoored.splits()
+    config = replace(FAST, reinit="dense", distill=0.5, regularizer="none", threshold=0.0, classifier_init="zero", epochs=1)
+    untrained = list(purify(model, splits.clean, replace(config, epochs=0)))[-1].model
+    logits = untrained(splits.clean.x[:5])
+    assert torch.allclose(logits, torch.zeros_like(logits)), "0 epochs: the zeroed classifier answers 0 for every class"
+    trained = list(purify(model, splits.clean, config))[-1]
+    head = trained.model.get_submodule(classifier_name(trained.model))
+    assert trained.summary.status == "finished" and head.weight.abs().sum() > 0, "gradients reach a zero classifier: it learns"
+
+
+def test_without_shifts_the_two_views_are_the_same_run(tiny_backdoored):
+    model, splits = tiny_backdoored.model, tiny_backdoored.splits()
+    config = replace(FAST, reinit="dense", distill=0.5, regularizer="none", threshold=0.0, shift=0)
+    runs = [list(purify(model, splits.clean, replace(config, distill_view=view)))[-1] for view in ("shifted", "clean")]
+    for a, b in zip(*(r.model.state_dict().values() for r in runs)):
+        assert torch.allclose(a.float(), b.float(), atol=1e-4)
+    assert [s.distill_loss for s in runs[0].history] == pytest.approx([s.distill_loss for s in runs[1].history], abs=1e-4)
 
 
 def test_reinit_and_distillation_purify_a_private_copy_and_stream_the_term(tiny_backdoored):
@@ -119,7 +188,7 @@ def test_reinit_and_distillation_purify_a_private_copy_and_stream_the_term(tiny_
 @pytest.mark.parametrize("overrides, message", [
     ({"reinit": "all"}, "unknown re-initialisation"), ({"reinit": ()}, "non-empty tuple"), ({"reinit": 3}, "reinit must be"),
     ({"distill": 1.5}, "distillation weight"), ({"distill": -0.1}, "distillation weight"),
-    ({"temperature": 0.0}, "temperature"), ({"distill_schedule": "cubic"}, "schedule"),
+    ({"temperature": 0.0}, "temperature"), ({"distill_schedule": "cubic"}, "schedule"), ({"distill_view": "mixup"}, "distillation view"), ({"classifier_init": "ones"}, "classifier init"),
 ])
 def test_bad_step_settings_are_refused(overrides, message):
     with pytest.raises(UserInputError, match=message):

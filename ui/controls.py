@@ -24,7 +24,7 @@ from purify_core.method.neurons import LAYER_PRESETS
 from purify_core.method.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, purify_preset
 from purify_core.method.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
 from purify_core.method.regularizers import REGULARIZERS
-from purify_core.method.steps import DISTILL_SCHEDULES, REINIT_CHOICES
+from purify_core.method.steps import CLASSIFIER_INITS, DISTILL_SCHEDULES, DISTILL_VIEWS, REINIT_CHOICES
 from ui import links, state
 
 #: Widgets whose values are a list of options (the rest take bounds).
@@ -125,6 +125,10 @@ PURIFY_TRAINING = (
             of_preset=lambda c: c.reinit if c.reinit in REINIT_CHOICES else "none",
             help="Before fine-tuning, draw fresh weights (PyTorch's default init) for: dense: every linear layer "
             "(the hidden one and the classifier); marked: only the marked neurons; none: keep all weights."),
+    Control(state.PURIFY_CLASSIFIER_INIT, "radio", "Classifier init", choices=CLASSIFIER_INITS, field="classifier_init",
+            of_preset=lambda c: c.classifier_init, active=lambda values: values[state.PURIFY_REINIT] == "dense",
+            help="default: the re-initialised classifier gets PyTorch's random draw; zero: it starts at zero, so every "
+            "class starts equal (the layers under it keep their random draw)."),
     Control(state.PURIFY_DISTILL, "slider", "Distillation weight", parse=float, bounds=(0.0, 1.0), step=0.05, field="distill",
             of_preset=lambda c: float(c.distill), to_core=float,
             help="Loss = (1 - w) x task loss + w x T^2 x KL to the original model's answers on the same clean images. "
@@ -135,6 +139,10 @@ PURIFY_TRAINING = (
     Control(state.PURIFY_DISTILL_SCHEDULE, "radio", "Distillation schedule", choices=DISTILL_SCHEDULES, field="distill_schedule",
             of_preset=lambda c: c.distill_schedule, active=lambda values: values[state.PURIFY_DISTILL] != 0,
             help="constant: w throughout; linear: w falls to 0 by the last step."),
+    Control(state.PURIFY_DISTILL_VIEW, "radio", "Distillation view", choices=DISTILL_VIEWS, field="distill_view",
+            of_preset=lambda c: c.distill_view, active=lambda values: values[state.PURIFY_DISTILL] != 0,
+            help="The original model's answers on: shifted: the step's own shifted images; clean: each image as it is "
+            "(a shift is a small warp, and a warp can be a trigger); both: the mean of the two."),
 )
 PURIFY = PURIFY_MARKING + PURIFY_PENALTY + PURIFY_TRAINING
 #: The marking, shared by Salience maps and Purify: threshold, direction, scope and layers.

@@ -49,6 +49,9 @@ def purify_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--distill", type=float, help="weight of distillation from the original model, in [0, 1] (0 = off)")
     sub.add_argument("--temperature", type=float, help="distillation temperature")
     sub.add_argument("--distill-schedule", help="constant, or linear (the weight falls to 0 over the run)")
+    sub.add_argument("--distill-view", help="the teacher's answers on: shifted (the step's own shifted images), "
+                     "clean (each image as it is), or both (their mean)")
+    sub.add_argument("--classifier-init", help="default, or zero: a re-initialised classifier starts at zero")
 
 
 def purify_config(args: argparse.Namespace, baseline: bool = False) -> Any:
@@ -64,6 +67,7 @@ def purify_config(args: argparse.Namespace, baseline: bool = False) -> Any:
         "direction": args.direction, "scope": args.scope, "lr": args.lr, "kappa": args.kappa, "metric": args.metric,
         "reinit": args.reinit if args.reinit is None or args.reinit in REINIT_CHOICES else tuple(args.reinit.split(",")),
         "distill": args.distill, "temperature": args.temperature, "distill_schedule": args.distill_schedule,
+        "distill_view": args.distill_view, "classifier_init": args.classifier_init,
         "layers": args.layers if args.layers is None or args.layers in LAYER_PRESETS else tuple(args.layers.split(",")),
     }.items() if v is not None}
     seed = check_seed(args.seed, "--seed")  # named as the flag, before the config's own check

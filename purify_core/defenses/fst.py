@@ -32,7 +32,7 @@ from torch import nn
 from ..data.image_set import ImageSet
 from ..errors import UserInputError
 from ..method.hooks import before_forward
-from ..method.neurons import neuron_layers
+from ..method.neurons import classifier_name, neuron_layers
 from ..method.purify import Evaluator, PurifyConfig, PurifyResult, fine_tune
 from ..method.steps import reinitialise
 from ..params import ParamSpec
@@ -48,14 +48,6 @@ PARAMS: dict[str, ParamSpec] = {
 
 #: The reference's fine-tuning knobs (ft.py and its README), for the shared loop's config.
 FINE_TUNING = {"epochs": 10, "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "cosine": True}
-
-
-def classifier_name(model: nn.Module) -> str:
-    """The module name of the classifier head: the last `nn.Linear`, as `method.neurons` defines it."""
-    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise UserInputError("FST needs a model whose classifier is a final nn.Linear layer; this one has none")
-    return linears[-1]
 
 
 @dataclass(eq=False)
@@ -75,7 +67,7 @@ class FeatureShift:
     def __post_init__(self) -> None:
         self.norm = self.original.norm()
 
-    def __call__(self, x: torch.Tensor, logits: torch.Tensor, progress: float) -> tuple[float, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, logits: torch.Tensor, progress: float, index: torch.Tensor) -> tuple[float, torch.Tensor]:
         self.due = True
         return 1.0, self.alpha * (self.weight * self.original).sum()
 
@@ -94,7 +86,7 @@ def run(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyCon
     """
     if config.epochs < 1:
         raise UserInputError(f"FST fine-tunes the whole model after redrawing its head: epochs must be at least 1, got {config.epochs}")
-    return _steps(model, clean, settings, config, evaluator, should_stop, classifier_name(model))
+    return _steps(model, clean, settings, config, evaluator, should_stop, classifier_name(model, "FST"))
 
 
 def _steps(model: nn.Module, clean: ImageSet, settings: Settings, config: PurifyConfig,

@@ -92,7 +92,7 @@ class AttentionDistillation:
     betas: dict[str, float]
     power: float
 
-    def __call__(self, x: torch.Tensor, logits: torch.Tensor, progress: float) -> tuple[float, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, logits: torch.Tensor, progress: float, index: torch.Tensor) -> tuple[float, torch.Tensor]:
         with torch.no_grad():
             self.teacher(x)
         total = logits.new_zeros(())

@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import UserInputError
 
 __all__ = [
-    "NeuronLayer", "NeuronScores", "NeuronMask", "neuron_layers", "owned_parameters", "LAYER_PRESETS", "select_layers",
+    "NeuronLayer", "NeuronScores", "NeuronMask", "classifier_name", "neuron_layers", "owned_parameters", "LAYER_PRESETS", "select_layers",
     "zero_neurons", "pruned_copies",
 ]
 
@@ -44,6 +44,14 @@ class NeuronLayer:
     def output_module(self) -> str:
         """The module whose output is the neuron's (normalised) pre-activation."""
         return self.norm or self.name
+
+
+def classifier_name(model: nn.Module, needed_by: str = "this step") -> str:
+    """The module name of the classifier head: the last `nn.Linear` (never a neuron layer)."""
+    linears = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise UserInputError(f"{needed_by} needs a model whose classifier is a final nn.Linear layer; this one has none")
+    return linears[-1]
 
 
 def neuron_layers(model: nn.Module) -> list[NeuronLayer]:

@@ -208,7 +208,7 @@ def fine_tune(
                 if extra_loss is None:
                     loss = task + reg
                 else:
-                    task_scale, extra = extra_loss(x, logits, step / steps)
+                    task_scale, extra = extra_loss(x, logits, step / steps, index)
                     loss = task_scale * task + extra + reg
                     extra_value = float(extra.detach())
                 task_value, reg_value = float(task.detach()), float(reg.detach())
@@ -279,9 +279,10 @@ def purify(
         options = {"variant": config.variant, "eta": config.eta} if config.metric == "salience" else {}
         scores = rank_neurons(work, defense, config.metric, **options)
     mask = mark(scores, config.threshold, config.scope, layers, config.direction)
-    extra = Distillation.from_original(model, config.distill, config.temperature, config.distill_schedule) if config.distill > 0 else None
+    extra = (Distillation.from_original(model, config.distill, config.temperature, config.distill_schedule, config.distill_view, defense.x)
+             if config.distill > 0 else None)
     before = None
     if config.reinit != "none":
         before = evaluator(model) if evaluator else None
-        reinitialise(work, config.reinit, mask, config.seed)
+        reinitialise(work, config.reinit, mask, config.seed, config.classifier_init)
     yield from fine_tune(work, defense, mask, config, evaluator, scores, should_stop, extra, before)

@@ -14,7 +14,7 @@ from ..errors import UserInputError
 from .marking import check_direction, check_scope, check_threshold
 from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS
 from .regularizers import check_kappa, check_regularizer, check_strength
-from .steps import DISTILL_SCHEDULES, check_reinit
+from .steps import CLASSIFIER_INITS, DISTILL_SCHEDULES, DISTILL_VIEWS, check_reinit
 
 __all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "BASELINE_FINE_TUNING", "baseline_config"]
 
@@ -49,6 +49,8 @@ class PurifyConfig:
     distill: float = 0.0
     temperature: float = 2.0
     distill_schedule: str = "constant"
+    distill_view: str = "shifted"
+    classifier_init: str = "default"
 
     def __post_init__(self) -> None:
         if isinstance(self.reinit, list):
@@ -84,6 +86,10 @@ class PurifyConfig:
              f"the distillation temperature must be a number in (0, 100], got {self.temperature}"),
             (self.distill_schedule in DISTILL_SCHEDULES,
              f"unknown distillation schedule {self.distill_schedule!r}; choose one of {', '.join(DISTILL_SCHEDULES)}"),
+            (self.distill_view in DISTILL_VIEWS,
+             f"unknown distillation view {self.distill_view!r}; choose one of {', '.join(DISTILL_VIEWS)}"),
+            (self.classifier_init in CLASSIFIER_INITS,
+             f"unknown classifier init {self.classifier_init!r}; choose one of {', '.join(CLASSIFIER_INITS)}"),
         ]
         for ok, message in checks:
             if not ok:

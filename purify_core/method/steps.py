@@ -5,13 +5,22 @@ weights from PyTorch's default init (`nn.Linear`/`nn.Conv2d.reset_parameters`: u
 +-1/sqrt(fan_in) for weights and biases; BatchNorm scale 1, shift 0, running stats reset),
 from a local `torch.Generator` seeded by the run's seed, so the global RNG is never touched and
 the same seed gives the same weights. Why: the backdoor's shortcut lives largely in the dense
-head of the shipped models; a fresh head no longer holds it.
+head of the shipped models; a fresh head no longer holds it. `classifier_init="zero"` starts a
+re-initialised classifier (the last `nn.Linear`) at zero instead (weights and bias; the layers
+under it keep their random draw, so gradients still reach them): every class starts equal, so
+a fresh head cannot happen to favour the class a trigger's leftover features point at, which
+is where the lab saw the seed matter (one SIG seed in nine kept 10% ASR).
 
 Distillation is an extra-loss term for `fine_tune`: `(1 - w) * CE + w * T^2 * KL(teacher || student)`
-at temperature T, the teacher a frozen copy of the model as given to `purify` (the original), on
-the same augmented clean inputs as the step. Why: 200 labelled images cannot rebuild the clean
-function a fresh head lost; the original model's answers on clean images can, and it never sees a
-trigger here, so the backdoor is not distilled back.
+at temperature T, the teacher a frozen copy of the model as given to `purify` (the original). Its
+answers are taken on the step's own augmented (shifted) inputs (view "shifted"), or once, before
+the loop, on each clean image as it is (view "clean"): the student, on a shifted copy, is pulled
+towards the teacher's answer on the unshifted image; view "both" pulls it towards the mean of the
+two answers. Why: 200 labelled images cannot rebuild the
+clean function a fresh head lost; the original model's answers on clean images can, and it never
+sees a trigger here. Why a "clean" view: a shift is a small warp, and a backdoored teacher gives
+its target class more weight on shifted images than on the images as they are (3-7x on the WaNet
+models), so on the shifted view some of a warp trigger can be distilled back.
 """
 
 from __future__ import annotations
@@ -27,12 +36,14 @@ from torch import nn
 
 from .._utils import to_channels_last
 from ..errors import UserInputError
-from .neurons import NeuronMask, neuron_layers, neuron_rows
+from .neurons import NeuronMask, classifier_name, neuron_layers, neuron_rows
 
-__all__ = ["REINIT_CHOICES", "DISTILL_SCHEDULES", "ExtraLoss", "Distillation", "reinit_targets", "reinitialise", "check_reinit"]
+__all__ = ["REINIT_CHOICES", "DISTILL_SCHEDULES", "DISTILL_VIEWS", "CLASSIFIER_INITS", "ExtraLoss", "Distillation", "reinit_targets", "reinitialise", "check_reinit"]
 
 REINIT_CHOICES = ("none", "dense", "marked")
 DISTILL_SCHEDULES = ("constant", "linear")
+DISTILL_VIEWS = ("shifted", "clean", "both")
+CLASSIFIER_INITS = ("default", "zero")
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
@@ -82,12 +93,18 @@ def _reset_rows(module: nn.Module, rows: torch.Tensor | None, generator: torch.G
         param[index.to(param.device)] = fresh.to(param.dtype).to(param.device)
 
 
-def reinitialise(model: nn.Module, reinit: str | tuple[str, ...], mask: NeuronMask, seed: int) -> list[str]:
+def reinitialise(model: nn.Module, reinit: str | tuple[str, ...], mask: NeuronMask, seed: int,
+                 classifier_init: str = "default") -> list[str]:
     """Re-initialise `model` IN PLACE (a private copy); returns what was reset, for the record.
 
     "dense": every `nn.Linear` (hidden layers and the classifier). "marked": only the marked
     neurons' incoming weights, bias and the BatchNorm after them. A tuple: those modules whole.
+    `classifier_init="zero"`: the classifier, when reset, starts at zero (after the same draws, so
+    the layers under it get the weights they get without it); with a re-initialisation that does
+    not reset the classifier it is moot, as a distillation temperature is without distillation.
     """
+    if classifier_init not in CLASSIFIER_INITS:
+        raise UserInputError(f"unknown classifier init {classifier_init!r}; choose one of {', '.join(CLASSIFIER_INITS)}")
     generator = torch.Generator().manual_seed(int(seed))
     if reinit == "marked":
         done = []
@@ -104,44 +121,68 @@ def reinitialise(model: nn.Module, reinit: str | tuple[str, ...], mask: NeuronMa
     names = reinit_targets(model, reinit)
     for name in names:
         _reset_rows(model.get_submodule(name), None, generator)
+    head = classifier_name(model) if any(isinstance(m, nn.Linear) for m in model.modules()) else None
+    if classifier_init == "zero" and head in names:
+        with torch.no_grad():
+            for param in model.get_submodule(head).parameters(recurse=False):
+                param.zero_()
     return names
 
 
 class ExtraLoss(Protocol):
     """A term `fine_tune` adds to the task loss (distillation now; NAD or FST later).
 
-    Called every step with the step's inputs, the student's logits and the run's progress in
-    [0, 1); returns (the factor on the task loss, the extra term to add).
+    Called every step with the step's inputs, the student's logits, the run's progress in [0, 1)
+    and the batch's rows in the clean set; returns (the factor on the task loss, the extra term to add).
     """
 
-    def __call__(self, x: torch.Tensor, logits: torch.Tensor, progress: float) -> tuple[float, torch.Tensor]: ...
+    def __call__(self, x: torch.Tensor, logits: torch.Tensor, progress: float, index: torch.Tensor) -> tuple[float, torch.Tensor]: ...
 
 
 @dataclass(eq=False)
 class Distillation:
-    """Knowledge distillation from a frozen teacher on the step's own (augmented clean) inputs."""
+    """Knowledge distillation from a frozen teacher on the clean inputs (see the module docstring)."""
 
     teacher: nn.Module
     weight: float
     temperature: float = 2.0
     schedule: str = "constant"
+    #: views "clean" and "both": the teacher's softened answers on each clean image as it is, one row per image
+    targets: torch.Tensor | None = None
+    view: str = "shifted"
 
     @classmethod
-    def from_original(cls, original: nn.Module, weight: float, temperature: float, schedule: str) -> "Distillation":
-        """A frozen eval-mode copy of `original` (the caller's model is never switched or changed)."""
+    def from_original(cls, original: nn.Module, weight: float, temperature: float, schedule: str,
+                      view: str = "shifted", clean: torch.Tensor | None = None) -> "Distillation":
+        """A frozen eval-mode copy of `original` (the caller's model is never switched or changed).
+
+        Views "clean" and "both" need the clean images (`clean`, the defense set's x): the teacher
+        answers them once here, in batches (with view "clean" it is not run again in the loop)."""
+        if view not in DISTILL_VIEWS:
+            raise UserInputError(f"unknown distillation view {view!r}; choose one of {', '.join(DISTILL_VIEWS)}")
         teacher = copy.deepcopy(original).eval()
         to_channels_last(teacher)  # the student trains in this layout on the CPU (`fine_tune`): the same speed-up
         for p in teacher.parameters():
             p.requires_grad_(False)
-        return cls(teacher, weight, temperature, schedule)
+        targets = None
+        if view != "shifted":
+            if clean is None:
+                raise UserInputError(f"the {view} distillation view needs the clean images")
+            device = next(teacher.parameters()).device
+            with torch.no_grad():
+                targets = torch.cat([F.softmax(teacher(chunk.to(device)) / temperature, dim=1) for chunk in clean.split(256)])
+        return cls(teacher, weight, temperature, schedule, targets, view)
 
     def weight_at(self, progress: float) -> float:
         return self.weight * (1.0 - progress) if self.schedule == "linear" else self.weight
 
-    def __call__(self, x: torch.Tensor, logits: torch.Tensor, progress: float) -> tuple[float, torch.Tensor]:
+    def __call__(self, x: torch.Tensor, logits: torch.Tensor, progress: float, index: torch.Tensor) -> tuple[float, torch.Tensor]:
         w = self.weight_at(progress)
         t = self.temperature
-        with torch.no_grad():
-            target = F.softmax(self.teacher(x) / t, dim=1)
+        target = self.targets[index.to(self.targets.device)] if self.targets is not None else None
+        if self.view != "clean":
+            with torch.no_grad():
+                on_step = F.softmax(self.teacher(x) / t, dim=1)
+            target = on_step if target is None else 0.5 * (on_step + target)
         kl = F.kl_div(F.log_softmax(logits / t, dim=1), target, reduction="batchmean")
         return 1.0 - w, w * t * t * kl
