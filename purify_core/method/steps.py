@@ -16,9 +16,8 @@ at temperature T, the teacher a frozen copy of the model as given to `purify` (t
 answers are taken on the step's own augmented (shifted) inputs (view "shifted"), or once, before
 the loop, on each clean image as it is (view "clean"): the student, on a shifted copy, is pulled
 towards the teacher's answer on the unshifted image; view "both" pulls it towards the mean of the
-two answers. Why: 200 labelled images cannot rebuild the
-clean function a fresh head lost; the original model's answers on clean images can, and it never
-sees a trigger here. Why a "clean" view: a shift is a small warp, and a backdoored teacher gives
+two answers. Why: 200 labelled images cannot rebuild the clean function a fresh head lost; the
+original model's answers on clean images can, and it never sees a trigger here. Why a "clean" view: a shift is a small warp, and a backdoored teacher gives
 its target class more weight on shifted images than on the images as they are (3-7x on the WaNet
 models), so on the shifted view some of a warp trigger can be distilled back.
 """
@@ -121,10 +120,9 @@ def reinitialise(model: nn.Module, reinit: str | tuple[str, ...], mask: NeuronMa
     names = reinit_targets(model, reinit)
     for name in names:
         _reset_rows(model.get_submodule(name), None, generator)
-    head = classifier_name(model) if any(isinstance(m, nn.Linear) for m in model.modules()) else None
-    if classifier_init == "zero" and head in names:
+    if classifier_init == "zero" and any(isinstance(m, nn.Linear) for m in model.modules()) and classifier_name(model) in names:
         with torch.no_grad():
-            for param in model.get_submodule(head).parameters(recurse=False):
+            for param in model.get_submodule(classifier_name(model)).parameters(recurse=False):
                 param.zero_()
     return names
 
