@@ -162,10 +162,34 @@ def _selected(page, label: str) -> str:
     return box.locator("input").first.input_value() + box.inner_text()
 
 
-def _choose(page, label: str, option: str) -> None:
-    _widget(page, "stSelectbox", label).click()
-    with a_run(page, 1):
+def _shows(page, label: str, option: str) -> bool:
+    """Whether the select box shows exactly `option` ("conv" is not "last-conv")."""
+    box = _widget(page, "stSelectbox", label)
+    return box.locator("input").first.input_value() == option or option in [line.strip() for line in box.inner_text().splitlines()]
+
+
+def _choose(page, label: str, option: str, tries: int = 3) -> None:
+    """Pick `option` and wait for the run it starts. A pick lost while the page re-rendered (the list
+    closed under the click: no run starts; once in CI under load) is made again, never twice: each try
+    first looks whether the box already shows the option."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout  # the browser tier's own import, as the fixture's
+
+    for _ in range(tries):
+        if _shows(page, label, option):
+            settle(page, 1)
+            return
+        before = page.evaluate("window.__runsEnded || 0")
+        _widget(page, "stSelectbox", label).click()
         page.get_by_role("option", name=option, exact=True).click()
+        try:
+            page.wait_for_function(f"(window.__runsEnded || 0) > {before}", timeout=60_000)
+        except PlaywrightTimeout:  # noqa: PERF203 - a retry loop
+            page.keyboard.press("Escape")  # the list, if it is still open
+            continue
+        settle(page, 1)
+        if _shows(page, label, option):
+            return
+    raise AssertionError(f"{label}: {option!r} not chosen after {tries} tries; the box shows {_selected(page, label)!r}")
 
 
 def _visit(page, title: str, charts: int) -> None:
