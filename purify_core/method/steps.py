@@ -120,10 +120,12 @@ def reinitialise(model: nn.Module, reinit: str | tuple[str, ...], mask: NeuronMa
     names = reinit_targets(model, reinit)
     for name in names:
         _reset_rows(model.get_submodule(name), None, generator)
-    if classifier_init == "zero" and any(isinstance(m, nn.Linear) for m in model.modules()) and classifier_name(model) in names:
-        with torch.no_grad():
-            for param in model.get_submodule(classifier_name(model)).parameters(recurse=False):
-                param.zero_()
+    if classifier_init == "zero" and any(isinstance(model.get_submodule(n), nn.Linear) for n in names):
+        head = classifier_name(model)  # a Linear was reset, so there is a classifier to name; zeroed only if it was reset
+        if head in names:
+            with torch.no_grad():
+                for param in model.get_submodule(head).parameters(recurse=False):
+                    param.zero_()
     return names
 
 
