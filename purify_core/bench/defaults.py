@@ -1,7 +1,7 @@
 """How the default purification settings were chosen, from clean data only.
 
 A grid of recipes (the paper's AR marking, plain fine-tuning, and the lab's steps: re-initialising
-the dense layers, distilling the original model, pruning 50% or 70% of the last conv layer by benign
+the dense layers, distilling the original model, pruning 50%, 70% or 80% of the last conv layer by benign
 salience or by activation, 20, 30 or 40 epochs, weight decay, the teacher's answers on the shifted, the clean or
 both views, a zero classifier init) runs on every shipped scenario, over 3 draws of the clean defense set x 3 seeds (the seed draws the re-initialised weights and the batch order). The
 rule reads only clean accuracy on held-out clean test images: among recipes whose mean ACC drop
@@ -54,6 +54,8 @@ RECIPES: dict[str, dict[str, Any]] = {
         **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40, "classifier_init": "zero"},
     "prune 70% least active conv + re-init dense, classifier at zero + distil 0.5 on both views, 40 epochs": {
         **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40, "classifier_init": "zero", "distill_view": "both"},
+    "prune 80% least active conv + re-init dense + distil 0.5 on both views, 40 epochs": {
+        **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.8, "epochs": 40, "distill_view": "both"},
     "AR, highest salience 0.1 (the old default)": {},
     "plain fine-tuning": dict(_PLAIN),
     "prune 50% lowest salience conv + re-init dense + distil 0.5 linear, 40 epochs": {**_PRUNE, **_HEAD, "metric": "salience", "distill_schedule": "linear", "epochs": 40},

@@ -29,8 +29,8 @@ def suspicion_order(scores: torch.Tensor, direction: str = "lowest") -> torch.Te
 
 #: The largest share of a layer that may be marked. The paper's premise (few neurons are infected)
 #: needs at most half; pruning a layer's dormant channels (Fine-Pruning's premise, which the lab
-#: default follows: 70% of the last conv layer's least active channels) goes further, and a layer
-#: must keep some neurons.
+#: default follows: 80% of the last conv layer's least active channels, this cap) goes further, and a
+#: layer must keep some neurons.
 MAX_THRESHOLD = 0.8
 
 

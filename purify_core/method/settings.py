@@ -110,12 +110,12 @@ _REFERENCE = PurifyConfig(
 
 PURIFY_PRESETS: dict[str, PurifyConfig] = {
     # Chosen by `python -m purify_core.bench defaults` from clean accuracy only (benchmarks/defaults.md):
-    # zero the 70% least active channels of the last conv layer on the clean set (Fine-Pruning's
+    # zero the 80% least active channels of the last conv layer on the clean set (Fine-Pruning's
     # criterion; held at zero), re-initialise every linear layer, fine-tune 40 epochs with the task loss
     # mixed 50/50 with distillation from the original model, whose answer is the mean of its answers on
     # the shifted and on the unshifted image. (`PurifyConfig()` itself stays the paper's AR loop: the
     # grid's starting point.)
-    "default": PurifyConfig(metric="activation", direction="lowest", threshold=0.7, layers="last-conv", regularizer="prune",
+    "default": PurifyConfig(metric="activation", direction="lowest", threshold=0.8, layers="last-conv", regularizer="prune",
                             reinit="dense", distill=0.5, distill_view="both", epochs=40),
     # The paper as written: the lowest benign salience is infected; AR on those neurons (final linear
     # layer, ema-signed salience, dynamic schedule, kappa 1, plain SGD as in the authors' setup).
