@@ -149,7 +149,7 @@ def test_purify_page_offers_the_exports_after_a_run():
     at = open_page("app_pages/purify.py", purify_epochs="1")
     at.button(key="purify_run").click().run()
     assert not at.exception
-    assert at.selectbox(key="purify_export_choice").value == "#1 prune t=0.7 lowest lr=0.01 re-init dense distil 0.5"
+    assert at.selectbox(key="purify_export_choice").value == "#1 prune t=0.8 lowest lr=0.01 re-init dense distil 0.5"
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Weights (.safetensors)", "Card (.json)", "Report (.html)"]
 
