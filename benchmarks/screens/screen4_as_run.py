@@ -10,6 +10,7 @@ VARIANTS = {
     "p80e50": {"threshold": 0.8, "epochs": 50},
     "p75": {"threshold": 0.75},
     "p80t1": {"threshold": 0.8, "temperature": 1.0}, "p80b16": {"threshold": 0.8, "batch_size": 16}, "p80wd0": {"threshold": 0.8, "weight_decay": 0.0},
+    "p80lr02": {"threshold": 0.8, "lr": 0.02}, "p80e45": {"threshold": 0.8, "epochs": 45},
     "p80d06": {"threshold": 0.8, "distill": 0.6}, "p80d07": {"threshold": 0.8, "distill": 0.7},
 }
 MODELS = ["shipped:sig", "shipped:wanet", "held:mnist5k-smallcnn-blended-s32"]
