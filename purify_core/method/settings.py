@@ -14,7 +14,7 @@ from ..errors import UserInputError
 from .marking import check_direction, check_scope, check_threshold
 from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS
 from .regularizers import check_kappa, check_regularizer, check_strength
-from .steps import CLASSIFIER_INITS, DISTILL_SCHEDULES, DISTILL_VIEWS, check_reinit
+from .steps import CLASSIFIER_INITS, DISTILL_SCHEDULES, DISTILL_VIEWS, check_reinit, unknown_choice
 
 __all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "BASELINE_FINE_TUNING", "baseline_config"]
 
@@ -84,16 +84,15 @@ class PurifyConfig:
             (isinstance(self.distill, (int, float)) and 0.0 <= self.distill <= 1.0, f"the distillation weight must be in [0, 1], got {self.distill}"),
             (isinstance(self.temperature, (int, float)) and 0.0 < self.temperature <= 100.0,
              f"the distillation temperature must be a number in (0, 100], got {self.temperature}"),
-            (self.distill_schedule in DISTILL_SCHEDULES,
-             f"unknown distillation schedule {self.distill_schedule!r}; choose one of {', '.join(DISTILL_SCHEDULES)}"),
-            (self.distill_view in DISTILL_VIEWS,
-             f"unknown distillation view {self.distill_view!r}; choose one of {', '.join(DISTILL_VIEWS)}"),
-            (self.classifier_init in CLASSIFIER_INITS,
-             f"unknown classifier init {self.classifier_init!r}; choose one of {', '.join(CLASSIFIER_INITS)}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise UserInputError(message)
+        for problem in (unknown_choice("distillation schedule", self.distill_schedule, DISTILL_SCHEDULES),
+                        unknown_choice("distillation view", self.distill_view, DISTILL_VIEWS),
+                        unknown_choice("classifier init", self.classifier_init, CLASSIFIER_INITS)):
+            if problem:
+                raise UserInputError(problem)
         check_seed(self.seed, "the purification seed")  # the one seed rule, as for training and cards
 
     def to_dict(self) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from .._utils import to_channels_last
 from ..errors import UserInputError
 from .neurons import NeuronMask, classifier_name, neuron_layers, neuron_rows
 
-__all__ = ["REINIT_CHOICES", "DISTILL_SCHEDULES", "DISTILL_VIEWS", "CLASSIFIER_INITS", "ExtraLoss", "Distillation", "reinit_targets", "reinitialise", "check_reinit"]
+__all__ = ["REINIT_CHOICES", "DISTILL_SCHEDULES", "DISTILL_VIEWS", "CLASSIFIER_INITS", "ExtraLoss", "Distillation", "reinit_targets", "reinitialise", "check_reinit", "unknown_choice"]
 
 REINIT_CHOICES = ("none", "dense", "marked")
 DISTILL_SCHEDULES = ("constant", "linear")
@@ -53,6 +53,13 @@ def check_reinit(reinit: object) -> str | None:
     if isinstance(reinit, tuple) and reinit and all(isinstance(n, str) and n for n in reinit):
         return None
     return f"reinit must be one of {', '.join(REINIT_CHOICES)} or a non-empty tuple of layer names, got {reinit!r}"
+
+
+def unknown_choice(what: str, value: object, choices: tuple[str, ...]) -> str | None:
+    """The reason `value` is not one of a step setting's `choices` (`what`: its name in the message), or None.
+
+    One wording for the config's check and the step's own, so a value refused by either reads the same."""
+    return None if value in choices else f"unknown {what} {value!r}; choose one of {', '.join(choices)}"
 
 
 def reinit_targets(model: nn.Module, reinit: str | tuple[str, ...]) -> list[str]:
@@ -102,8 +109,8 @@ def reinitialise(model: nn.Module, reinit: str | tuple[str, ...], mask: NeuronMa
     the layers under it get the weights they get without it); with a re-initialisation that does
     not reset the classifier it is moot, as a distillation temperature is without distillation.
     """
-    if classifier_init not in CLASSIFIER_INITS:
-        raise UserInputError(f"unknown classifier init {classifier_init!r}; choose one of {', '.join(CLASSIFIER_INITS)}")
+    if problem := unknown_choice("classifier init", classifier_init, CLASSIFIER_INITS):
+        raise UserInputError(problem)
     generator = torch.Generator().manual_seed(int(seed))
     if reinit == "marked":
         done = []
@@ -158,8 +165,8 @@ class Distillation:
 
         Views "clean" and "both" need the clean images (`clean`, the defense set's x): the teacher
         answers them once here, in batches (with view "clean" it is not run again in the loop)."""
-        if view not in DISTILL_VIEWS:
-            raise UserInputError(f"unknown distillation view {view!r}; choose one of {', '.join(DISTILL_VIEWS)}")
+        if problem := unknown_choice("distillation view", view, DISTILL_VIEWS):
+            raise UserInputError(problem)
         teacher = copy.deepcopy(original).eval()
         to_channels_last(teacher)  # the student trains in this layout on the CPU (`fine_tune`): the same speed-up
         for p in teacher.parameters():
