@@ -31,35 +31,35 @@ _PLAIN = {"regularizer": "none", "threshold": 0.0}
 _HEAD = {"reinit": "dense", "distill": 0.5}
 _PRUNE = {"regularizer": "prune", "threshold": 0.5, "layers": "last-conv", "direction": "lowest"}
 
+
+def _least_active(share: float, **more: Any) -> dict[str, Any]:
+    """Prune `share` of the last conv layer's least active channels + re-init dense + distil 0.5, and `more`."""
+    return {**_PRUNE, **_HEAD, "metric": "activation", "threshold": share, **more}
+
+
 #: name -> the settings it changes from the base config (the base: today's loop, SGD 0.01, momentum 0.9,
 #: cosine, 2-pixel shifts, 20 epochs, AR 0.05 on the 10% highest benign salience).
 RECIPES: dict[str, dict[str, Any]] = {
     "re-init dense + distil 0.5": {**_PLAIN, **_HEAD},
     "prune 50% lowest salience conv + re-init dense + distil 0.5": {**_PRUNE, **_HEAD, "metric": "salience"},
-    "prune 50% least active conv + re-init dense + distil 0.5": {**_PRUNE, **_HEAD, "metric": "activation"},
+    "prune 50% least active conv + re-init dense + distil 0.5": _least_active(0.5),
     "re-init dense + distil 0.5 linear": {**_PLAIN, **_HEAD, "distill_schedule": "linear"},
     "re-init dense + distil 0.5 + AR": dict(_HEAD),
     "re-init dense, task loss only": {**_PLAIN, "reinit": "dense"},
     "re-init 30% highest-salience neurons + distil 0.5": {"reinit": "marked", "threshold": 0.3, "regularizer": "none", "distill": 0.5},
-    "prune 70% least active conv + re-init dense + distil 0.5": {**_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7},
-    "prune 70% least active conv + re-init dense + distil 0.5, 30 epochs": {**_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 30},
-    "prune 70% least active conv + re-init dense + distil 0.5, 40 epochs": {**_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40},
-    "prune 70% least active conv + re-init dense + distil 0.5, 40 epochs, weight decay 0.001": {
-        **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40, "weight_decay": 1e-3},
-    "prune 70% least active conv + re-init dense + distil 0.5 on the clean view, 40 epochs": {
-        **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40, "distill_view": "clean"},
-    "prune 70% least active conv + re-init dense + distil 0.5 on both views, 40 epochs": {
-        **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40, "distill_view": "both"},
-    "prune 70% least active conv + re-init dense, classifier at zero + distil 0.5, 40 epochs": {
-        **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40, "classifier_init": "zero"},
-    "prune 70% least active conv + re-init dense, classifier at zero + distil 0.5 on both views, 40 epochs": {
-        **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.7, "epochs": 40, "classifier_init": "zero", "distill_view": "both"},
-    "prune 80% least active conv + re-init dense + distil 0.5 on both views, 40 epochs": {
-        **_PRUNE, **_HEAD, "metric": "activation", "threshold": 0.8, "epochs": 40, "distill_view": "both"},
+    "prune 70% least active conv + re-init dense + distil 0.5": _least_active(0.7),
+    "prune 70% least active conv + re-init dense + distil 0.5, 30 epochs": _least_active(0.7, epochs=30),
+    "prune 70% least active conv + re-init dense + distil 0.5, 40 epochs": _least_active(0.7, epochs=40),
+    "prune 70% least active conv + re-init dense + distil 0.5, 40 epochs, weight decay 0.001": _least_active(0.7, epochs=40, weight_decay=1e-3),
+    "prune 70% least active conv + re-init dense + distil 0.5 on the clean view, 40 epochs": _least_active(0.7, epochs=40, distill_view="clean"),
+    "prune 70% least active conv + re-init dense + distil 0.5 on both views, 40 epochs": _least_active(0.7, epochs=40, distill_view="both"),
+    "prune 70% least active conv + re-init dense, classifier at zero + distil 0.5, 40 epochs": _least_active(0.7, epochs=40, classifier_init="zero"),
+    "prune 70% least active conv + re-init dense, classifier at zero + distil 0.5 on both views, 40 epochs": _least_active(0.7, epochs=40, classifier_init="zero", distill_view="both"),
+    "prune 80% least active conv + re-init dense + distil 0.5 on both views, 40 epochs": _least_active(0.8, epochs=40, distill_view="both"),
     "AR, highest salience 0.1 (the old default)": {},
     "plain fine-tuning": dict(_PLAIN),
     "prune 50% lowest salience conv + re-init dense + distil 0.5 linear, 40 epochs": {**_PRUNE, **_HEAD, "metric": "salience", "distill_schedule": "linear", "epochs": 40},
-    "prune 50% least active conv + re-init dense + distil 0.5 linear, 40 epochs": {**_PRUNE, **_HEAD, "metric": "activation", "distill_schedule": "linear", "epochs": 40},
+    "prune 50% least active conv + re-init dense + distil 0.5 linear, 40 epochs": _least_active(0.5, distill_schedule="linear", epochs=40),
 }
 #: Mean clean ACC drop allowed, points: the lab rule's budget since the first grid. The issue's
 #: target (1 point) is what the result is held against in the README, not a knob tuned here.
