@@ -216,3 +216,33 @@ def test_a_run_with_the_new_steps_is_deterministic(tiny_backdoored):
     a, b = (list(purify(model, defense, config))[-1].model.state_dict() for _ in range(2))
     c = list(purify(model, defense, replace(config, seed=1)))[-1].model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a) and not all(torch.equal(a[k], c[k]) for k in a)
+
+
+@pytest.mark.parametrize("arch, shape", [("smallvgg", (3, 32, 32)), ("preactresnet18", (3, 32, 32)), ("tv:resnet18", (3, 32, 32))])
+def test_the_lab_default_runs_on_every_architecture(arch, shape):
+    """The default was chosen on SmallCNN; a user's VGG or ResNet gets the same steps: 80% of its last conv
+    layer's channels held at zero, every linear layer redrawn, the caller's model untouched."""
+    from purify_core.config import ModelConfig
+    from purify_core.data.image_set import ImageSet
+    from purify_core.method.neurons import neuron_layers, select_layers
+    from purify_core.models.architectures import build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(arch), shape, 10).eval()
+    clean = ImageSet(torch.rand(24, *shape), torch.arange(24) % 10)
+    original = state(model)
+    result = list(purify(model, clean, purify_preset("default", epochs=1)))[-1]
+    assert isinstance(result, PurifyResult) and result.summary.status == "finished", result.summary.reason
+    assert not changed(original, model), "the caller's model is never changed"
+
+    (last,) = select_layers(neuron_layers(model), "last-conv")
+    marked = result.mask[last.name]
+    assert all(not m.any() for n, m in result.mask.items() if n != last.name), "only the last conv layer is marked"
+    assert int(marked.sum()) == round(0.8 * last.width) == result.summary.marked
+    rows = result.model.get_submodule(last.name).weight.detach().flatten(1)
+    assert torch.equal(rows[marked].abs().sum(1), torch.zeros(int(marked.sum()))), "the pruned channels stay exactly zero"
+    assert bool((rows[~marked].abs().sum(1) > 0).all())
+    linears = [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    assert linears and all(not torch.equal(original[f"{n}.weight"], result.model.state_dict()[f"{n}.weight"]) for n in linears)
+    with torch.no_grad():
+        assert bool(torch.isfinite(result.model(clean.x[:4])).all())
