@@ -35,3 +35,14 @@ def test_a_named_layer_list_reaches_the_config(capsys):
     run = run_cli(capsys, "purify", "--scenario", "badnets", "--epochs", "1", "--reinit", "net.fc2", "--distill", "0", "--json")
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["config"]["reinit"] == ["net.fc2"]
+
+
+def test_run_seed_redraws_the_run_and_keeps_the_clean_set(capsys):
+    """`--seed` picks the clean defense set and, alone, the run's seed too; `--run-seed` moves only the run's
+    (re-initialised weights, batch order), so a benchmark cell "draw d, seed s" is one CLI line."""
+    flags = ("purify", "--scenario", "badnets", "--epochs", "1", "--threshold", "0", "--regularizer", "none", "--json")
+    plain, other = (json.loads(run_cli(capsys, *flags, *more).stdout) for more in (("--seed", "1"), ("--seed", "1", "--run-seed", "7")))
+    assert (plain["seed"], plain["config"]["seed"]) == (1, 1)
+    assert (other["seed"], other["config"]["seed"]) == (1, 7)
+    assert plain["before"] == other["before"], "the same clean set and test split: the same model before"
+    assert plain["after"] != other["after"], "another re-initialisation and batch order: another purified model"

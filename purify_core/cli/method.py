@@ -52,6 +52,8 @@ def purify_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--distill-view", help="the teacher's answers on: shifted (the step's own shifted images), "
                      "clean (each image as it is), or both (their mean)")
     sub.add_argument("--classifier-init", help="default, or zero: a re-initialised classifier starts at zero")
+    sub.add_argument("--run-seed", type=int, help="the run's own seed: the re-initialised weights and the batch order "
+                     "(default: --seed); with --seed fixed, another run seed keeps the same clean defense set")
 
 
 def purify_config(args: argparse.Namespace, baseline: bool = False) -> Any:
@@ -71,6 +73,8 @@ def purify_config(args: argparse.Namespace, baseline: bool = False) -> Any:
         "layers": args.layers if args.layers is None or args.layers in LAYER_PRESETS else tuple(args.layers.split(",")),
     }.items() if v is not None}
     seed = check_seed(args.seed, "--seed")  # named as the flag, before the config's own check
+    if args.run_seed is not None:  # the benchmarks' draws x seeds: one clean set (--seed), several runs on it
+        seed = check_seed(args.run_seed, "--run-seed")
     if baseline and args.preset == "default":
         return baseline_config(seed=seed, **overrides)
     return purify_preset(args.preset, seed=seed, **overrides)
