@@ -58,6 +58,7 @@ LINK = {"app_pages/purify.py": {state.PURIFY_PRESET: "reference", state.PURIFY_T
                                 state.PURIFY_LR: "0.05", state.PURIFY_REINIT: "marked", state.PURIFY_DISTILL: "0.25",
                                 state.PURIFY_TEMPERATURE: "4.0", state.PURIFY_DISTILL_SCHEDULE: "linear",
                                 state.PURIFY_DISTILL_VIEW: "both", state.PURIFY_CLASSIFIER_INIT: "zero",
+                                state.PURIFY_ROTATE: "5.0", state.PURIFY_SCALE: "0.05",
                                 state.PURIFY_DEFENSE: "fine-pruning"},
         "app_pages/salience.py": {state.SALIENCE_METRIC: "magnitude", state.SALIENCE_VARIANT: "squared",
                                   state.PURIFY_THRESHOLD: "0.3", state.PURIFY_DIRECTION: "highest", state.PURIFY_SCOPE: "global",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import replace
 
 import pytest
@@ -246,3 +247,60 @@ def test_the_lab_default_runs_on_every_architecture(arch, shape):
     assert linears and all(not torch.equal(original[f"{n}.weight"], result.model.state_dict()[f"{n}.weight"]) for n in linears)
     with torch.no_grad():
         assert bool(torch.isfinite(result.model(clean.x[:4])).all())
+
+
+def test_random_affine_draws_nothing_when_off_and_turns_each_image_its_own_way():
+    from purify_core.data.augment import random_affine
+
+    g = torch.Generator().manual_seed(4)
+    x = torch.zeros(6, 1, 15, 15)
+    x[:, :, 7, 2:13] = 1.0  # the same horizontal bar through the centre in every image
+    before = g.get_state()
+    assert random_affine(x, 0.0, 0.0, g) is x and torch.equal(g.get_state(), before), "off: the same batch, no draw"
+    turned = random_affine(x, 30.0, 0.0, g)
+    assert turned.shape == x.shape and not torch.equal(turned, x)
+    assert len({tuple(t.flatten().tolist()) for t in turned}) == 6, "each image its own angle"
+    assert bool((turned[:, 0, 7, 7] > 0.9).all()), "a turn is about the centre: the centre pixel stays lit"
+    again = random_affine(x, 30.0, 0.0, torch.Generator().manual_seed(4))
+    assert torch.equal(again, turned), "seeded"
+    small = random_affine(x, 0.0, 0.3, torch.Generator().manual_seed(5))
+    assert torch.equal(small[:, :, :5], torch.zeros_like(small[:, :, :5])), "scaling alone keeps a bar horizontal"
+    assert not torch.equal(small, x)
+
+
+class _Recorder:
+    """An extra loss that records what it was given, next to what the student was fed (a forward pre-hook)."""
+
+    def __init__(self, model):
+        self.teacher_x, self.student_x = [], []
+        model.register_forward_pre_hook(lambda _m, args: self.student_x.append(args[0].detach().clone()))
+
+    def __call__(self, x, logits, progress, index):
+        self.teacher_x.append(x.detach().clone())
+        return 1.0, logits.sum() * 0
+
+
+def test_the_student_alone_is_turned_and_scaled_a_teacher_answers_the_image_as_shifted(tiny_backdoored):
+    model, defense = copy.deepcopy(tiny_backdoored.model), tiny_backdoored.splits().clean
+    config = replace(FAST, epochs=1, shift=0, regularizer="none", threshold=0.0, rotate=20.0, scale=0.2)
+    recorder = _Recorder(model)
+    list(fine_tune(model, defense, {}, config, extra_loss=recorder))
+    order = torch.randperm(len(defense), generator=torch.Generator().manual_seed(config.seed))
+    first = defense.x[order[: config.batch_size]]
+    assert torch.equal(recorder.teacher_x[0].contiguous(), first), "the teacher's input: the batch as shifted (here not at all)"
+    assert not torch.allclose(recorder.student_x[0].contiguous(), first), "the student's: turned and scaled"
+    assert len(recorder.teacher_x) == len(recorder.student_x) == math.ceil(len(defense) / config.batch_size)
+    plain = copy.deepcopy(tiny_backdoored.model)
+    off = _Recorder(plain)
+    list(fine_tune(plain, defense, {}, replace(config, rotate=0.0, scale=0.0), extra_loss=off))
+    assert all(torch.equal(a, b) for a, b in zip(off.teacher_x, off.student_x)), "off: both see the same images"
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("rotate", -1.0, "rotate must be a number of degrees from 0 to 45"), ("rotate", 90.0, "from 0 to 45, got 90.0"),
+    ("rotate", float("nan"), "rotate must be"), ("scale", 0.6, "scale must be a number from 0 to 0.5"),
+    ("scale", float("inf"), "scale must be"), ("scale", "0.1", "scale must be"),
+])
+def test_bad_turns_and_scalings_are_refused(field, value, message):
+    with pytest.raises(UserInputError, match=message):
+        PurifyConfig(**{field: value})

@@ -22,6 +22,7 @@ from purify_core.defenses import DEFENSES
 from purify_core.method.marking import DIRECTIONS, MAX_THRESHOLD, SCOPES
 from purify_core.method.neurons import LAYER_PRESETS
 from purify_core.method.purify import PRESET_LABELS, PURIFY_PRESETS, PurifyConfig, purify_preset
+from purify_core.method.settings import MAX_ROTATE, MAX_SCALE
 from purify_core.method.rankings import DEFENDER_METRICS, METRIC_LABELS, SALIENCE_VARIANTS
 from purify_core.method.regularizers import REGULARIZERS
 from purify_core.method.steps import CLASSIFIER_INITS, DISTILL_SCHEDULES, DISTILL_VIEWS, REINIT_CHOICES
@@ -143,6 +144,15 @@ PURIFY_TRAINING = (
             of_preset=lambda c: c.distill_view, active=lambda values: values[state.PURIFY_DISTILL] != 0,
             help="The original model's answers on: shifted: the step's own shifted images; clean: each image as it is "
             "(a shift is a small warp, and a warp can be a trigger); both: the mean of the two."),
+    Control(state.PURIFY_ROTATE, "slider", "Turn the images up to (degrees)", parse=float, bounds=(0.0, MAX_ROTATE), step=1.0,
+            field="rotate", of_preset=lambda c: float(c.rotate), to_core=float,
+            help="Each fine-tuning image is also turned by its own random angle up to this, for the model being purified "
+            "only: the original model (distillation) answers the image unturned, because a turn is a warp and a warp can "
+            "be a trigger. 0: no turning."),
+    Control(state.PURIFY_SCALE, "slider", "Scale the images by up to", parse=float, bounds=(0.0, MAX_SCALE), step=0.05,
+            field="scale", of_preset=lambda c: float(c.scale), to_core=float,
+            help="Each fine-tuning image is also scaled by its own random factor in [1 - s, 1 + s], for the model being "
+            "purified only (as the turn). 0: no scaling."),
 )
 PURIFY = PURIFY_MARKING + PURIFY_PENALTY + PURIFY_TRAINING
 #: The marking, shared by Salience maps and Purify: threshold, direction, scope and layers.

@@ -52,6 +52,9 @@ def purify_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--distill-view", help="the teacher's answers on: shifted (the step's own shifted images), "
                      "clean (each image as it is), or both (their mean)")
     sub.add_argument("--classifier-init", help="default, or zero: a re-initialised classifier starts at zero")
+    sub.add_argument("--rotate", type=float, help="turn each fine-tuning image by up to this many degrees, for the "
+                     "purified model only (the distillation teacher answers it unturned); 0 = off")
+    sub.add_argument("--scale", type=float, help="scale each fine-tuning image by a factor in [1 - S, 1 + S], for the purified model only; 0 = off")
     sub.add_argument("--run-seed", type=int, help="the run's own seed: the re-initialised weights and the batch order "
                      "(default: --seed); with --seed fixed, another run seed keeps the same clean defense set")
 
@@ -69,7 +72,7 @@ def purify_config(args: argparse.Namespace, baseline: bool = False) -> Any:
         "direction": args.direction, "scope": args.scope, "lr": args.lr, "kappa": args.kappa, "metric": args.metric,
         "reinit": args.reinit if args.reinit is None or args.reinit in REINIT_CHOICES else tuple(args.reinit.split(",")),
         "distill": args.distill, "temperature": args.temperature, "distill_schedule": args.distill_schedule,
-        "distill_view": args.distill_view, "classifier_init": args.classifier_init,
+        "distill_view": args.distill_view, "classifier_init": args.classifier_init, "rotate": args.rotate, "scale": args.scale,
         "layers": args.layers if args.layers is None or args.layers in LAYER_PRESETS else tuple(args.layers.split(",")),
     }.items() if v is not None}
     seed = check_seed(args.seed, "--seed")  # named as the flag, before the config's own check

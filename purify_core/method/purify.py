@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._utils import model_device, to_channels_last, to_contiguous
-from ..data.augment import random_shift
+from ..data.augment import random_affine, random_shift
 from ..data.image_set import ImageSet
 from ..errors import UserInputError
 from ..models.probe import ProbedEvaluator
@@ -125,6 +125,11 @@ def _slow_unmarked(model: nn.Module, regularizer: Regularizer, scale: float) -> 
         param.grad[rows] = grad
 
 
+def _layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """A batch of images in the layout the model trains in (channels-last on the CPU)."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.dim() == 4 else x
+
+
 def live_metrics(evaluator: Evaluator | None, model: nn.Module, step: int, steps: int, eval_every: int,
                  last_is_after: bool = True) -> Metrics | None:
     """The evaluator's numbers for step `step` of `steps`, or None when the step gets no point.
@@ -198,9 +203,11 @@ def fine_tune(
                     raise _Halt
                 index = permutation[b * config.batch_size : (b + 1) * config.batch_size]
                 model.train()
-                x = random_shift(defense.x[index], config.shift, generator).to(device)
-                if channels_last and x.dim() == 4:
-                    x = x.contiguous(memory_format=torch.channels_last)
+                shifted = random_shift(defense.x[index], config.shift, generator)
+                # the student alone sees rotations and scalings; a teacher (the extra loss) answers the shifted image
+                rotated = random_affine(shifted, config.rotate, config.scale, generator)
+                x = _layout(rotated.to(device), channels_last)
+                seen = x if rotated is shifted else _layout(shifted.to(device), channels_last)
                 logits = model(x)
                 task = F.cross_entropy(logits, defense.y[index].to(device))
                 reg = regularizer.penalty()
@@ -208,7 +215,7 @@ def fine_tune(
                 if extra_loss is None:
                     loss = task + reg
                 else:
-                    task_scale, extra = extra_loss(x, logits, step / steps, index)
+                    task_scale, extra = extra_loss(seen, logits, step / steps, index)
                     loss = task_scale * task + extra + reg
                     extra_value = float(extra.detach())
                 task_value, reg_value = float(task.detach()), float(reg.detach())

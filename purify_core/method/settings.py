@@ -16,7 +16,17 @@ from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS
 from .regularizers import check_kappa, check_regularizer, check_strength
 from .steps import CLASSIFIER_INITS, DISTILL_SCHEDULES, DISTILL_VIEWS, check_reinit, unknown_choice
 
-__all__ = ["PurifyConfig", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "BASELINE_FINE_TUNING", "baseline_config"]
+__all__ = ["PurifyConfig", "MAX_ROTATE", "MAX_SCALE", "PURIFY_PRESETS", "PRESET_LABELS", "purify_preset", "BASELINE_FINE_TUNING", "baseline_config"]
+
+
+#: The largest random rotation (degrees) and scaling (a fraction) the student's images may get: a digit
+#: turned further than this is another shape (a 6 and a 9), and the images are small.
+MAX_ROTATE = 45.0
+MAX_SCALE = 0.5
+
+
+def _number_in(value: object, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,8 @@ class PurifyConfig:
     batch_size: int = 32
     cosine: bool = True
     shift: int = 2
+    rotate: float = 0.0  # the student's images also turned by up to this many degrees (each its own draw),
+    scale: float = 0.0  # and scaled by up to this fraction; a distillation teacher answers them unturned (data.augment)
     dynamic: bool = False
     beta: float = 0.5
     eval_every: int = 10
@@ -77,6 +89,8 @@ class PurifyConfig:
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, f"the batch size must be a whole number >= 1, got {self.batch_size}"),
             (isinstance(self.shift, int) and 0 <= self.shift <= 8, f"shift must be a whole number of pixels from 0 to 8, got {self.shift}"),
+            (_number_in(self.rotate, 0.0, MAX_ROTATE), f"rotate must be a number of degrees from 0 to {MAX_ROTATE:g}, got {self.rotate}"),
+            (_number_in(self.scale, 0.0, MAX_SCALE), f"scale must be a number from 0 to {MAX_SCALE:g}, got {self.scale}"),
             (0.0 <= self.beta <= 1.0, f"beta must be in [0, 1], got {self.beta}"),
             (isinstance(self.eval_every, int) and self.eval_every >= 1, f"eval_every must be a whole number >= 1, got {self.eval_every}"),
             (0.0 <= self.eta < 1.0, f"eta must be in [0, 1), got {self.eta}"),

@@ -13,7 +13,8 @@ is where the lab saw the seed matter (one SIG seed in nine kept 10% ASR).
 
 Distillation is an extra-loss term for `fine_tune`: `(1 - w) * CE + w * T^2 * KL(teacher || student)`
 at temperature T, the teacher a frozen copy of the model as given to `purify` (the original). Its
-answers are taken on the step's own augmented (shifted) inputs (view "shifted"), or once, before
+answers are taken on the step's own shifted inputs (view "shifted"; never on the student's turned and scaled
+copies, `PurifyConfig.rotate`/`scale`: a turn is a warp), or once, before
 the loop, on each clean image as it is (view "clean"): the student, on a shifted copy, is pulled
 towards the teacher's answer on the unshifted image; view "both" pulls it towards the mean of the
 two answers. Why: 200 labelled images cannot rebuild the clean function a fresh head lost; the
@@ -139,7 +140,8 @@ def reinitialise(model: nn.Module, reinit: str | tuple[str, ...], mask: NeuronMa
 class ExtraLoss(Protocol):
     """A term `fine_tune` adds to the task loss (distillation now; NAD or FST later).
 
-    Called every step with the step's inputs, the student's logits, the run's progress in [0, 1)
+    Called every step with the step's inputs as shifted (before the turns and scalings the config may give
+    the student alone: what a teacher should answer), the student's logits, the run's progress in [0, 1)
     and the batch's rows in the clean set; returns (the factor on the task loss, the extra term to add).
     """
 
