@@ -1,4 +1,4 @@
-"""Screen 5 (issue 11): WaNet's accuracy at 80% pruned: weight averaging (EMA, SWA), label smoothing, affine shifts, a calibrated teacher, the pruned channels redrawn (patched knobs)."""
+"""Screen 5 (issue 11): WaNet's accuracy at 80% pruned: weight averaging (EMA, SWA), label smoothing, turns and scalings (for the student alone: affs), a calibrated teacher, the pruned channels redrawn (patched knobs)."""
 # Each job runs in a fresh process (maxtasksperchild=1): the patches below are applied per job and must not stack.
 import json, os, sys, time, math
 import multiprocessing as mp
@@ -8,6 +8,8 @@ VARIANTS = {
     "p80": {}, "ema98": {"_ema": 0.98}, "ema95": {"_ema": 0.95}, "swa50": {"_swa": 0.5}, "ls1": {"_ls": 0.1},
     "aff10": {"_aff": (10, 0.1)}, "aff5": {"_aff": (5, 0.05)}, "swa50aff10": {"_swa": 0.5, "_aff": (10, 0.1)},
     "swa25": {"_swa": 0.25}, "rm": {"_rm": "rand", "regularizer": "none"}, "rmz": {"_rm": "zero", "regularizer": "none"},
+    "affc": {"_aff": (10, 0.1), "distill_view": "clean"}, "affs": {"_aff": (10, 0.1), "_teach_unrot": 1},
+    "aff5s": {"_aff": (5, 0.05), "_teach_unrot": 1}, "aff5c": {"_aff": (5, 0.05), "distill_view": "clean"},
     "cal": {"_cal": 1}, "cal70": {"_cal": 1, "threshold": 0.7}, "cal_b16": {"_cal": 1, "batch_size": 16}, "ema98e45": {"_ema": 0.98, "epochs": 45},
 }
 MODELS = ["shipped:sig", "shipped:wanet"]
@@ -25,6 +27,7 @@ def patch(P, knobs, steps_total):
         shift0 = P.random_shift
         def aug(x, pixels, g):
             x = shift0(x, pixels, g)
+            P._teacher_x = x
             n = x.shape[0]
             ang = (torch.rand(n, generator=g) * 2 - 1) * math.radians(deg)
             s = 1 + (torch.rand(n, generator=g) * 2 - 1) * sc
@@ -34,6 +37,12 @@ def patch(P, knobs, steps_total):
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             return F.grid_sample(x, grid, align_corners=False, padding_mode="zeros")
         P.random_shift = aug
+        if "_teach_unrot" in knobs:
+            from purify_core.method import steps as S
+            call0 = S.Distillation.__call__
+            def call(self, x, logits, progress, index):
+                return call0(self, P._teacher_x.contiguous(memory_format=torch.channels_last), logits, progress, index)
+            S.Distillation.__call__ = call
     if "_rm" in knobs:
         re0 = P.reinitialise
         def re(model, reinit, mask, seed, classifier_init="default"):

@@ -56,6 +56,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "prune 70% least active conv + re-init dense, classifier at zero + distil 0.5, 40 epochs": _least_active(0.7, epochs=40, classifier_init="zero"),
     "prune 70% least active conv + re-init dense, classifier at zero + distil 0.5 on both views, 40 epochs": _least_active(0.7, epochs=40, classifier_init="zero", distill_view="both"),
     "prune 80% least active conv + re-init dense + distil 0.5 on both views, 40 epochs": _least_active(0.8, epochs=40, distill_view="both"),
+    "prune 80% least active conv + re-init dense + distil 0.5 on both views, the student's images turned up to 10 degrees and scaled up to 10%, 40 epochs":
+        _least_active(0.8, epochs=40, distill_view="both", rotate=10.0, scale=0.1),
     "AR, highest salience 0.1 (the old default)": {},
     "plain fine-tuning": dict(_PLAIN),
     "prune 50% lowest salience conv + re-init dense + distil 0.5 linear, 40 epochs": {**_PRUNE, **_HEAD, "metric": "salience", "distill_schedule": "linear", "epochs": 40},

@@ -126,10 +126,11 @@ PURIFY_PRESETS: dict[str, PurifyConfig] = {
     # zero the 80% least active channels of the last conv layer on the clean set (Fine-Pruning's
     # criterion; held at zero), re-initialise every linear layer, fine-tune 40 epochs with the task loss
     # mixed 50/50 with distillation from the original model, whose answer is the mean of its answers on
-    # the shifted and on the unshifted image. (`PurifyConfig()` itself stays the paper's AR loop: the
+    # the shifted and on the unshifted image; the student's images are also turned by up to 10 degrees and scaled
+    # by up to 10% (the teacher answers them unturned). (`PurifyConfig()` itself stays the paper's AR loop: the
     # grid's starting point.)
     "default": PurifyConfig(metric="activation", direction="lowest", threshold=0.8, layers="last-conv", regularizer="prune",
-                            reinit="dense", distill=0.5, distill_view="both", epochs=40),
+                            reinit="dense", distill=0.5, distill_view="both", epochs=40, rotate=10.0, scale=0.1),
     # The paper as written: the lowest benign salience is infected; AR on those neurons (final linear
     # layer, ema-signed salience, dynamic schedule, kappa 1, plain SGD as in the authors' setup).
     "reference": _REFERENCE,
@@ -141,7 +142,7 @@ PURIFY_PRESETS: dict[str, PurifyConfig] = {
 
 #: What each preset is, in words (the app and the CLI show these next to the name).
 PRESET_LABELS: dict[str, str] = {
-    "default": "lab default: prune least-active conv + re-init dense + distil (shifted and clean views)",
+    "default": "lab default: prune least-active conv + re-init dense + distil (shifted and clean views) + turned, scaled student images",
     "reference": "the paper as written: lowest benign salience, AR",
     "authors-code": "the authors' public code: highest EMA salience, final linear layer, AR (sign fix)",
 }
