@@ -35,12 +35,15 @@ with st.expander("What comes from the paper, and what the lab added"):
         "salience, final linear layer, a growing share, their AR sign error for w < -1 fixed). **Added by the lab**, in "
         "the `default` preset: the dense layers are re-initialised and the original model's answers on the clean images "
         "are distilled back (the mean of its answers on each shifted image and on the image as it is: a shift is a "
-        "small warp, and a warp can be a trigger), and the marked channels (the 80% least active on the clean images in the last conv layer, "
-        "Fine-Pruning's criterion) are pruned instead of penalised. **Why**: on the shipped models the penalty alone left Blended and SIG near 50% ASR; the "
+        "small warp, and a warp can be a trigger), the marked channels (the 80% least active on the clean images in the last conv layer, "
+        "Fine-Pruning's criterion) are pruned instead of penalised, and the images the purified copy trains on are also "
+        "turned (up to 10 degrees) and scaled (up to 10%) while the original answers them unturned (a turn is a warp too: "
+        "the copy learns that a warp means nothing). **Why**: on the shipped models the penalty alone left Blended and SIG near 50% ASR; the "
         "backdoor's shortcut lives largely in the dense head, which a fresh head no longer holds, and distillation gives "
         "back the clean behaviour that 200 labelled images cannot (the original never sees a trigger here). Measured, "
-        "not promised: over 3 clean-set draws x 3 seeds the default leaves 0.4-1.0% ASR on average on each shipped "
-        "scenario (no run above 1.8%), for 0.8 ACC points on average and 1.2 on WaNet (README, 'The default settings').")
+        "not promised: over 3 clean-set draws x 3 seeds the default leaves 0.3-0.6% ASR on average on each shipped "
+        "scenario (one run of 36 at 2.1%), for 0.6 ACC points on average and at most 0.8 on any scenario (README, "
+        "'The default settings').")
 
 preset = controls.draw_preset(st)
 c1, c2, c3 = st.columns(3)

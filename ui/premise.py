@@ -100,7 +100,8 @@ _FINDING = (
 _WHY_PURIFY = (
     "**Why Purify marks what it does.** Its lab default zeroes the 80% least active channels of the last conv "
     "layer (Fine-Pruning's criterion, not benign salience: at the same share and schedule, pruning by salience "
-    "left more of SIG), re-initialises the dense layers and distils the original model's clean answers; the rule that chose it reads "
+    "left more of SIG), re-initialises the dense layers and distils the original model's clean answers, on images it also "
+    "turns and scales for the purified copy alone; the rule that chose it reads "
     "clean accuracy only, because a defender has no trigger and cannot measure ASR. The paper's presets mark by "
     "benign salience: `reference` the lowest, `authors-code` the highest; try both."
 )

@@ -3,12 +3,13 @@
 A grid of recipes (the paper's AR marking, plain fine-tuning, and the lab's steps: re-initialising
 the dense layers, distilling the original model, pruning 50%, 70% or 80% of the last conv layer by benign
 salience or by activation, 20, 30 or 40 epochs, weight decay, the teacher's answers on the shifted, the clean or
-both views, a zero classifier init) runs on every shipped scenario, over 3 draws of the clean defense set x 3 seeds (the seed draws the re-initialised weights and the batch order). The
+both views, a zero classifier init, the student's images turned and scaled) runs on every shipped scenario, over 3 draws of the clean defense set x 3 seeds (the seed draws the re-initialised weights and the batch order). The
 rule reads only clean accuracy on held-out clean test images: among recipes whose mean ACC drop
 stays within `budget` points, take the most aggressive (the one that changes the model most: a
 re-initialised head first, then the larger pruned share, then more epochs, then the smaller
 distillation weight, i.e. less pull back to the original, then a linear distillation schedule over
-a constant one), and break ties by the smaller ACC drop.
+a constant one; turning and scaling the images is augmentation, not a change to the model, and is not
+in the order), and break ties by the smaller ACC drop.
 ASR is recorded for the reader, and never read by the rule.
 """
 
