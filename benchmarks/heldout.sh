@@ -23,6 +23,11 @@ $T --epochs 8 --attack badnets --target 2 --seed 41 --poison-rate 0.05 --attack-
 $T --epochs 8 --attack blended --target 6 --seed 42 --poison-rate 0.06 --attack-param alpha=0.15 --attack-param pattern=stripes
 $T --epochs 8 --attack sig --target 8 --seed 43 --poison-rate 0.1 --attack-param delta=0.4 --attack-param frequency=6
 $T --epochs 8 --attack wanet --target 3 --seed 44 --poison-rate 0.1 --attack-param grid_size=6 --attack-param pattern_seed=11 --attack-param strength=0.8
+# a fourth set, trained after the turned-student default was chosen (2026-11-26): nothing was chosen on these
+$T --epochs 8 --attack badnets --target 5 --seed 51 --poison-rate 0.04 --attack-param size=3 --attack-param position=bottom-right --attack-param pattern=random --attack-param pattern_seed=9
+$T --epochs 8 --attack blended --target 1 --seed 52 --poison-rate 0.07 --attack-param alpha=0.2 --attack-param pattern_seed=13
+$T --epochs 8 --attack sig --target 4 --seed 53 --poison-rate 0.1 --attack-param delta=0.5 --attack-param frequency=5
+$T --epochs 8 --attack wanet --target 9 --seed 54 --poison-rate 0.1 --attack-param grid_size=4 --attack-param pattern_seed=21 --attack-param strength=0.9
 # each model with the defaults, as a user would run it (no tuning flags), on the scenario's own clean set:
 for card in "$MODELS"/*.json; do
   python -m purify_core purify --checkpoint "${card%.json}.safetensors" --card "$card" --json
