@@ -144,12 +144,12 @@ PURIFY_TRAINING = (
             of_preset=lambda c: c.distill_view, active=lambda values: values[state.PURIFY_DISTILL] != 0,
             help="The original model's answers on: shifted: the step's own shifted images; clean: each image as it is "
             "(a shift is a small warp, and a warp can be a trigger); both: the mean of the two."),
-    Control(state.PURIFY_ROTATE, "slider", "Turn the images up to (degrees)", parse=float, bounds=(0.0, MAX_ROTATE), step=1.0,
+    Control(state.PURIFY_ROTATE, "slider", "Turn the images by up to (degrees)", parse=float, bounds=(0.0, MAX_ROTATE), step=1.0, format="%.0f",
             field="rotate", of_preset=lambda c: float(c.rotate), to_core=float,
             help="Each fine-tuning image is also turned by its own random angle up to this, for the model being purified "
             "only: the original model (distillation) answers the image unturned, because a turn is a warp and a warp can "
             "be a trigger. 0: no turning."),
-    Control(state.PURIFY_SCALE, "slider", "Scale the images by up to", parse=float, bounds=(0.0, MAX_SCALE), step=0.05,
+    Control(state.PURIFY_SCALE, "slider", "Scale the images by up to (a fraction)", parse=float, bounds=(0.0, MAX_SCALE), step=0.05, format="%.2f",
             field="scale", of_preset=lambda c: float(c.scale), to_core=float,
             help="Each fine-tuning image is also scaled by its own random factor in [1 - s, 1 + s], for the model being "
             "purified only (as the turn). 0: no scaling."),
