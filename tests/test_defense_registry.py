@@ -140,3 +140,26 @@ def test_a_ranking_module_dropped_into_the_package_is_offered_to_defenders(tmp_p
     assert all(torch.equal(scores[k], v) for k, v in rankings.magnitude(hand_net).items())
     with pytest.raises(UserInputError, match="the lab-rank ranking takes no options"):
         rankings.rank_neurons(hand_net, hand_batches, "lab-rank", eta=0.5)
+
+
+def test_a_defense_gets_the_page_loop_without_the_labs_turns(monkeypatch, hand_net):
+    """The app hands a defense the Purify page's config (under the lab default: turned and scaled images); a defense
+    runs as published, so those steps never reach it, while the loop's epochs, learning rate and seed do."""
+    from purify_core.data.image_set import ImageSet
+    from purify_core.defenses import run_defense
+    from purify_core.method.purify import purify_preset
+
+    seen = []
+
+    def record(model, clean, settings, config, evaluator, should_stop):
+        seen.append(config)
+        yield from ()
+
+    monkeypatch.setitem(DEFENSES, "recorder", Defense(name="recorder", label="Recorder", summary="records its config",
+                                                      source="this test", selection="none", params={}, run=record))
+    page = purify_preset("default", epochs=7, lr=0.02, seed=5)
+    assert (page.rotate, page.scale) == (10.0, 0.1), "the lab default turns and scales"
+    list(run_defense("recorder", hand_net, ImageSet(torch.rand(4, 1, 4, 4), torch.tensor([0, 1, 0, 1])), page))
+    (config,) = seen
+    assert (config.rotate, config.scale) == (0.0, 0.0)
+    assert (config.epochs, config.lr, config.seed) == (7, 0.02, 5)

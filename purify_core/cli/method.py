@@ -52,9 +52,10 @@ def purify_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--distill-view", help="the teacher's answers on: shifted (the step's own shifted images), "
                      "clean (each image as it is), or both (their mean)")
     sub.add_argument("--classifier-init", help="default, or zero: a re-initialised classifier starts at zero")
-    sub.add_argument("--rotate", type=float, help="turn each fine-tuning image by up to this many degrees, for the "
-                     "purified model only (the distillation teacher answers it unturned); 0 = off")
-    sub.add_argument("--scale", type=float, help="scale each fine-tuning image by a factor in [1 - S, 1 + S], for the purified model only; 0 = off")
+    sub.add_argument("--rotate", type=float, help="purify: turn each fine-tuning image by up to this many degrees, for the "
+                     "purified model only (the distillation teacher answers it unturned); 0 = off; a defense runs without it")
+    sub.add_argument("--scale", type=float, help="purify: scale each fine-tuning image by a factor in [1 - S, 1 + S], for the "
+                     "purified model only; 0 = off; a defense runs without it")
     sub.add_argument("--run-seed", type=int, help="the run's own seed: the re-initialised weights and the batch order "
                      "(default: --seed); with --seed fixed, another run seed keeps the same clean defense set")
 

@@ -76,5 +76,8 @@ def run_defense(
     checked: Settings = check_defense_settings(name, settings)
     if len(clean) == 0:
         raise UserInputError("the clean defense set is empty")
-    config = replace(config or PurifyConfig(), dynamic=False)
+    # a defense runs as published: the shared loop's optimiser, epochs and seed, without the lab's own steps (its
+    # turns and scalings would train a baseline on other images, and NAD would compare attention maps of a turned
+    # and an unturned image); re-initialisation and distillation are `purify`'s alone and never reach a defense
+    config = replace(config or PurifyConfig(), dynamic=False, rotate=0.0, scale=0.0)
     return DEFENSES[name].run(copy.deepcopy(model), clean, checked, config, evaluator, should_stop)
