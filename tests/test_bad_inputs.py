@@ -216,6 +216,8 @@ def _limit_rows() -> list[Bad]:
         Bad("CLI train", "a negative seed (--seed -1, refused by purify too)", "seed must be a whole number in [0, 2147483647], got -1", (*train, "--seed", "-1", "--out")),
         Bad("CLI purify", "a negative run seed (--run-seed -1)", "--run-seed must be a whole number in [0, 2147483647], got -1",
             ("purify", "--scenario", "badnets", "--epochs", "1", "--run-seed", "-1")),
+        Bad("CLI defend", "one of purify's own steps given to a defense (--rotate 10 --distill 0.5), once silently dropped",
+            "--distill, --rotate: purify's own steps, which a defense does not take", ("defend", "--scenario", "badnets", "--defense", "finetune", "--rotate", "10", "--distill", "0.5")),
         Bad("CLI purify", "a turn of the student's images past 45 degrees (--rotate 90: a 6 would read as a 9)",
             "rotate must be a number of degrees from 0 to 45, got 90.0", ("purify", "--scenario", "badnets", "--epochs", "1", "--rotate", "90")),
         Bad("CLI train", "a seed that overflows (--seed 2^64)", "seed must be a whole number in [0, 2147483647]", (*train, "--seed", str(2**64), "--out")),

@@ -252,7 +252,14 @@ def defend(args: argparse.Namespace) -> int:
 
     from ..defenses import check_defense_settings, run_defense
 
-    # a baseline is run as published: the baselines' fine-tuning loop (or a named preset's), without the lab's re-init or distillation
+    # a baseline is run as published: the baselines' fine-tuning loop (or a named preset's), without the lab's re-init,
+    # distillation, turns or scalings; asking for one of those here is a mistake worth a line, not a silent no-op
+    lab_steps = {"--reinit": args.reinit, "--distill": args.distill, "--temperature": args.temperature,
+                 "--distill-schedule": args.distill_schedule, "--distill-view": args.distill_view,
+                 "--classifier-init": args.classifier_init, "--rotate": args.rotate, "--scale": args.scale}
+    if given := [flag for flag, value in lab_steps.items() if value is not None]:
+        raise UserInputError(f"{', '.join(given)}: purify's own step{'s' if len(given) > 1 else ''}, which a defense does not take "
+                             "(it runs as published); use purify for them")
     config = replace(purify_config(args, baseline=True), reinit="none", distill=0.0)
     settings = defense_settings(args)
     check_defense_settings(args.defense, settings)  # before the model is loaded
