@@ -207,7 +207,9 @@ def fine_tune(
                 # the student alone sees rotations and scalings; a teacher (the extra loss) answers the shifted image
                 rotated = random_affine(shifted, config.rotate, config.scale, generator)
                 x = _layout(rotated.to(device), channels_last)
-                seen = x if rotated is shifted else _layout(shifted.to(device), channels_last)
+                seen = None  # what a teacher answers, made only when there is one
+                if extra_loss is not None:
+                    seen = x if rotated is shifted else _layout(shifted.to(device), channels_last)
                 logits = model(x)
                 task = F.cross_entropy(logits, defense.y[index].to(device))
                 reg = regularizer.penalty()

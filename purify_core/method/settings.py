@@ -9,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from ..config import check_seed
+from ..config import check_seed, shown
 from ..errors import UserInputError
 from .marking import check_direction, check_scope, check_threshold
 from .rankings import DEFENDER_METRICS, SALIENCE_VARIANTS
@@ -89,8 +89,8 @@ class PurifyConfig:
             (self.weight_decay >= 0, f"weight decay must be >= 0, got {self.weight_decay}"),
             (isinstance(self.batch_size, int) and self.batch_size >= 1, f"the batch size must be a whole number >= 1, got {self.batch_size}"),
             (isinstance(self.shift, int) and 0 <= self.shift <= 8, f"shift must be a whole number of pixels from 0 to 8, got {self.shift}"),
-            (_number_in(self.rotate, 0.0, MAX_ROTATE), f"rotate must be a number of degrees from 0 to {MAX_ROTATE:g}, got {self.rotate}"),
-            (_number_in(self.scale, 0.0, MAX_SCALE), f"scale must be a number from 0 to {MAX_SCALE:g}, got {self.scale}"),
+            (_number_in(self.rotate, 0.0, MAX_ROTATE), f"rotate must be a number of degrees from 0 to {MAX_ROTATE:g}, got {shown(self.rotate)}"),
+            (_number_in(self.scale, 0.0, MAX_SCALE), f"scale must be a number from 0 to {MAX_SCALE:g}, got {shown(self.scale)}"),
             (0.0 <= self.beta <= 1.0, f"beta must be in [0, 1], got {self.beta}"),
             (isinstance(self.eval_every, int) and self.eval_every >= 1, f"eval_every must be a whole number >= 1, got {self.eval_every}"),
             (0.0 <= self.eta < 1.0, f"eta must be in [0, 1), got {self.eta}"),
