@@ -16,7 +16,7 @@ from torch import nn
 
 from purify_core.config import scenario_preset
 from purify_core.store.backdoored import train_scenario
-from tiers import CHROMIUM, TIER_MARKS, TRAINING_FIXTURES, drives_the_app, measured_slow
+from tiers import CHROMIUM, TIER_MARKS, TRAINING_FIXTURES, drives_the_app, longest_first, measured_slow
 
 
 # Hypothesis keeps its example database and caches out of the tree (a test run leaves `git status` clean),
@@ -92,6 +92,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.nodeid.split("[")[0] in slow or any(item.get_closest_marker(m) for m in TIER_MARKS) \
                 or set(TRAINING_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+    # the longest tests first (tests/longest_tests.txt), the rest in their usual order: the workers of
+    # `pytest -n 2` then finish together instead of one running a long test alone at the end
+    items[:] = longest_first(items, lambda item: item.nodeid)
 
 
 _REPLAYS = Path(tempfile.gettempdir()) / f"purify-lab-test-replays-{os.getpid()}"

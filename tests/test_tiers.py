@@ -5,7 +5,9 @@ from __future__ import annotations
 import ast
 import configparser
 
-from tiers import SLOW_TESTS, TESTS, TIER_MARKS, drives_the_app, measured_slow
+import pytest
+
+from tiers import LONGEST_TESTS, SLOW_TESTS, TESTS, TIER_MARKS, listed_tests, drives_the_app, longest_first
 
 #: Compiled as if it were a file under tests/, so its helpers count as the tests' own.
 SAMPLE = '''
@@ -46,16 +48,24 @@ def test_tests_that_open_the_app_directly_or_through_a_helper_are_found():
     assert not drives_the_app(ns["test_core_only"]) and not drives_the_app(ns["test_recursive_helpers"])
 
 
-def test_every_measured_slow_test_exists():
-    """A renamed or deleted test would silently leave the list; a stale name would hide nothing."""
+@pytest.mark.parametrize("listed", [SLOW_TESTS, LONGEST_TESTS], ids=lambda path: path.name)
+def test_every_listed_test_exists(listed):
+    """A renamed or deleted test would silently leave a list; a stale name would hide nothing, or order nothing."""
     missing = []
-    for node in sorted(measured_slow()):
+    for node in sorted(listed_tests(listed)):
         path, name = node.split("::")
         file = TESTS.parent / path
         defined = file.exists() and name in {f.name for f in ast.walk(ast.parse(file.read_text())) if isinstance(f, ast.FunctionDef)}
         if not defined:
             missing.append(node)
-    assert not missing, f"{SLOW_TESTS.name} names tests that do not exist: {missing}"
+    assert not missing, f"{listed.name} names tests that do not exist: {missing}"
+
+
+def test_the_listed_longest_tests_run_first_in_the_lists_order_with_all_their_parameters():
+    nodes = ["t.py::a", "t.py::long[1]", "t.py::b", "t.py::longest", "t.py::long[2]", "t.py::c"]
+    ordered = longest_first(nodes, str, listed=["t.py::longest", "t.py::long"])
+    assert ordered == ["t.py::longest", "t.py::long[1]", "t.py::long[2]", "t.py::a", "t.py::b", "t.py::c"]
+    assert longest_first(nodes, str, listed=[]) == nodes
 
 
 def test_the_tier_markers_are_registered_and_strict():

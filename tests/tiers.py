@@ -7,19 +7,34 @@ from __future__ import annotations
 
 import inspect
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from benchmarks.app_server import CHROMIUM  # Debian's, the one the browser tier launches (never a downloaded browser)
 
+T = TypeVar("T")
 TESTS = Path(__file__).resolve().parent
 SLOW_TESTS = TESTS / "slow_tests.txt"
+LONGEST_TESTS = TESTS / "longest_tests.txt"
 TIER_MARKS = ("app", "browser")  # each implies slow: the fast tier runs neither the pages nor a browser
 #: Fixtures that train a model: a test that asks for one is slow (the training is paid by whichever test comes first).
 TRAINING_FIXTURES = ("tiny_backdoored",)
 
 
+def listed_tests(path: Path) -> list[str]:
+    """The test functions (file::name) a list file names, in its order."""
+    return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
 def measured_slow() -> set[str]:
     """The test functions (file::name) listed in tests/slow_tests.txt."""
-    return {line.strip() for line in SLOW_TESTS.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    return set(listed_tests(SLOW_TESTS))
+
+
+def longest_first(items: list[T], nodeid: Callable[[T], str], listed: list[str] | None = None) -> list[T]:
+    """`items` with the functions of tests/longest_tests.txt (or `listed`) first, in the list's order, each with all
+    its parameters; every other item after them, in its own order (the sort is stable)."""
+    places = {name: place for place, name in enumerate(listed_tests(LONGEST_TESTS) if listed is None else listed)}
+    return sorted(items, key=lambda item: places.get(nodeid(item).split("[")[0], len(places)))
 
 
 def _is_apptest(obj: object) -> bool:
