@@ -101,7 +101,10 @@ def test_stopping_a_stream_cancels_its_ray_task(case, local_ray, shipped, monkey
     backdoored, splits, evaluator = case
     cancelled, real_cancel = [], local_ray.cancel
     monkeypatch.setattr(local_ray, "cancel", lambda refs, **kw: (cancelled.append(refs), real_cancel(refs, **kw)))
-    stream = job_steps(partial(purify, backdoored.model, splits.clean, PurifyConfig(epochs=50), evaluator))
+    # a job that cannot end before the stream is closed (1000 epochs, the most a config allows: half a minute here):
+    # 50 epochs (1.6 s) once ran to their end first on a busy machine, since Ray's streaming task does not wait for its
+    # reader, and then there was nothing left to cancel
+    stream = job_steps(partial(purify, backdoored.model, splits.clean, PurifyConfig(epochs=1000), evaluator))
     next(stream), next(stream)
     stream.close()  # what Stop does to the page's loop
     assert len(shipped) == 1 and len(cancelled) == 1
