@@ -133,3 +133,28 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         if os.environ.get("PURIFY_LAB_REQUIRE_BROWSER") == "1":
             pytest.fail(f"{reason}; PURIFY_LAB_REQUIRE_BROWSER=1 makes this a failure, not a skip", pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """One app server for the Chromium tests of a run (tests/test_browser*.py): what one page computes (the Compare
+    page's grading, a trained model) is cached for the next, as on a class's server. The load test starts its own."""
+    from benchmarks.app_server import start_app, stop_app
+
+    try:
+        proc, url = start_app(tmp_path_factory.mktemp("cache"), poll_s=0.5)
+    except RuntimeError as error:
+        pytest.fail(str(error))
+    yield url
+    stop_app(proc)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Debian Chromium for the Chromium tests of a run; each test opens its own pages in it."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        b.close()

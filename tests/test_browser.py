@@ -15,7 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
-from benchmarks.app_server import CHROMIUM, IDLE, ROOT, start_app, stop_app
+from benchmarks.app_server import IDLE, ROOT
 
 VIEW = {"width": 1400, "height": 2000}  # Streamlit scrolls inside its own container: a tall window shows the page
 pytestmark = pytest.mark.browser  # tests/conftest.py skips these without Chromium, or fails them under PURIFY_LAB_REQUIRE_BROWSER=1
@@ -34,26 +34,6 @@ def shots(tmp_path_factory) -> Path:
     folder = ROOT / asked if asked else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    try:
-        proc, url = start_app(tmp_path_factory.mktemp("cache"), poll_s=0.5)
-    except RuntimeError as error:
-        pytest.fail(str(error))
-    yield url
-    stop_app(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
-        yield b
-        b.close()
 
 
 def new_page(browser):

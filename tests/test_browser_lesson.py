@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from purify_core.method.purify import PURIFY_PRESETS
-from test_browser import _slider_value, _visit, _widget, a_run, browser, errors_on, new_page, server, settle  # noqa: F401 (fixtures)
+from test_browser import _slider_value, _visit, _widget, a_run, errors_on, new_page, settle
 from ui import controls, links
 from ui.lesson_file import DEFAULT_LESSON, LESSONS_DIR, load_lesson, step_url
 
@@ -18,7 +18,7 @@ LESSON = load_lesson(LESSONS_DIR / f"{DEFAULT_LESSON}.toml")
 
 
 @pytest.mark.parametrize("n", range(len(LESSON.steps)), ids=[s.title[:30] for s in LESSON.steps])
-def test_each_step_link_opens_its_page_with_its_model_and_reduced_controls(server, browser, n):  # noqa: F811
+def test_each_step_link_opens_its_page_with_its_model_and_reduced_controls(server, browser, n):
     step = LESSON.steps[n]
     page = new_page(browser)
     page.goto(step_url(step, server.rstrip("/")))
@@ -34,7 +34,7 @@ def test_each_step_link_opens_its_page_with_its_model_and_reduced_controls(serve
     page.close()
 
 
-def test_the_lesson_page_reveals_a_prediction_on_a_click_and_go_to_lands_on_the_steps_view(server, browser):  # noqa: F811
+def test_the_lesson_page_reveals_a_prediction_on_a_click_and_go_to_lands_on_the_steps_view(server, browser):
     step = LESSON.steps[0]
     page = new_page(browser)
     page.goto(f"{server.rstrip('/')}/purify")
