@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 from purify_core.store.checkpoints import read_card
 from purify_core.cli import main
 from purify_core.config import ModelConfig
+from purify_core.errors import MESSAGE_LIMIT
 from purify_core.models.architectures import build_model
 from purify_core.store import weights_sandbox
 from purify_core.study import RunRecord
@@ -183,6 +184,10 @@ def _cli_rows() -> list[Bad]:
         Bad("CLI purify", "a distillation weight above 1", "the distillation weight must be in [0, 1]", ("purify", "--scenario", "badnets", "--distill", "2")),
         Bad("CLI purify", "an unknown distillation view", "unknown distillation view 'mixup'", ("purify", "--scenario", "badnets", "--distill-view", "mixup")),
         Bad("CLI purify", "an unknown classifier init", "unknown classifier init 'ones'", ("purify", "--scenario", "badnets", "--classifier-init", "ones")),
+        Bad("CLI purify", "a 5,000-character ranking name (echoed: its start and end shown, the rest cut)",
+            "characters, cut) … ", ("purify", "--scenario", "badnets", "--metric", "x" * 5000)),
+        Bad("CLI purify", "a 5,000-character number of epochs (a usage error, cut the same way)",
+            "characters, cut) … ", ("purify", "--scenario", "badnets", "--epochs", "9" * 5000)),
         Bad("CLI reactivate", "a negative number of poisoned images", "poisoned images must be a whole number >= 1", ("reactivate", "--scenario", "badnets", "--poisoned", "-5")),
         Bad("CLI reactivate", "more poisoned images than the re-tuning set holds", "1000000 poisoned images do not fit in a re-tuning set of 100", ("reactivate", "--scenario", "badnets", "--poisoned", "1000000")),
         Bad("CLI reactivate", "a huge re-tuning set", "the re-tuning set must hold 1 to 5000 images", ("reactivate", "--scenario", "badnets", "--images", "1000000000")),
@@ -421,6 +426,7 @@ def test_the_cli_answers_a_bad_input_with_one_line(row, files, capsys, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert code in (1, 2), code
     assert err[-1].startswith("error: ") and row.message in err[-1], err
+    assert len(err[-1]) <= MESSAGE_LIMIT + 100, f"{len(err[-1])} characters: an echoed input must be cut (errors.bounded)"
     assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "pwned").exists(), "a pickle ran"
     assert _files_in(tmp_path) | _files_in(ZOO_DIR) == before, "a refused input wrote, changed or removed a file"
