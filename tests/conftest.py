@@ -16,7 +16,7 @@ from torch import nn
 
 from purify_core.config import scenario_preset
 from purify_core.store.backdoored import train_scenario
-from tiers import CHROMIUM, TIER_MARKS, TRAINING_FIXTURES, drives_the_app, longest_first, measured_slow
+from tiers import CHROMIUM, TIER_MARKS, TRAINING_FIXTURES, drives_the_app, empty_tiers, longest_first, measured_slow
 
 
 # Hypothesis keeps its example database and caches out of the tree (a test run leaves `git status` clean),
@@ -94,7 +94,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.slow)
     # the longest tests first (tests/longest_tests.txt), the rest in their usual order: the workers of
     # `pytest -n 2` then finish together instead of one running a long test alone at the end
+    if os.environ.get("PURIFY_LAB_REQUIRE_TIERS") == "1" and (empty := empty_tiers([{m.name for m in item.iter_markers()} for item in items])):
+        raise pytest.UsageError(f"no test is in the tier(s) {', '.join(empty)} (pytest.ini): .ci/run needs every tier")
     items[:] = longest_first(items, lambda item: item.nodeid)
+    # under `pytest -n N --dist loadgroup` the Chromium tests run one after another on one worker (one app server
+    # and one Chromium, as in one process) while the other workers take the rest
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 _REPLAYS = Path(tempfile.gettempdir()) / f"purify-lab-test-replays-{os.getpid()}"

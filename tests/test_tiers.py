@@ -7,7 +7,7 @@ import configparser
 
 import pytest
 
-from tiers import LONGEST_TESTS, SLOW_TESTS, TESTS, TIER_MARKS, listed_tests, drives_the_app, longest_first
+from tiers import LONGEST_TESTS, SLOW_TESTS, TESTS, TIER_MARKS, drives_the_app, empty_tiers, listed_tests, longest_first
 
 #: Compiled as if it were a file under tests/, so its helpers count as the tests' own.
 SAMPLE = '''
@@ -66,6 +66,12 @@ def test_the_listed_longest_tests_run_first_in_the_lists_order_with_all_their_pa
     ordered = longest_first(nodes, str, listed=["t.py::longest", "t.py::long"])
     assert ordered == ["t.py::longest", "t.py::long[1]", "t.py::long[2]", "t.py::a", "t.py::b", "t.py::c"]
     assert longest_first(nodes, str, listed=[]) == nodes
+
+
+def test_a_tier_without_tests_is_named():
+    assert empty_tiers([set(), {"slow"}, {"slow", "app"}, {"slow", "browser"}]) == []
+    assert empty_tiers([set(), {"slow", "app"}]) == ["slow", "browser"]
+    assert empty_tiers([]) == ["fast", "slow", "app", "browser"]
 
 
 def test_the_tier_markers_are_registered_and_strict():

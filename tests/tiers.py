@@ -25,6 +25,20 @@ def listed_tests(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
+#: Each tier of pytest.ini, as a test of an item's marker names.
+TIERS: dict[str, Callable[[set[str]], bool]] = {
+    "fast": lambda marks: "slow" not in marks,
+    "slow": lambda marks: "slow" in marks and not marks & {"app", "browser"},
+    "app": lambda marks: "app" in marks,
+    "browser": lambda marks: "browser" in marks,
+}
+
+
+def empty_tiers(marks_of_items: list[set[str]]) -> list[str]:
+    """The tiers no collected test is in (.ci/run runs several tiers in one pytest: each must still have tests)."""
+    return [name for name, holds in TIERS.items() if not any(holds(marks) for marks in marks_of_items)]
+
+
 def measured_slow() -> set[str]:
     """The test functions (file::name) listed in tests/slow_tests.txt."""
     return set(listed_tests(SLOW_TESTS))
