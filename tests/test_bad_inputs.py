@@ -24,7 +24,7 @@ from streamlit.testing.v1 import AppTest
 from purify_core.store.checkpoints import read_card
 from purify_core.cli import main
 from purify_core.config import ModelConfig
-from purify_core.errors import MESSAGE_LIMIT
+from purify_core.errors import MESSAGE_LIMIT, printable
 from purify_core.models.architectures import build_model
 from purify_core.store import weights_sandbox
 from purify_core.study import RunRecord
@@ -188,6 +188,10 @@ def _cli_rows() -> list[Bad]:
             "characters, cut) … ", ("purify", "--scenario", "badnets", "--metric", "x" * 5000)),
         Bad("CLI purify", "a 5,000-character number of epochs (a usage error, cut the same way)",
             "characters, cut) … ", ("purify", "--scenario", "badnets", "--epochs", "9" * 5000)),
+        Bad("CLI evaluate", "a file name with a line break and a terminal escape code (one line; the code shown as a mark)",
+            "a b\ufffd[2J does not exist", ("evaluate", "--checkpoint", "a\nb\x1b[2J", "--card", "a\nb\x1b[2J")),
+        Bad("CLI purify", "a layer name with a line break (a usage error, one line the same way)",
+            "no neuron layer named x y", ("purify", "--scenario", "badnets", "--layers", "x\ny")),
         Bad("CLI reactivate", "a negative number of poisoned images", "poisoned images must be a whole number >= 1", ("reactivate", "--scenario", "badnets", "--poisoned", "-5")),
         Bad("CLI reactivate", "more poisoned images than the re-tuning set holds", "1000000 poisoned images do not fit in a re-tuning set of 100", ("reactivate", "--scenario", "badnets", "--poisoned", "1000000")),
         Bad("CLI reactivate", "a huge re-tuning set", "the re-tuning set must hold 1 to 5000 images", ("reactivate", "--scenario", "badnets", "--images", "1000000000")),
@@ -427,6 +431,7 @@ def test_the_cli_answers_a_bad_input_with_one_line(row, files, capsys, tmp_path,
     assert code in (1, 2), code
     assert err[-1].startswith("error: ") and row.message in err[-1], err
     assert len(err[-1]) <= MESSAGE_LIMIT + 100, f"{len(err[-1])} characters: an echoed input must be cut (errors.bounded)"
+    assert printable(err[-1]) == err[-1], "an echoed input must not break the line or reach the terminal as a control code"
     assert "Traceback" not in "\n".join(err)
     assert not (tmp_path / "pwned").exists(), "a pickle ran"
     assert _files_in(tmp_path) | _files_in(ZOO_DIR) == before, "a refused input wrote, changed or removed a file"

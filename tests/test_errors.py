@@ -1,4 +1,4 @@
-"""A user's message is bounded: an echoed input never floods a terminal or a page (purify_core.errors)."""
+"""A user's message is one bounded line: an echoed input never floods, breaks or drives a terminal or a page (purify_core.errors)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from purify_core.errors import MESSAGE_LIMIT, ChecksumMismatchError, UserInputError, bounded
+from purify_core.errors import MESSAGE_LIMIT, ChecksumMismatchError, UserInputError, bounded, one_line, printable
 from purify_core.method.settings import PurifyConfig
 
 
@@ -36,3 +36,16 @@ def test_a_config_refusing_a_huge_value_says_so_in_a_bounded_line():
     with pytest.raises(UserInputError) as error:
         PurifyConfig(metric="m" * 100_000)
     assert len(str(error.value)) <= MESSAGE_LIMIT and "choose one of" in str(error.value)
+
+
+def test_line_breaks_become_spaces_and_control_bidi_and_zero_width_characters_a_visible_mark():
+    assert printable("a\nb\r\tc\u2028d") == "a b  c d"
+    assert printable("\x1b[2Jx\u202eevil\u200b\x00") == "\ufffd[2Jx\ufffdevil\ufffd\ufffd"
+    assert printable("plain text, ünïcode ok: 数字") == "plain text, ünïcode ok: 数字"
+    shown = one_line("x" * 5000 + "\n\x1b")
+    assert printable(shown) == shown and len(shown) <= MESSAGE_LIMIT
+
+
+def test_a_user_input_error_echoing_a_line_break_or_an_escape_code_is_one_printable_line():
+    error = UserInputError("no model card a\nb\x1b[2J")
+    assert str(error) == "no model card a b\ufffd[2J"

@@ -22,7 +22,8 @@ from __future__ import annotations
 import html
 import re
 import string
-import unicodedata
+
+from purify_core.errors import printable
 
 __all__ = ["code", "text", "plot", "read", "markup"]
 
@@ -39,16 +40,7 @@ def _one_line(value: object, limit: int) -> str:
     raw = str(value)
     if len(raw) > limit:
         raw = raw[:limit] + "…"
-    out = []
-    for ch in raw:
-        category = unicodedata.category(ch)
-        if ch in "\r\n\t" or category in ("Zl", "Zp"):
-            out.append(" ")
-        elif category in ("Cc", "Cf", "Cs", "Co", "Cn"):  # control, bidi overrides, zero-width: shown as one mark
-            out.append("\ufffd")
-        else:
-            out.append(ch)
-    return "".join(out)
+    return printable(raw)  # breaks to spaces; control, bidi and zero-width characters shown as one mark each
 
 
 def text(value: object, limit: int = 400) -> str:

@@ -15,7 +15,7 @@ import sys
 from importlib import import_module
 from typing import Sequence
 
-from ..errors import UserInputError
+from ..errors import UserInputError, one_line
 from .registry import COMMANDS, Parser, add_commands
 
 __all__ = ["main", "build_parser", "COMMAND_MODULES"]
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as exc:  # the disk filled up or a folder became unwritable half-way: say which file, not a traceback
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"error: {one_line(f'{exc.strerror or exc}{where}')}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

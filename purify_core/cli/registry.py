@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable, NoReturn, Sequence
 
-from ..errors import bounded
+from ..errors import one_line
 
 __all__ = ["Parser", "Command", "command", "group", "add_commands", "COMMANDS"]
 
@@ -29,7 +29,7 @@ class Parser(argparse.ArgumentParser):
         self._pending_options = options
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {bounded(message)} (see: {self.prog} --help)\n")
+        self.exit(2, f"error: {one_line(message)} (see: {self.prog} --help)\n")
 
     def add_pending_options(self) -> None:
         """Add this subcommand's options now (once): it is about to be parsed or described."""
