@@ -92,10 +92,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if item.nodeid.split("[")[0] in slow or any(item.get_closest_marker(m) for m in TIER_MARKS) \
                 or set(TRAINING_FIXTURES) & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
-    # the longest tests first (tests/longest_tests.txt), the rest in their usual order: the workers of
-    # `pytest -n 2` then finish together instead of one running a long test alone at the end
+    # .ci/run runs three tiers in one pytest: each must still have tests
     if os.environ.get("PURIFY_LAB_REQUIRE_TIERS") == "1" and (empty := empty_tiers([{m.name for m in item.iter_markers()} for item in items])):
         raise pytest.UsageError(f"no test is in the tier(s) {', '.join(empty)} (pytest.ini): .ci/run needs every tier")
+    # the longest tests first (tests/longest_tests.txt), the rest in their usual order: the workers of
+    # `pytest -n 2` then finish together instead of one running a long test alone at the end
     items[:] = longest_first(items, lambda item: item.nodeid)
     # under `pytest -n N --dist loadgroup` the Chromium tests run one after another on one worker (one app server
     # and one Chromium, as in one process) while the other workers take the rest
