@@ -53,6 +53,16 @@ def test_text_and_code_show_exactly_the_value_and_no_markup(value):
     assert untrusted.markup(untrusted.code(value)) == ""
 
 
+def test_an_error_echoing_a_long_input_is_shown_with_its_advice():
+    from purify_core.errors import MESSAGE_LIMIT, UserInputError
+
+    error = UserInputError("unknown ranking '" + "[x](http://127.0.0.1:9)" * 400 + "'; choose one of salience, activation")
+    shown = untrusted.read(untrusted.text(error))
+    assert shown == str(error) and len(shown) <= MESSAGE_LIMIT and shown.endswith("choose one of salience, activation")
+    assert not [m for m in MARKUP if m in untrusted.markup(untrusted.text(error))]
+    assert untrusted.read(untrusted.text("y" * 5000)) == "y" * 400 + "…"  # other prose keeps its 400 characters
+
+
 def test_plot_text_shows_tags_as_typed():
     assert untrusted.plot('<a href="http://127.0.0.1:9">cat</a>') == '&lt;a href="http://127.0.0.1:9"&gt;cat&lt;/a&gt;'
 

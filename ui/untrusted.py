@@ -23,7 +23,7 @@ import html
 import re
 import string
 
-from purify_core.errors import printable
+from purify_core.errors import MESSAGE_LIMIT, printable
 
 __all__ = ["code", "text", "plot", "read", "markup"]
 
@@ -44,7 +44,12 @@ def _one_line(value: object, limit: int) -> str:
 
 
 def text(value: object, limit: int = 400) -> str:
-    """`value` as markdown prose that renders as exactly its characters (one line, at most `limit`)."""
+    """`value` as markdown prose that renders as exactly its characters (one line, at most `limit`).
+
+    An error is shown up to its own bound (`errors.MESSAGE_LIMIT`): a `UserInputError` that echoes a long input
+    has already been cut in its middle, so its advice at the end ("choose one of ...") still shows."""
+    if isinstance(value, BaseException):
+        limit = max(limit, MESSAGE_LIMIT)
     line = _one_line(value, limit)
     escaped = "".join(f"\\{ch}" if ch in _ALWAYS else ch for ch in line)
     escaped = _AT_START.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit() else "\\" + m.group(2)),
