@@ -108,9 +108,17 @@ def test_stopping_a_stream_cancels_its_ray_task(case, local_ray, shipped, monkey
     next(stream), next(stream)
     stream.close()  # what Stop does to the page's loop
     assert len(shipped) == 1 and len(cancelled) == 1
-    with pytest.raises(local_ray.exceptions.TaskCancelledError):
+    # the task stops: its stream ends in a TaskCancelledError or, when Ray handles the cancel before the next item
+    # (seen once on a busy machine), simply ends; either way long before its 1000 epochs' steps
+    received = 0
+    try:
         for ref in cancelled[0]:
             local_ray.get(ref)
+            received += 1
+    except local_ray.exceptions.TaskCancelledError:
+        pass
+    all_steps = 1000 * -(-len(splits.clean) // PurifyConfig().batch_size)
+    assert received < all_steps // 10, f"{received} of {all_steps} steps came after the cancel"
 
 
 _PAGE_THREAD = """
