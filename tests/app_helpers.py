@@ -11,11 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def open_page(page: str, **query: str) -> AppTest:
-    """The app opened with `query` in its link, switched to `page` (a path under the repository)."""
+    """The app opened on `page` (a path under the repository) with `query` in its link, as a shared link to that page
+    opens it: app.py (its sidebar and navigation) runs with that page, and the home page is never drawn on the way
+    (drawing it first cost each test half a second to a second)."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
     for key, value in query.items():
         at.query_params[key] = value
-    at.run()
     at.switch_page(page)
     return at.run()
 

@@ -59,12 +59,13 @@ def test_defend_json_runs_fine_pruning(capsys):
 def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
     """`python -m purify_core.bench` still works: the same command as `python -m purify_core bench`.
 
-    One draw: its 17 jobs are the whole grid (two draws took 43 s of the slow tier). The tables' mean and
+    One draw: its 17 jobs are the whole grid (two draws took 43 s of the slow tier). One worker: the jobs run here,
+    one after another (two spawned workers re-import torch and fought the other pytest worker for the cores: 155 s). The tables' mean and
     standard deviation over draws are checked on its rows repeated as a second draw, with known spreads.
     """
     from purify_core.bench.claims import claims_markdown, summarise
 
-    assert bench_main(["claims", "--scenarios", "badnets", "--seeds", "1", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    assert bench_main(["claims", "--scenarios", "badnets", "--seeds", "1", "--epochs", "1", "--workers", "1", "--out", str(tmp_path)]) == 0
     raw = json.loads((tmp_path / "claims.json").read_text())
     assert {r["seed"] for r in raw["rankings"]} == {0} and raw["seeds"] == [0]
     assert {r["regularizer"] for r in raw["regularizers"]} == {"ar", "l2", "l1", "prune", "none"}
