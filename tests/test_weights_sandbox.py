@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import select
 import subprocess
 import sys
 import threading
 import time
 import zipfile
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -31,6 +34,7 @@ from purify_core.store.weights_format import MAX_TENSORS, check_safetensors, che
 from purify_core.store.weights_sandbox import parse_in_child
 from weight_files import nested_key, size_balloon, torch_zip  # the payloads, built from pickle opcodes
 
+ROOT = Path(__file__).resolve().parent.parent
 HANG_DEPTH = 31  # hashing the key visits 2**31 tuples: minutes in one C call (0.1 s at depth 22, doubling per level)
 HANG_SECONDS = 8  # the test's time limit for the child (the default, PARSE_SECONDS, is longer)
 BALLOON_ITEMS = 2 * 10**8  # torch.Size of that many ints: a 1.6 GB tuple, from a file of 200 bytes
@@ -225,3 +229,55 @@ def test_a_good_pt_round_trips_through_the_child_as_plain_tensors():
     assert torch.equal(state["net.conv1.weight"], torch.arange(6.0).reshape(2, 3))
     assert all(type(v) is torch.Tensor and v.is_contiguous() for v in state.values())
     assert math.isclose(float(state["net.conv1.bias"].sum()), 0.0)
+
+
+def _children_of(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_one_zygote_forks_a_fresh_reader_per_file_and_no_reader_outlives_its_file(monkeypatch):
+    """A good file, a refused one and one killed at its time limit: one zygote serves them all, and once each call
+    has returned, no reader of it is left (the killed one included)."""
+    monkeypatch.setattr(weights_sandbox, "PARSE_SECONDS", 3)
+    read_state_dict(_a_real_pt(), "good.pt")
+    zygote = weights_sandbox._ZYGOTE.process.pid
+    with pytest.raises(UserInputError, match="has a key of type tuple"):
+        read_state_dict(torch_zip(nested_key(22)), "keys.pt")
+    assert _children_of(zygote) == []
+    with pytest.raises(UserInputError, match="took more than 3 s to read and was stopped"):
+        read_state_dict(torch_zip(nested_key(HANG_DEPTH)), "hang.pt")
+    assert _children_of(zygote) == [], "the reader killed at its time limit is still there"
+    assert torch.equal(read_state_dict(_a_real_pt(), "good.pt")["net.conv1.bias"], torch.zeros(2))
+    assert weights_sandbox._ZYGOTE.process.pid == zygote and _children_of(zygote) == []
+
+
+def test_a_zygote_that_died_is_started_again():
+    read_state_dict(_a_real_pt(), "good.pt")
+    dead = weights_sandbox._ZYGOTE.process
+    dead.kill()
+    dead.wait()
+    assert torch.equal(read_state_dict(_a_real_pt(), "good.pt")["net.conv1.bias"], torch.zeros(2))
+    assert weights_sandbox._ZYGOTE.process.pid != dead.pid
+
+
+def test_the_zygote_ends_with_the_process_that_started_it():
+    code = ("import io, torch; from purify_core.store import weights_sandbox as w; b = io.BytesIO(); "
+            "torch.save({'w': torch.ones(1)}, b); w.parse_in_child(b.getvalue(), 'a.pt'); print(w._ZYGOTE.process.pid)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    try:
+        zygote = os.pidfd_open(int(done.stdout.split()[-1]))
+    except ProcessLookupError:
+        return  # already gone
+    try:
+        assert select.select([zygote], [], [], 60)[0], "the zygote outlived the process that started it"
+    finally:
+        os.close(zygote)

@@ -1,24 +1,41 @@
-"""The child process of `weights_sandbox`: read one untrusted weights file, hand back plain tensors.
+"""The reader processes of `weights_sandbox`: read one untrusted weights file each, hand back plain tensors.
 
-Run as a script (`python -P _weights_child.py SECONDS MEMORY_MB`), never imported by the package: it
-imports only the standard library, torch and safetensors, so it starts as fast as torch imports.
-The file's bytes arrive on stdin; on success the tensors leave as safetensors bytes on stdout
-(exit 0). A refusal is one line on stderr (exit 2); running out of the memory budget exits 3.
+Run as a script (`python -P _weights_child.py FD`), never imported by the package: it imports only the
+standard library, torch and safetensors. It runs as a zygote: it imports those once, then waits on the
+Unix socket FD (a stream socket pair with the server) for requests, and forks one fresh reader per
+file, so a reader starts in milliseconds instead of the seconds `import torch` takes. The zygote never
+reads a file; it ends when the server's end of the socket closes.
 
-Limits are set here, before a byte of the file is read: CPU seconds (a backstop if the parent is
-gone; the parent kills on wall time), no core dumps, and an address-space and data budget of
-MEMORY_MB on top of what importing torch already took (measured, so a heavier torch build does not
-eat the parse's budget).
+A request is the reader's limits (three unsigned 32-bit ints: seconds, memory MiB, tensor MiB) with
+one file descriptor: the reader's own socket to the server. The zygote answers with the reader's pid
+(a signed 32-bit int) and a pidfd for it (Linux; none elsewhere, or if it could not be opened), so the
+server can kill exactly that process. The reader then reads the file's length (8 bytes) on its socket, sets its limits,
+reads the file, and answers with a status byte (0 tensors as safetensors bytes, 1 the reader failed,
+2 refused with one line, 3 out of its memory budget), the answer's length (8 bytes) and the answer.
+A reader killed at a limit answers nothing: its socket just closes.
+
+Limits are set before a byte of the file is read: CPU seconds (a backstop if the server is gone; the
+server kills on wall time), no core dumps, and an address-space and data budget of MEMORY_MB on top of
+what the process already holds with torch imported (measured, so a heavier torch build does not eat
+the parse's budget).
 """
 
 import io
 import math
+import os
 import resource
+import signal
+import socket
+import struct
 import sys
 import warnings
 
-#: Exit codes the parent reads.
-REFUSED, OUT_OF_MEMORY = 2, 3
+#: Status bytes the server reads.
+FAILED, REFUSED, OUT_OF_MEMORY = 1, 2, 3
+#: A request: the reader's limits; the zygote's answer: the reader's pid.
+REQUEST, PID = struct.Struct("!III"), struct.Struct("!i")
+#: Lengths on a reader's socket, and its answer's status byte with the answer's length.
+LENGTH, ANSWER = struct.Struct("!Q"), struct.Struct("!BQ")
 #: Longer parameter names are refused (torchvision's longest are under 100 characters).
 MAX_NAME_CHARS = 300
 _ALLOWED = None  # the accepted dtypes, once torch is imported
@@ -37,9 +54,12 @@ def _vm_bytes(field: str) -> int:
     return 0
 
 
+class _Refused(Exception):
+    """Why the file is refused, in one line."""
+
+
 def _refuse(message: str) -> None:
-    sys.stderr.write(message.replace("\n", " ")[:400] + "\n")
-    sys.exit(REFUSED)
+    raise _Refused(message.replace("\n", " ")[:400])
 
 
 def _short(name: object) -> str:
@@ -97,19 +117,35 @@ def _parse(data: bytes, max_bytes: int) -> bytes:
     return save(_tensors(state, max_bytes))
 
 
-def main() -> None:
-    global _ALLOWED
-    seconds, memory_mb, max_tensor_mb = (int(a) for a in sys.argv[1:4])
+def _receive(sock: socket.socket, size: int) -> bytes:
+    data = bytearray(size)
+    view, got = memoryview(data), 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise EOFError("the server closed the socket")
+        got += n
+    return bytes(data)
+
+
+def receive_message(sock: socket.socket, size: int) -> tuple[bytes, list[int]]:
+    """One fixed-size message and the file descriptor sent with it (if any); fewer bytes when the other end has
+    closed. A stream socket may split the bytes; the descriptor comes with the first of them."""
+    message, fds, _, _ = socket.recv_fds(sock, size, 1)
+    while message and len(message) < size:
+        more = sock.recv(size - len(message))
+        if not more:
+            break
+        message += more
+    return message, fds
+
+
+def _read(sock: socket.socket, seconds: int, memory_mb: int, max_tensor_mb: int) -> tuple[int, bytes]:
+    """What one reader does with its socket: (status, answer)."""
+    size = LENGTH.unpack(_receive(sock, LENGTH.size))[0]  # sent once the server holds this reader's pidfd
+    os.setsid()  # a session of its own: a Ctrl-C to the server's process group does not reach it
     _limit(resource.RLIMIT_CPU, seconds + 1)
     _limit(resource.RLIMIT_CORE, 0)
-    warnings.simplefilter("ignore")
-    import pickle  # noqa: F401 - imported before the limit, like torch
-
-    import safetensors.torch  # noqa: F401
-    import torch
-
-    _ALLOWED = {torch.float16, torch.bfloat16, torch.float32, torch.float64,
-                torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
     budget = memory_mb * 2**20
     for kind, field in ((resource.RLIMIT_AS, "VmSize"), (resource.RLIMIT_DATA, "VmData")):
         used = _vm_bytes(field)
@@ -117,18 +153,72 @@ def main() -> None:
             _limit(kind, used + budget)
     data = b""
     try:
-        data = sys.stdin.buffer.read()
-        out = _parse(data, max_tensor_mb * 2**20)
+        data = _receive(sock, size)
+        return 0, _parse(data, max_tensor_mb * 2**20)
+    except _Refused as refusal:
+        return REFUSED, str(refusal).encode()
     except MemoryError:
-        sys.exit(OUT_OF_MEMORY)
+        return OUT_OF_MEMORY, b""
     except RuntimeError as exc:
         if "alloc" in str(exc) or "memory" in str(exc).lower():
-            sys.exit(OUT_OF_MEMORY)
-        _refuse(_damaged(data))
+            return OUT_OF_MEMORY, b""
+        return REFUSED, _damaged(data).encode()
     except Exception:  # noqa: BLE001 - a malformed file fails in many ways (IndexError, KeyError, ...); none ran code
-        _refuse(_damaged(data))
-    sys.stdout.buffer.write(out)
-    sys.stdout.flush()
+        return REFUSED, _damaged(data).encode()
+
+
+def _reader(fd: int, seconds: int, memory_mb: int, max_tensor_mb: int) -> None:
+    """The forked reader: answer on its socket, then leave at once (`os._exit`: nothing of the zygote runs)."""
+    status = FAILED
+    try:
+        with socket.socket(fileno=fd) as sock:
+            try:
+                status, answer = _read(sock, seconds, memory_mb, max_tensor_mb)
+            except BaseException as exc:  # noqa: BLE001 - the server hears of it as one line
+                status, answer = FAILED, type(exc).__name__.encode()
+            sock.sendall(ANSWER.pack(status, len(answer)))
+            sock.sendall(answer)
+    finally:
+        os._exit(status)
+
+
+def main() -> None:
+    """The zygote: import torch once, then fork a reader for each request until the server closes the socket."""
+    warnings.simplefilter("ignore")
+    global _ALLOWED
+    import safetensors.torch  # noqa: F401 - the readers find it imported
+    import torch
+
+    _ALLOWED = {torch.float16, torch.bfloat16, torch.float32, torch.float64,
+                torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64}
+    torch.set_num_threads(1)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # readers are reaped as they end; none becomes a zombie
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the server, which ends the zygote by closing
+    control = socket.socket(fileno=int(sys.argv[1]))
+    while True:
+        try:
+            message, fds = receive_message(control, REQUEST.size)
+        except OSError:
+            return
+        if len(message) != REQUEST.size or len(fds) != 1:  # the server is gone (an empty message), or a bug
+            return
+        limits = REQUEST.unpack(message)
+        pid = os.fork()
+        if pid == 0:
+            control.close()
+            _reader(fds[0], *limits)
+        os.close(fds[0])
+        try:
+            pidfd = [os.pidfd_open(pid)]
+        except (AttributeError, OSError):  # not Linux; or it has already ended (it waits for the server, so only if it failed)
+            pidfd = []
+        try:
+            socket.send_fds(control, [PID.pack(pid)], pidfd)
+        except OSError:
+            return
+        finally:
+            for fd in pidfd:
+                os.close(fd)
 
 
 def _damaged(data: bytes) -> str:
