@@ -20,7 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.test_bad_inputs import nested_key, size_balloon, torch_zip  # the same hostile files the tests refuse
+from tests.weight_files import nested_key, size_balloon, torch_zip  # the same hostile files the tests refuse (built from pickle opcodes)
 
 from .app_server import CHROMIUM, IDLE, ROOT, start_app, stop_app
 
@@ -77,7 +77,7 @@ def main() -> int:
             for name, make in PAYLOADS.items():
                 path = folder / name
                 path.write_bytes(make())
-                page.locator("input[type=file]").set_input_files(str(path))
+                page.locator(".st-key-attack_file input[type=file]").set_input_files(str(path))  # the weights, not the card
                 page.wait_for_selector(IDLE, timeout=60_000)
                 rss_before = _peak_rss_mb(server.pid)
                 health.reset()

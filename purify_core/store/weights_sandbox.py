@@ -47,7 +47,8 @@ from .weights_format import short
 
 __all__ = ["PARSE_SECONDS", "PARSE_MEMORY_MB", "MAX_TENSOR_MB", "parse_in_child"]
 
-#: Wall-clock seconds the child may take, start-up included (a 50 MiB state dict takes a few).
+#: Wall-clock seconds a reader may take from its fork (a 50 MiB state dict takes a few); the zygote's own start,
+#: with the first file, is bounded apart (`ZYGOTE_START_SECONDS`).
 PARSE_SECONDS = 30
 #: Memory the child may take on top of what importing torch took (a 47 MiB file needed 150-300 MiB).
 PARSE_MEMORY_MB = 512
