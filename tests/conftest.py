@@ -69,6 +69,17 @@ def tiny_backdoored():
 
 
 @pytest.fixture
+def tiny_zoo(tiny_backdoored, tmp_path):
+    """The tiny model written as a zoo folder, so sweep jobs and `bench claims --zoo` read it by name like a shipped one."""
+    from purify_core.store.backdoored import save_model
+
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    save_model(tiny_backdoored, zoo / f"{tiny_backdoored.name}.safetensors", zoo / f"{tiny_backdoored.name}.json")
+    return str(zoo), tiny_backdoored.name
+
+
+@pytest.fixture
 def case(tiny_backdoored):
     """The tiny model, its splits and an evaluator on its test split (the evaluator's view only)."""
     from purify_core.models.evaluate import evaluate

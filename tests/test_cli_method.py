@@ -56,16 +56,18 @@ def test_defend_json_runs_fine_pruning(capsys):
     assert payload["config"]["layers"] == ["net.conv3"]
 
 
-def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
+def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys, tiny_zoo):
     """`python -m purify_core.bench` still works: the same command as `python -m purify_core bench`.
 
-    One draw: its 17 jobs are the whole grid (two draws took 43 s of the slow tier). One worker: the jobs run here,
-    one after another (two spawned workers re-import torch and fought the other pytest worker for the cores: 155 s). The tables' mean and
-    standard deviation over draws are checked on its rows repeated as a second draw, with known spreads.
+    On the tiny model as a zoo of its own (`--zoo`): the grid's 17 jobs as on a shipped model, in seconds (on the
+    shipped BadNets model the test took 75 s alone and 155-160 s beside the other pytest worker, most of it ANP's
+    ranking). One draw, one worker (the jobs run here, one after another). The tables' mean and standard deviation
+    over draws are checked on its rows repeated as a second draw, with known spreads.
     """
     from purify_core.bench.claims import claims_markdown, summarise
 
-    assert bench_main(["claims", "--scenarios", "badnets", "--seeds", "1", "--epochs", "1", "--workers", "1", "--out", str(tmp_path)]) == 0
+    zoo, name = tiny_zoo
+    assert bench_main(["claims", "--zoo", zoo, "--seeds", "1", "--epochs", "1", "--workers", "1", "--out", str(tmp_path)]) == 0
     raw = json.loads((tmp_path / "claims.json").read_text())
     assert {r["seed"] for r in raw["rankings"]} == {0} and raw["seeds"] == [0]
     assert {r["regularizer"] for r in raw["regularizers"]} == {"ar", "l2", "l1", "prune", "none"}
@@ -74,7 +76,7 @@ def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
         "finetune", "fine-pruning", "magnitude-pruning"}
     assert raw["lab_default"]["reinit"] == purify_preset("default").reinit and raw["config"]["reinit"] == "none"
     markdown = (tmp_path / "claims.md").read_text()
-    assert "Claim 1" in markdown and "Claim 3" in markdown and "| mnist5k-smallcnn-badnets | salience |" in markdown
+    assert "Claim 1" in markdown and "Claim 3" in markdown and f"| {name} | salience |" in markdown
     assert "x 1 draws" in markdown
 
     def again(row: dict, field: str, by: float) -> dict:  # the same row as draw 1, one number moved by `by`
@@ -89,6 +91,17 @@ def test_claims_benchmark_writes_json_and_markdown(tmp_path, capsys):
     assert all(r["asr_std"] is None or abs(r["asr_std"] - 4 / 2**0.5) < 1e-9 for r in table["regularizers"])
     assert all(r["acc_std"] is None or abs(r["acc_std"] - 2**0.5) < 1e-9 for r in table["defenses"])
     assert all(r["erased"].endswith("/2") for r in table["defenses"]) and "x 2 draws" in claims_markdown(two)
+
+
+def test_claims_on_a_zoo_refuses_a_missing_folder_or_name_in_one_line(tmp_path, capsys, tiny_zoo):
+    zoo, name = tiny_zoo
+    for args, said in [(["--zoo", str(tmp_path / "nope")], "no such folder"),
+                       (["--zoo", str(tmp_path)], "no model card (*.json) in it"),
+                       (["--zoo", zoo, "--scenarios", "other"], f"has no model named other; it holds {name}")]:
+        assert bench_main(["claims", *args, "--seeds", "1", "--out", str(tmp_path / "out")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and said in err, err
+    assert not (tmp_path / "out").exists()
 
 
 def test_bench_is_a_subcommand_and_a_failed_benchmark_writes_nothing(tmp_path, capsys):

@@ -115,17 +115,6 @@ def test_the_cli_help_and_a_bench_help_do_not_import_ray():
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
-@pytest.fixture
-def tiny_zoo(tiny_backdoored, tmp_path):
-    """The tiny model written as a zoo folder, so sweep jobs read it by name like a shipped one."""
-    from purify_core.store.backdoored import save_model
-
-    zoo = tmp_path / "zoo"
-    zoo.mkdir()
-    save_model(tiny_backdoored, zoo / f"{tiny_backdoored.name}.safetensors", zoo / f"{tiny_backdoored.name}.json")
-    return str(zoo), tiny_backdoored.name
-
-
 def test_a_tiny_grid_gives_the_same_records_serially_on_two_workers_and_on_ray(tiny_zoo):
     ray = pytest.importorskip("ray")
     from purify_core.bench.claims import claims_jobs

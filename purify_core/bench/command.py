@@ -34,6 +34,8 @@ def _options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--recipes", type=int, help="defaults: only the first N recipes of the grid")
     sub.add_argument("--models", type=Path, help="heldout: a folder of models from train --out")
     sub.add_argument("--reuse", type=Path, help="claims: keep the rows of this earlier claims.json (same paper's loop) and run only the lab default's")
+    sub.add_argument("--zoo", type=Path, help="claims: the models of this zoo folder (checkpoints with their cards, as `zoo build --out` "
+                     "writes) instead of the shipped ones; --scenarios then names them exactly (default: all of them)")
 
 
 def _sweep(args: argparse.Namespace) -> SweepOptions:
@@ -44,6 +46,21 @@ def _sweep(args: argparse.Namespace) -> SweepOptions:
         raise UserInputError("--gpus-per-job asks Ray for GPUs: give --ray auto or --ray ADDRESS too")
     return SweepOptions(workers=args.workers, ray=args.ray, gpus_per_job=args.gpus_per_job, threads=args.threads,
                         log=args.out / f"{args.which}.partial.jsonl")
+
+
+def _zoo_names(zoo: Path, asked: list[str] | None) -> list[str]:
+    """The models of a zoo folder that `--scenarios` names exactly (all of them when it names none)."""
+    from ..store.zoo import list_zoo
+
+    if not zoo.is_dir():
+        raise UserInputError(f"--zoo {zoo}: no such folder")
+    there = [card.name for card in list_zoo(zoo)]
+    if not there:
+        raise UserInputError(f"--zoo {zoo}: no model card (*.json) in it")
+    unknown = [name for name in asked or [] if name not in there]
+    if unknown:
+        raise UserInputError(f"--zoo {zoo} has no model named {', '.join(unknown)}; it holds {', '.join(there)}")
+    return list(asked) if asked else there
 
 
 def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str]:
@@ -59,7 +76,9 @@ def _run(args: argparse.Namespace, log: Callable[[str], None]) -> tuple[Any, str
     if args.which == "claims":
         from .claims import claims_markdown, run_claims
 
-        raw = run_claims(args.scenarios, seeds, config, log, reuse=args.reuse, sweep=sweep, epochs=args.epochs)
+        names = _zoo_names(args.zoo, args.scenarios) if args.zoo else args.scenarios
+        raw = run_claims(names, seeds, config, log, reuse=args.reuse, sweep=sweep, epochs=args.epochs,
+                         zoo=str(args.zoo) if args.zoo else None)
         return raw, claims_markdown(raw)
     if args.which == "perf":
         from .perf import perf_markdown, run_perf
