@@ -109,7 +109,7 @@ def parse_in_child(data: bytes, filename: str, seconds: float | None = None, mem
         if not answered:  # past its time, or interrupted (Ctrl-C, a Stop): never leave it running
             _kill(pid, pidfd)
         if pidfd is not None:
-            select.select([pidfd], [], [], READER_EXIT_SECONDS)  # a pidfd is readable once its process has ended
+            _readable(pidfd, READER_EXIT_SECONDS)  # a pidfd is readable once its process has ended
         try:
             sock.shutdown(socket.SHUT_RDWR)  # a write still under way in the sender fails at once
         except OSError:
@@ -177,7 +177,7 @@ def _fork_reader(seconds: int, memory_mb: int, max_tensor_mb: int, name: str) ->
             ours, theirs = socket.socketpair()
             try:
                 socket.send_fds(_ZYGOTE.control, [REQUEST.pack(seconds, memory_mb, max_tensor_mb)], [theirs.fileno()])
-                if not select.select([_ZYGOTE.control], [], [], ZYGOTE_START_SECONDS)[0]:
+                if not _readable(_ZYGOTE.control.fileno(), ZYGOTE_START_SECONDS):
                     _ZYGOTE.close()
                     _ZYGOTE = None
                     ours.close()
@@ -197,6 +197,14 @@ def _fork_reader(seconds: int, memory_mb: int, max_tensor_mb: int, name: str) ->
     raise UserInputError(f"{name} could not be read: the weights reader could not be started")
 
 
+def _readable(fd: int, seconds: float) -> bool:
+    """Whether `fd` has something to read (or has closed) within `seconds`. poll, not select: a busy server's
+    descriptors can be numbered past select's limit of 1024."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(max(0.0, seconds) * 1000))
+
+
 def _kill(pid: int, pidfd: int | None) -> None:
     """SIGKILL the reader: through its pidfd, which cannot name another process; by pid where there is none (then a
     pid reused in the moment between the reader's own end and this kill is the one case not ruled out)."""
@@ -213,7 +221,7 @@ def _receive(sock: socket.socket, size: int, deadline: float) -> bytes | None:
     """`size` bytes from the reader; fewer if its socket closed first (it died); None past the deadline."""
     data = bytearray()
     while len(data) < size:
-        if not select.select([sock], [], [], max(0.0, deadline - time.monotonic()))[0]:
+        if not _readable(sock.fileno(), deadline - time.monotonic()):
             return None
         try:
             chunk = sock.recv(min(size - len(data), 2**20))
