@@ -1,7 +1,8 @@
 """The reader processes of `weights_sandbox`: read one untrusted weights file each, hand back plain tensors.
 
-Run as a script (`python -P _weights_child.py FD`), never imported by the package: it imports only the
-standard library, torch and safetensors. It runs as a zygote: it imports those once, then waits on the
+Run as a script (`python -P _weights_child.py FD`): it imports only the standard library, torch and
+safetensors. The package imports this module only for the protocol below (its constants and
+`receive_message`), which needs nothing but the standard library. It runs as a zygote: it imports those once, then waits on the
 Unix socket FD (a stream socket pair with the server) for requests, and forks one fresh reader per
 file, so a reader starts in milliseconds instead of the seconds `import torch` takes. The zygote never
 reads a file; it ends when the server's end of the socket closes.

@@ -118,7 +118,8 @@ def parse_in_child(data: bytes, filename: str, seconds: float | None = None, mem
         sock.close()
         if pidfd is not None:
             os.close(pidfd)
-    if not answered:  # killed by its memory limit (an allocation that failed in C: SIGKILL, SIGSEGV or SIGABRT)
+    # no answer: killed by its memory limit (an allocation that failed in C: SIGKILL, SIGSEGV or SIGABRT)
+    if not answered or status == OUT_OF_MEMORY:
         raise UserInputError(f"{name} needed more than {memory_mb} MiB of memory to read and was stopped: a state dict "
                              "needs a few times its file size, so this file is malformed or built to exhaust memory")
     if status == 0:
@@ -126,9 +127,6 @@ def parse_in_child(data: bytes, filename: str, seconds: float | None = None, mem
             return load_safetensors(answer)
         except (SafetensorError, ValueError, RuntimeError) as exc:  # pragma: no cover - our own child's output
             raise UserInputError(f"{name}: the weights reader answered with unreadable tensors ({str(exc)[:100]})") from None
-    if status == OUT_OF_MEMORY:
-        raise UserInputError(f"{name} needed more than {memory_mb} MiB of memory to read and was stopped: a state dict "
-                             "needs a few times its file size, so this file is malformed or built to exhaust memory")
     reason = answer.decode("utf-8", "replace").strip()[:400] or f"status {status}"
     if status == REFUSED:
         raise UserInputError(f"{name} {reason}")
@@ -169,7 +167,7 @@ def _fork_reader(seconds: int, memory_mb: int, max_tensor_mb: int, name: str) ->
     started again if it has died."""
     global _ZYGOTE
     with _ZYGOTE_LOCK:
-        for attempt in (1, 2):
+        for _ in range(2):  # a zygote that died is started again, once
             if _ZYGOTE is None or _ZYGOTE.process.poll() is not None:
                 if _ZYGOTE is not None:
                     _ZYGOTE.close()
