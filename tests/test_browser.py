@@ -20,11 +20,36 @@ from benchmarks.app_server import IDLE, ROOT
 VIEW = {"width": 1400, "height": 2000}  # Streamlit scrolls inside its own container: a tall window shows the page
 pytestmark = pytest.mark.browser  # tests/conftest.py skips these without Chromium, or fails them under PURIFY_LAB_REQUIRE_BROWSER=1
 
-#: Counts the script runs that ended (the app's state attribute turning to notRunning), so a test waits for
-#: the run its click started rather than for a fixed time.
-COUNT_RUNS = """new MutationObserver(changes => changes.forEach(change => {
-    if (change.target.getAttribute('data-test-script-state') === 'notRunning') window.__runsEnded = (window.__runsEnded || 0) + 1;
-})).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});"""
+#: Counts the script runs that ended, so a test waits for the run its click started rather than for a fixed time.
+#: It reads the server's messages, not the page: Streamlit decodes them asynchronously and may hand a fast run's
+#: "started" and "finished" to React in one batch, and then the app's `data-test-script-state` attribute never
+#: leaves notRunning (seen in CI under load: a click on the Lesson link "followed by no run" for 120 s). Each
+#: ForwardMsg whose top-level field 6 (`script_finished`) is set, except FINISHED_EARLY_FOR_RERUN (2, a new run
+#: follows), counts once the page has drawn the frame after it, so the run's last deltas are on screen.
+COUNT_RUNS = """(() => {
+  const varint = (b, i) => { let v = 0, s = 1, x; do { x = b[i++]; v += (x & 0x7f) * s; s *= 128; } while (x & 0x80); return [v, i]; };
+  const finished = b => {
+    for (let i = 0; i < b.length;) {
+      let key, n; [key, i] = varint(b, i);
+      const field = Math.floor(key / 8), wire = key & 7;
+      if (wire === 0) { [n, i] = varint(b, i); if (field === 6) return n !== 2; }
+      else if (wire === 2) { [n, i] = varint(b, i); i += n; }
+      else if (wire === 1) i += 8; else if (wire === 5) i += 4; else return false;
+    }
+    return false;
+  };
+  const count = () => { window.__runsEnded = (window.__runsEnded || 0) + 1; };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', e => {
+        if (e.data instanceof ArrayBuffer && finished(new Uint8Array(e.data)))
+          setTimeout(() => document.hidden ? count() : requestAnimationFrame(() => setTimeout(count)));
+      });
+    }
+  };
+})();"""
 
 
 @pytest.fixture(scope="module")
