@@ -118,6 +118,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 _REPLAYS = Path(tempfile.gettempdir()) / f"purify-lab-test-replays-{os.getpid()}"
 
+# Rankings kept on disk (ui/ranking_cache.py) are shared by this run's processes (the pytest workers and the app
+# servers they start, each of which has a model cache of its own), so the Compare page's ANP ranking is computed
+# once per run: beside the run's model cache when $PURIFY_LAB_CACHE names one (.ci/run), else in a folder of this
+# run; never in the user's cache.
+if not os.environ.get("PURIFY_LAB_RANKINGS", "").strip():
+    _RUN_CACHE = os.environ.get("PURIFY_LAB_CACHE", "").strip()
+    os.environ["PURIFY_LAB_RANKINGS"] = str(Path(_RUN_CACHE) / "rankings" if _RUN_CACHE else Path(tempfile.gettempdir())
+                                            / f"purify-lab-test-rankings-{os.environ.get('PYTEST_XDIST_TESTRUNUID', os.getpid())}")
+
 
 @pytest.fixture(autouse=True)
 def _replays_per_test(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:

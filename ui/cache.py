@@ -58,12 +58,13 @@ def samples_for(name: str, n: int = 8) -> SamplePredictions:
 
 @st.cache_resource(show_spinner="Scoring every neuron…")
 def neuron_scores(name: str, metric: str, variant: str = "abs") -> dict:
-    """One ranking of a model (shipped, trained or uploaded) on its clean defense set; cached, so re-marking is instant."""
-    from purify_core.method.rankings import rank_neurons
+    """One ranking of a model (shipped, trained or uploaded) on its clean defense set; cached, so re-marking is
+    instant, and kept on the server's disk (`ui.ranking_cache`), so a restarted server never computes it again."""
+    from ui.ranking_cache import kept_scores
 
     backdoored = backdoored_model(name)
     options = {"variant": variant} if metric == "salience" else {}
-    return rank_neurons(backdoored.model, splits_for(name).clean, metric, attack=backdoored.attack, **options)
+    return kept_scores(backdoored.model, splits_for(name).clean, metric, options, attack=backdoored.attack)
 
 
 @st.cache_data(show_spinner="Grading the rankings against TAC…")
