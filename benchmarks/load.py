@@ -32,6 +32,15 @@ from pathlib import Path
 from .app_server import CHROMIUM, IDLE, ROOT, start_app, stop_app
 
 PAGES = ["", "salience", "compare", "explain", "attack_lab", "purify"]
+#: With `animate=False`: every CSS animation runs once instead of forever (Streamlit's running icon, spinners and
+#: skeleton shimmer repaint without end while a page waits for the server). Transitions and finite animations are left
+#: as they are, so nothing waits for an animation that never ends. For the tests only, where Chromium shares two
+#: cores with the server and the other tests; the benchmark keeps the browser as a class sees it.
+STILL = """document.addEventListener('DOMContentLoaded', () => {
+  const style = document.createElement('style');
+  style.textContent = '*, *::before, *::after { animation-iteration-count: 1 !important; }';
+  document.head.appendChild(style);
+});"""
 SHA = re.compile(r"Weights in memory: sha256 ([0-9a-f]{16})")
 
 
@@ -133,9 +142,16 @@ async def _home_sha(page, url: str, timeout: float) -> str:
     return found.group(1) if found else ""
 
 
-async def _purifier(browser, url: str, k: int, report: LoadReport, timeout: float) -> None:
+async def _context(browser, timeout: float, animate: bool):
     context = await browser.new_context(viewport={"width": 1300, "height": 1400})
     context.set_default_timeout(timeout)  # a crowded 2-core server answers slowly; every wait gets the same bound
+    if not animate:
+        await context.add_init_script(STILL)
+    return context
+
+
+async def _purifier(browser, url: str, k: int, report: LoadReport, timeout: float, animate: bool) -> None:
+    context = await _context(browser, timeout, animate)
     page = await context.new_page()
     await _visit(page, f"{url}/purify", report, f"purifier {k}", timeout)  # the defaults: the same run in every session
     try:
@@ -158,9 +174,8 @@ async def _purifier(browser, url: str, k: int, report: LoadReport, timeout: floa
     await context.close()
 
 
-async def _browser_session(browser, url: str, k: int, report: LoadReport, timeout: float, rounds: int) -> None:
-    context = await browser.new_context(viewport={"width": 1300, "height": 1400})
-    context.set_default_timeout(timeout)  # a crowded 2-core server answers slowly; every wait gets the same bound
+async def _browser_session(browser, url: str, k: int, report: LoadReport, timeout: float, rounds: int, animate: bool) -> None:
+    context = await _context(browser, timeout, animate)
     page = await context.new_page()
     for r in range(rounds):
         for path in PAGES[k % len(PAGES):] + PAGES[: k % len(PAGES)]:
@@ -170,22 +185,24 @@ async def _browser_session(browser, url: str, k: int, report: LoadReport, timeou
     await context.close()
 
 
-async def _drive(url: str, report: LoadReport, timeout: float, rounds: int) -> None:
+async def _drive(url: str, report: LoadReport, timeout: float, rounds: int, animate: bool) -> None:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
         probe = await browser.new_page()
         report.hash_before = await _home_sha(probe, url, timeout)
-        sessions = [_purifier(browser, url, k, report, timeout) for k in range(report.purifiers)]
-        sessions += [_browser_session(browser, url, k, report, timeout, rounds) for k in range(report.sessions - report.purifiers)]
+        sessions = [_purifier(browser, url, k, report, timeout, animate) for k in range(report.purifiers)]
+        sessions += [_browser_session(browser, url, k, report, timeout, rounds, animate)
+                     for k in range(report.sessions - report.purifiers)]
         await asyncio.gather(*sessions)
         report.hash_after = await _home_sha(probe, url, timeout)
         await browser.close()
 
 
-def run_load(sessions: int = 30, purifiers: int = 10, rounds: int = 1, timeout_s: float = 600.0) -> LoadReport:
-    """Start a server, drive the sessions, stop the server; every wait is bounded by `timeout_s`."""
+def run_load(sessions: int = 30, purifiers: int = 10, rounds: int = 1, timeout_s: float = 600.0, animate: bool = True) -> LoadReport:
+    """Start a server, drive the sessions, stop the server; every wait is bounded by `timeout_s`. `animate=False`
+    stops the pages' endless CSS animations (`STILL`)."""
     if not 0 <= purifiers <= sessions:
         raise SystemExit("error: --purifiers must be between 0 and --sessions")
     from ui.job_slots import default_job_limit
@@ -206,7 +223,7 @@ def run_load(sessions: int = 30, purifiers: int = 10, rounds: int = 1, timeout_s
     watcher.start()
     start = time.perf_counter()
     try:
-        asyncio.run(asyncio.wait_for(_drive(url, report, timeout_s * 1000, rounds), timeout=timeout_s * 3))
+        asyncio.run(asyncio.wait_for(_drive(url, report, timeout_s * 1000, rounds, animate), timeout=timeout_s * 3))
     finally:
         report.wall_seconds = time.perf_counter() - start
         stop.set()

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from benchmarks.app_server import IDLE, ROOT
+from benchmarks.load import STILL
 
 VIEW = {"width": 1400, "height": 2000}  # Streamlit scrolls inside its own container: a tall window shows the page
 pytestmark = pytest.mark.browser  # tests/conftest.py skips these without Chromium, or fails them under PURIFY_LAB_REQUIRE_BROWSER=1
@@ -62,8 +63,11 @@ def shots(tmp_path_factory) -> Path:
 
 
 def new_page(browser):
+    """A page that counts its script runs, with the endless CSS animations run once (`benchmarks.load.STILL`):
+    in the load test they cost Chromium a quarter of its CPU (102 -> 78 CPU-s), on two cores it shares with the server."""
     page = browser.new_page(viewport=VIEW)
     page.add_init_script(COUNT_RUNS)
+    page.add_init_script(STILL)
     return page
 
 
