@@ -93,6 +93,7 @@ def _fixture_funcs(item: pytest.Item) -> list:
     return [d.func for defs in (info.name2fixturedefs.values() if info else ()) for d in defs]
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook, which reads the xdist_group marks added below
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Sort every test into one tier (pytest.ini): app from the code, slow from tests/slow_tests.txt or a training fixture."""
     slow = measured_slow()
