@@ -80,3 +80,23 @@ def test_the_tier_markers_are_registered_and_strict():
     registered = {line.split(":")[0].strip() for line in ini["pytest"]["markers"].strip().splitlines()}
     assert registered >= {"slow", *TIER_MARKS}
     assert "--strict-markers" in ini["pytest"]["addopts"].split()
+
+
+def test_under_loadgroup_the_chromium_tests_are_one_group_and_nothing_else_is():
+    """.ci/run's `-n 2 --dist loadgroup` must keep the Chromium tests on one worker (one app server, one Chromium):
+    pytest-xdist groups by the `@name` it appends to a node id, and only for marks present when its own hook runs."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.app_server import ROOT
+
+    # --setup-plan: the workers collect and report every test without running it (no server, no Chromium)
+    listed = subprocess.run([sys.executable, "-m", "pytest", "--setup-plan", "-v", "-n", "2", "--dist", "loadgroup",
+                             "tests/test_load.py", "tests/test_tiers.py"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={k: v for k, v in os.environ.items() if k not in ("PURIFY_LAB_REQUIRE_TIERS", "PURIFY_LAB_REQUIRE_BROWSER")})
+    ids = [line.split()[0] for line in listed.stdout.splitlines() if line.startswith("tests/") and "::" in line]
+    browser = [i for i in ids if i.startswith("tests/test_load.py")]
+    assert browser and all(i.endswith("@browser") for i in browser), listed.stdout[-2000:]
+    assert all("@" not in i for i in ids if i.startswith("tests/test_tiers.py")), listed.stdout[-2000:]
