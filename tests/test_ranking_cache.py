@@ -55,6 +55,7 @@ def test_anything_the_ranking_depends_on_gives_another_key(vgg, clean, monkeypat
     assert ranking_cache.scores_key(vgg, clean, "activation", {}) != key
     assert ranking_cache.scores_key(vgg, ImageSet(clean.x, (clean.y + 1) % 4), "salience", {"variant": "abs"}) != key
     assert ranking_cache.scores_key(vgg, ImageSet(clean.x.flip(0), clean.y), "salience", {"variant": "abs"}) != key
+    assert ranking_cache.scores_key(vgg, ImageSet(clean.x.reshape(12, 3, 4, 16), clean.y), "salience", {"variant": "abs"}) != key
     changed = build_model(ModelConfig("smallvgg"), (3, 8, 8), 4).eval()
     changed.load_state_dict(vgg.state_dict())
     assert ranking_cache.scores_key(changed, clean, "salience", {"variant": "abs"}) == key

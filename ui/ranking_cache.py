@@ -49,9 +49,9 @@ def ranking_dir() -> Path | None:
 
 
 def _tensor_digest(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> None:
-    t = tensor.detach().cpu().contiguous().reshape(-1)
-    digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-    digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+    if tensor.numel():
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
 
 
 def scores_key(model: nn.Module, clean: ImageSet, metric: str, options: dict[str, Any], attack: Attack | None = None) -> str:
