@@ -155,12 +155,14 @@ def _computing(folder: Path, key: str) -> Iterator[None]:
     so two servers sharing the folder compute it once. Without a lock file (an unwritable folder) nobody waits."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle = os.open(folder / f".lock-{key}", os.O_RDWR | os.O_CREAT, 0o600)
+        handle: int | None = os.open(folder / f".lock-{key}", os.O_RDWR | os.O_CREAT, 0o600)
     except OSError:
+        handle = None
+    if handle is None:
         yield
         return
     try:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(handle)  # closing releases the lock; the empty lock file stays (removing it could race a waiter)
+        os.close(handle)  # closing releases the lock; the empty lock file stays until `_prune` (removing it now could race a waiter)
