@@ -117,12 +117,12 @@ def test_the_folder_is_bounded_and_an_unwritable_one_only_means_no_reuse(vgg, cl
         ranking_cache.kept_scores(vgg, clean, metric, folder=tmp_path)
     assert len(list(tmp_path.glob("*.safetensors"))) == 2 and len(list(tmp_path.glob(".lock-*"))) == 3
     import os
-    for old in [tmp_path / ".lock-old", tmp_path / ".partial-old.safetensors"]:
+    for old in [tmp_path / ".lock-old", tmp_path / ".old.safetensors.x1y2.tmp"]:
         old.write_text("")
         os.utime(old, (1, 1))
     ranking_cache._prune(tmp_path)
     assert len(list(tmp_path.glob(".lock-*"))) == 3 and not (tmp_path / ".lock-old").exists()
-    assert not (tmp_path / ".partial-old.safetensors").exists()
+    assert not (tmp_path / ".old.safetensors.x1y2.tmp").exists()
     blocked = tmp_path / "a file, not a folder"
     blocked.write_text("")
     scores = ranking_cache.kept_scores(vgg, clean, "activation", folder=blocked)

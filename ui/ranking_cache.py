@@ -17,7 +17,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -29,9 +28,9 @@ from purify_core.attacks.base import Attack
 from purify_core.data.image_set import ImageSet
 from purify_core.method.neurons import NeuronScores, neuron_layers
 from purify_core.method.rankings import RANKINGS, rank_neurons
-from purify_core.store.model_store import default_cache_dir
+from purify_core.store.checkpoints import atomic_write
 
-from .replay import code_version
+from .replay import code_version, kept_folder
 
 __all__ = ["MAX_FILES", "ranking_dir", "scores_key", "kept_scores"]
 
@@ -40,12 +39,8 @@ FORMAT = 1
 
 
 def ranking_dir() -> Path | None:
-    """`$PURIFY_LAB_RANKINGS`, else `$PURIFY_LAB_CACHE/rankings` (beside the model cache, never in it);
-    None (keep nothing) when `$PURIFY_LAB_RANKINGS` is `off`."""
-    chosen = os.environ.get("PURIFY_LAB_RANKINGS", "").strip()
-    if chosen == "off":
-        return None
-    return Path(chosen).expanduser() if chosen else default_cache_dir().parent / "rankings"
+    """`$PURIFY_LAB_RANKINGS`, else `$PURIFY_LAB_CACHE/rankings`; None (keep nothing) when it is `off`."""
+    return kept_folder("PURIFY_LAB_RANKINGS", "rankings")
 
 
 def _tensor_digest(digest: "hashlib._Hash", name: str, tensor: torch.Tensor) -> None:
@@ -89,37 +84,30 @@ def _read(path: Path, model: nn.Module) -> NeuronScores | None:
 
 
 def _write(path: Path, scores: NeuronScores) -> None:
-    """Write atomically (a reader sees the whole file or none); a failed write only means no reuse.
+    """Write atomically (`atomic_write`: a reader sees the whole file or none); a failed write only means no reuse.
     The layers' order goes in the file's metadata: safetensors itself keeps tensors sorted by name."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial = tempfile.mkstemp(prefix=".partial-", suffix=".safetensors", dir=path.parent)
-        os.close(handle)
-        try:
-            save_file({k: v.detach().cpu().contiguous() for k, v in scores.items()}, partial,
-                      metadata={"layers": json.dumps(list(scores))})
-            os.replace(partial, path)
-        finally:
-            if os.path.exists(partial):
-                os.unlink(partial)
+        atomic_write(path, save({k: v.detach().cpu().contiguous() for k, v in scores.items()}, metadata={"layers": json.dumps(list(scores))}))
         _prune(path.parent)
     except OSError:
         return
 
 
 def _prune(folder: Path) -> None:
-    """Drop the least recently used rankings beyond `MAX_FILES`, and partial writes and lock files an hour old (a
-    lock file dropped while held only means that a third asker may compute the ranking again)."""
+    """Drop the least recently used rankings beyond `MAX_FILES`, and temporary files (`.*.tmp`, left by a writer that
+    was killed) and lock files an hour old (a lock file dropped while held only means that a third asker may
+    compute the ranking again)."""
     import time
 
     try:
-        files = [(p.stat().st_mtime, p) for p in folder.iterdir() if p.suffix == ".safetensors" or p.name.startswith(".lock-")]
+        files = [(p.stat().st_mtime, p) for p in folder.iterdir()]
     except OSError:
         return
-    kept = sorted((f for f in files if f[1].suffix == ".safetensors" and not f[1].name.startswith(".partial-")), reverse=True)
-    stale = [p for mtime, p in files if p.name.startswith((".partial-", ".lock-")) and time.time() - mtime > 3600]
+    kept = sorted((f for f in files if f[1].suffix == ".safetensors" and not f[1].name.startswith(".")), reverse=True)
+    stale = [p for mtime, p in files if (p.name.startswith(".lock-") or (p.name.startswith(".") and p.suffix == ".tmp"))
+             and time.time() - mtime > 3600]
     for path in [p for _, p in kept[MAX_FILES:]] + stale:
         try:
             path.unlink()

@@ -63,13 +63,18 @@ def replay_key(model_sha256: str, settings: dict[str, Any]) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def replay_dir() -> Path | None:
-    """`$PURIFY_LAB_REPLAYS`, else next to the model cache ($PURIFY_LAB_CACHE), never inside the folder
-    of models; None (keep and replay nothing) when `$PURIFY_LAB_REPLAYS` is `off`."""
-    chosen = os.environ.get("PURIFY_LAB_REPLAYS", "").strip()
+def kept_folder(variable: str, name: str) -> Path | None:
+    """A folder the server keeps results in: `$variable`, else `name` next to the model cache ($PURIFY_LAB_CACHE),
+    never inside the folder of models; None (keep nothing) when `$variable` is `off`."""
+    chosen = os.environ.get(variable, "").strip()
     if chosen == "off":
         return None
-    return Path(chosen).expanduser() if chosen else default_cache_dir().parent / "replays"
+    return Path(chosen).expanduser() if chosen else default_cache_dir().parent / name
+
+
+def replay_dir() -> Path | None:
+    """`$PURIFY_LAB_REPLAYS`, else `$PURIFY_LAB_CACHE/replays`; None (keep and replay nothing) when it is `off`."""
+    return kept_folder("PURIFY_LAB_REPLAYS", "replays")
 
 
 def save(key: str, run: RunRecord, folder: Path | None = None) -> bool:

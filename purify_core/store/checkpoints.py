@@ -39,7 +39,7 @@ from ..config import ModelConfig, shown
 from ..errors import ChecksumMismatchError, UserInputError
 from ..models.architectures import ImageClassifier, build_model
 
-__all__ = ["Card", "weights_bytes", "save_checkpoint", "load_checkpoint", "read_card", "write_card", "library_versions",
+__all__ = ["Card", "atomic_write", "weights_bytes", "save_checkpoint", "load_checkpoint", "read_card", "write_card", "library_versions",
            "state_mismatch", "save_pair", "write_pair", "read_pair", "model_shapes", "check_writable", "MAX_PARAMETERS"]
 
 T = TypeVar("T")
@@ -113,7 +113,9 @@ def _write_temp(folder: Path, name: str, data: bytes) -> Path:
     return Path(temporary)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """`data` as `path`, all or nothing: written to a hidden temporary file beside it (`.<name>.*.tmp`, removed if
+    the write fails), flushed to disk, then renamed over it, so a reader never sees a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _write_temp(path.parent, path.name, data)
     try:
@@ -137,12 +139,12 @@ def weights_bytes(model: torch.nn.Module) -> tuple[bytes, str]:
 def save_checkpoint(model: torch.nn.Module, path: str | Path) -> str:
     """Write the model's state dict as safetensors (CPU, contiguous) and return the file's sha256."""
     data, sha = weights_bytes(model)
-    _atomic_write(Path(path), data)
+    atomic_write(Path(path), data)
     return sha
 
 
 def write_card(card: Card, path: str | Path) -> None:
-    _atomic_write(Path(path), _card_json(card))
+    atomic_write(Path(path), _card_json(card))
 
 
 def _pending(card_path: Path) -> Path:
