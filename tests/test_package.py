@@ -50,7 +50,6 @@ def test_a_registered_command_gets_its_options_only_when_it_is_parsed():
     assert parser.parse_args(["other"]).func is not None and added == ["tool grow"]
 
 
-
 def test_every_benchmark_script_imports_as_python_m_imports_it():
     """`python -m benchmarks.NAME` first imports the module from the repository root, without tests/ on the path
     (pytest puts it there): upload_health once reached its hostile files through a test module and failed there."""
